@@ -1,0 +1,59 @@
+// Command ferretdb runs an embedded FerretDB (MongoDB wire protocol on top of SQLite) for local
+// development and tests; infra/infra.py builds and starts it.
+//
+// It embeds the public github.com/FerretDB/FerretDB/ferretdb package instead of building
+// cmd/ferretdb from the module zip: that command panics at start because the module zip lacks the
+// generated build/version/version.txt, while the embeddable package does not need it.
+// The embeddable package never starts the telemetry reporter and disables telemetry explicitly.
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listenAddr := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
+	sqliteDir := flag.String("sqlite-dir", "", "directory for the SQLite databases (required)")
+	flag.Parse()
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	if *sqliteDir == "" {
+		logger.Error("--sqlite-dir is required")
+		os.Exit(2)
+	}
+	// SQLite handler requires the directory to exist.
+	if err := os.MkdirAll(*sqliteDir, 0o755); err != nil {
+		logger.Error("cannot create SQLite directory", "error", err)
+		os.Exit(1)
+	}
+
+	// SIGTERM (from infra.py down) and SIGINT cancel ctx; Run then closes listeners and SQLite.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: *listenAddr},
+		Logger:    logger,
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + *sqliteDir + "/",
+	})
+	if err != nil {
+		logger.Error("cannot start FerretDB", "error", err)
+		os.Exit(1)
+	}
+
+	logger.Info("FerretDB starting", "listen", *listenAddr, "sqlite", *sqliteDir)
+	if err := f.Run(ctx); err != nil {
+		logger.Error("FerretDB stopped with an error", "error", err)
+		os.Exit(1)
+	}
+	logger.Info("FerretDB stopped")
+}
