@@ -1,0 +1,185 @@
+"""Commands (SPEC §4) and their per-topic unions. Parse them with ``contracts.parsing``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal, get_args
+
+from pydantic import Field, StringConstraints, TypeAdapter
+
+from contracts import topics
+from contracts.base import Command, Date, Hours, Id, NonBlank, PositiveInt
+from contracts.terms import OfferTerms, TermsChanges
+
+__all__ = [
+    "COMMAND_ADAPTERS",
+    "COMMAND_TYPES",
+    "CONTRACT_COMMAND_ADAPTER",
+    "NEGOTIATION_COMMAND_ADAPTER",
+    "NOTIFICATION_COMMAND_ADAPTER",
+    "OFFER_COMMAND_ADAPTER",
+    "AcceptOffer",
+    "AnyCommand",
+    "ChangeOffer",
+    "CommandType",
+    "ContractCommand",
+    "DeclineOffer",
+    "ExtendOffer",
+    "LogTime",
+    "MarkNotificationsRead",
+    "NegotiationCommand",
+    "NotificationCommand",
+    "OfferCommand",
+    "PostMessage",
+    "ProposeTerms",
+    "WithdrawOffer",
+]
+
+OfferMessageText = Annotated[str, Field(max_length=5_000)]
+Reason = Annotated[str, Field(max_length=1_000)]
+ChatText = Annotated[str, StringConstraints(min_length=1, max_length=5_000), NonBlank]
+
+
+# --- offers.commands (key: offer_id) ---------------------------------------------------------
+
+
+class ExtendOffer(Command):
+    KEY_FIELD = "offer_id"
+    type: Literal["ExtendOffer"] = "ExtendOffer"
+    offer_id: Id
+    job_id: Id
+    proposal_id: Id
+    client_id: Id
+    freelancer_id: Id
+    terms: OfferTerms
+    message: OfferMessageText | None = None
+
+
+class ChangeOffer(Command):
+    KEY_FIELD = "offer_id"
+    type: Literal["ChangeOffer"] = "ChangeOffer"
+    offer_id: Id
+    terms: OfferTerms
+    message: OfferMessageText | None = None
+    in_response_to: Id | None = None
+    """The ``message_id`` of the ``TermsProposed`` this change answers, if any."""
+
+
+class WithdrawOffer(Command):
+    KEY_FIELD = "offer_id"
+    type: Literal["WithdrawOffer"] = "WithdrawOffer"
+    offer_id: Id
+    reason: Reason | None = None
+
+
+class AcceptOffer(Command):
+    KEY_FIELD = "offer_id"
+    type: Literal["AcceptOffer"] = "AcceptOffer"
+    offer_id: Id
+    version: PositiveInt
+    """The offer version the freelancer reviewed."""
+
+
+class DeclineOffer(Command):
+    KEY_FIELD = "offer_id"
+    type: Literal["DeclineOffer"] = "DeclineOffer"
+    offer_id: Id
+    reason: Reason | None = None
+
+
+# --- negotiations.commands (key: offer_id) ---------------------------------------------------
+
+
+class PostMessage(Command):
+    KEY_FIELD = "offer_id"
+    type: Literal["PostMessage"] = "PostMessage"
+    offer_id: Id
+    message_id: Id
+    text: ChatText
+
+
+class ProposeTerms(Command):
+    """Checked against the offer's current terms by the service: see ``proposed_terms``."""
+
+    KEY_FIELD = "offer_id"
+    type: Literal["ProposeTerms"] = "ProposeTerms"
+    offer_id: Id
+    message_id: Id
+    changes: TermsChanges
+    text: OfferMessageText | None = None
+
+
+# --- contracts.commands (key: contract_id) ---------------------------------------------------
+
+
+class LogTime(Command):
+    KEY_FIELD = "contract_id"
+    type: Literal["LogTime"] = "LogTime"
+    contract_id: Id
+    entry_id: Id
+    work_date: Date
+    hours: Hours
+    memo: Reason | None = None
+
+
+# --- notifications.commands (key: recipient_id) ----------------------------------------------
+
+
+class MarkNotificationsRead(Command):
+    KEY_FIELD = "recipient_id"
+    type: Literal["MarkNotificationsRead"] = "MarkNotificationsRead"
+    recipient_id: Id
+    notification_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
+
+
+# --- unions ----------------------------------------------------------------------------------
+
+OfferCommand = Annotated[
+    ExtendOffer | ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer,
+    Field(discriminator="type"),
+]
+NegotiationCommand = Annotated[PostMessage | ProposeTerms, Field(discriminator="type")]
+ContractCommand = Annotated[LogTime, Field(discriminator="type")]
+NotificationCommand = Annotated[MarkNotificationsRead, Field(discriminator="type")]
+AnyCommand = (
+    ExtendOffer
+    | ChangeOffer
+    | WithdrawOffer
+    | AcceptOffer
+    | DeclineOffer
+    | PostMessage
+    | ProposeTerms
+    | LogTime
+    | MarkNotificationsRead
+)
+
+CommandType = Literal[
+    "ExtendOffer",
+    "ChangeOffer",
+    "WithdrawOffer",
+    "AcceptOffer",
+    "DeclineOffer",
+    "PostMessage",
+    "ProposeTerms",
+    "LogTime",
+    "MarkNotificationsRead",
+]
+COMMAND_TYPES: Final[dict[str, type[Command]]] = {c.__name__: c for c in get_args(AnyCommand)}
+
+OFFER_COMMAND_ADAPTER: Final[
+    TypeAdapter[ExtendOffer | ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer]
+] = TypeAdapter(OfferCommand)
+NEGOTIATION_COMMAND_ADAPTER: Final[TypeAdapter[PostMessage | ProposeTerms]] = TypeAdapter(
+    NegotiationCommand
+)
+CONTRACT_COMMAND_ADAPTER: Final[TypeAdapter[LogTime]] = TypeAdapter(ContractCommand)
+NOTIFICATION_COMMAND_ADAPTER: Final[TypeAdapter[MarkNotificationsRead]] = TypeAdapter(
+    NotificationCommand
+)
+COMMAND_ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
+    topics.OFFERS_COMMANDS: OFFER_COMMAND_ADAPTER,
+    topics.NEGOTIATIONS_COMMANDS: NEGOTIATION_COMMAND_ADAPTER,
+    topics.CONTRACTS_COMMANDS: CONTRACT_COMMAND_ADAPTER,
+    topics.NOTIFICATIONS_COMMANDS: NOTIFICATION_COMMAND_ADAPTER,
+}
+"""The adapter for each commands topic. Every one is a union discriminated on ``type`` (even
+with one member), so an unknown ``type`` is reported as such: see :func:`parse_command`."""
