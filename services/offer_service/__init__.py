@@ -1,0 +1,1 @@
+"""offer_service: offers, their versions, contracts, Talent Cloud memberships, time entries."""

@@ -1,0 +1,138 @@
+"""offer_service's FastStream wiring: subscribers, declared publishers, background tasks
+and the HTTP read API. Everything with a rule in it lives in domain/ and handlers.py."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+from pymongo import AsyncMongoClient
+from starlette.applications import Starlette
+
+from contracts import (
+    CONTRACT_COMMAND_ADAPTER,
+    OFFER_COMMAND_ADAPTER,
+    OFFER_EVENT_ADAPTER,
+    OfferAccepted,
+    topics,
+)
+from services.runtime.background import every
+from services.runtime.config import Settings
+from services.runtime.consumer import consume_command
+from services.runtime.http import service_http_app
+from services.runtime.kafka import Publishers, new_broker, subscribe
+from services.runtime.outbox import relay_stale
+from services.runtime.wire import RecordOrigin
+
+from .domain.offer import Policy
+from .handlers import OfferHandlers
+from .read_api import read_routes
+from .store import MongoOfferStore
+
+log = logging.getLogger(__name__)
+
+NAME = "offer_service"
+HTTP_PORT = 8001
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env(NAME, HTTP_PORT)
+    broker = new_broker(settings, log)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    store = MongoOfferStore(mongo[settings.database_name])
+    publishers = Publishers(
+        broker,
+        (
+            topics.OFFERS_EVENTS,
+            topics.CONTRACTS_EVENTS,
+            topics.TALENT_CLOUDS_EVENTS,
+            topics.COMMANDS_REJECTED,
+            topics.COMMANDS_DEAD_LETTER,
+        ),
+    )
+    publish, dead_letter = publishers.publish, publishers.dead_letter
+
+    handlers = OfferHandlers(
+        store,
+        publish,
+        policy=Policy(
+            offer_ttl=timedelta(seconds=settings.offer_ttl_seconds),
+            max_contract_days=settings.max_contract_days,
+        ),
+        clock=utc_now,
+        unknown_contract_wait=settings.unknown_offer_wait_seconds,
+    )
+
+    @subscribe(broker, topics.OFFERS_COMMANDS, group_id=settings.kafka_group_id)
+    async def on_offer_command(body: bytes, message: KafkaMessage) -> None:
+        await consume_command(
+            body,
+            RecordOrigin.of(message.raw_message),
+            adapter=OFFER_COMMAND_ADAPTER,
+            max_contract_days=settings.max_contract_days,
+            handle=handlers.handle_offer_command,
+            refuse_invalid=handlers.refuse_invalid,
+            dead_letter=dead_letter,
+        )
+
+    @subscribe(broker, topics.CONTRACTS_COMMANDS, group_id=settings.kafka_group_id)
+    async def on_contract_command(body: bytes, message: KafkaMessage) -> None:
+        await consume_command(
+            body,
+            RecordOrigin.of(message.raw_message),
+            adapter=CONTRACT_COMMAND_ADAPTER,
+            max_contract_days=settings.max_contract_days,
+            handle=handlers.handle_log_time,
+            refuse_invalid=handlers.refuse_invalid,
+            dead_letter=dead_letter,
+        )
+
+    @subscribe(broker, topics.OFFERS_EVENTS, group_id=settings.kafka_group_id)
+    async def on_offer_event(body: bytes, message: KafkaMessage) -> None:
+        # Only acceptances matter here: they activate the contract.
+        if message.headers.get("type") not in (None, "OfferAccepted"):
+            return
+        try:
+            event = OFFER_EVENT_ADAPTER.validate_json(body)
+        except ValidationError as error:
+            log.error(
+                "skipped an unreadable record on %s (%s): %s",
+                topics.OFFERS_EVENTS,
+                RecordOrigin.of(message.raw_message),
+                error,
+            )
+            return
+        if isinstance(event, OfferAccepted):
+            await handlers.on_offer_accepted(event)
+
+    async def relay() -> None:
+        grace = timedelta(seconds=settings.outbox_relay_after_seconds)
+        await every(
+            settings.outbox_relay_after_seconds,
+            lambda: relay_stale(store.outboxes, publish, utc_now() - grace),
+            "outbox relay",
+        )
+
+    async def sweep() -> None:
+        await every(settings.expiry_sweep_interval_seconds, handlers.sweep_expired, "expiry sweep")
+
+    return service_http_app(
+        name=NAME,
+        broker=broker,
+        mongo=mongo,
+        database=settings.database_name,
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        topics=(topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, *publishers.topics),
+        routes=read_routes(store),
+        prepare=store.ensure_indexes,
+        background=(relay, sweep),
+    )

@@ -1,0 +1,152 @@
+"""Contracts (SPEC §4, §5): activated once per accepted offer; hourly ones take time entries.
+
+Talent Cloud membership is keyed by (cloud, freelancer), so a second contract in the
+same cloud adds nobody twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from types import MappingProxyType
+
+from contracts import (
+    ContractActivated,
+    HourlyTerms,
+    LogTime,
+    OfferAccepted,
+    OfferTerms,
+    RejectionCode,
+    TalentCloudMemberAdded,
+    TimeLogged,
+)
+from services.runtime.wire import derived_id
+
+from .offer import new_event_id
+from .rejection import Rejection
+
+
+def contract_id_for(offer_id: str) -> str:
+    """One contract per accepted offer: its id is derived from the offer's."""
+    return derived_id("contract", offer_id)
+
+
+def iso_week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    contract_id: str
+    offer_id: str
+    offer_version: int
+    job_id: str
+    client_id: str
+    freelancer_id: str
+    terms: OfferTerms
+    activated_at: datetime
+    hours_by_week: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def status(self) -> str:
+        return "active"
+
+
+def activate(
+    accepted: OfferAccepted, *, job_id: str, now: datetime
+) -> tuple[Contract, ContractActivated]:
+    contract = Contract(
+        contract_id=contract_id_for(accepted.offer_id),
+        offer_id=accepted.offer_id,
+        offer_version=accepted.version,
+        job_id=job_id,
+        client_id=accepted.client_id,
+        freelancer_id=accepted.freelancer_id,
+        terms=accepted.terms,
+        activated_at=now,
+    )
+    event = ContractActivated(
+        event_id=new_event_id(),
+        occurred_at=now,
+        causation_id=accepted.event_id,
+        contract_id=contract.contract_id,
+        offer_id=contract.offer_id,
+        offer_version=contract.offer_version,
+        job_id=job_id,
+        client_id=contract.client_id,
+        freelancer_id=contract.freelancer_id,
+        terms=contract.terms,
+        activated_at=now,
+    )
+    return contract, event
+
+
+def membership(
+    contract: Contract, *, now: datetime, causation_id: str
+) -> TalentCloudMemberAdded | None:
+    """The Talent Cloud the freelancer joins with this contract, if its terms name one."""
+    cloud = contract.terms.talent_cloud_id
+    if cloud is None:
+        return None
+    return TalentCloudMemberAdded(
+        event_id=new_event_id(),
+        occurred_at=now,
+        causation_id=causation_id,
+        talent_cloud_id=cloud,
+        freelancer_id=contract.freelancer_id,
+        contract_id=contract.contract_id,
+    )
+
+
+def log_time(
+    contract: Contract, command: LogTime, *, now: datetime
+) -> tuple[Contract, TimeLogged] | Rejection:
+    if command.actor_id != contract.freelancer_id:
+        return Rejection(
+            RejectionCode.NOT_AUTHORIZED,
+            f"only the contract's freelancer may log time on contract "
+            f"{contract.contract_id!r}; {command.actor_id!r} is not",
+        )
+    terms = contract.terms
+    if not isinstance(terms, HourlyTerms):
+        return Rejection(
+            RejectionCode.NOT_HOURLY,
+            f"contract {contract.contract_id!r} is fixed-price: time is not logged on it",
+        )
+    if command.work_date < terms.start_date:
+        return Rejection(
+            RejectionCode.OUTSIDE_CONTRACT_DATES,
+            f"contract {contract.contract_id!r} starts on {terms.start_date}; "
+            f"no time can be logged for {command.work_date}",
+        )
+    if command.work_date > terms.end_date:
+        return Rejection(
+            RejectionCode.OUTSIDE_CONTRACT_DATES,
+            f"contract {contract.contract_id!r} ended on {terms.end_date}; "
+            f"no time can be logged for {command.work_date}",
+        )
+    week = iso_week(command.work_date)
+    total = contract.hours_by_week.get(week, Decimal(0)) + command.hours
+    limit = terms.weekly_limit_hours
+    if limit is not None and total > limit:
+        logged = contract.hours_by_week.get(week, Decimal(0))
+        return Rejection(
+            RejectionCode.WEEKLY_LIMIT_EXCEEDED,
+            f"week {week} already has {logged} of {limit} hours on contract "
+            f"{contract.contract_id!r}; {command.hours} more would exceed the weekly limit",
+        )
+    hours = dict(contract.hours_by_week)
+    hours[week] = total
+    event = TimeLogged(
+        event_id=new_event_id(),
+        occurred_at=now,
+        causation_id=command.command_id,
+        contract_id=contract.contract_id,
+        entry_id=command.entry_id,
+        work_date=command.work_date,
+        hours=command.hours,
+    )
+    return replace(contract, hours_by_week=MappingProxyType(hours)), event

@@ -1,0 +1,359 @@
+"""offer_service's use cases: read the aggregate, let the domain decide, store the decision
+with its events in one write, publish, and only then let the message be acknowledged.
+
+Every path is safe to repeat: a redelivered command is recognised by its command_id, a
+redelivered event by the document it already created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from contracts import (
+    AcceptOffer,
+    ChangeOffer,
+    CommandRejected,
+    CommandType,
+    DeclineOffer,
+    ExtendOffer,
+    InvalidCommand,
+    LogTime,
+    OfferAccepted,
+    RejectionCode,
+    WithdrawOffer,
+    topics,
+)
+from services.runtime.outbox import OutboxEntry, Publish
+from services.runtime.wire import RecordOrigin, derived_id
+
+from .domain import contract as contract_rules
+from .domain import offer as offer_rules
+from .domain.offer import Decision, Policy
+from .domain.rejection import Rejection
+from .store import AlreadyExists, Conflict, MongoOfferStore
+
+log = logging.getLogger(__name__)
+
+OfferCommand = ExtendOffer | ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer
+Clock = Callable[[], datetime]
+MAX_CONFLICT_RETRIES = 10
+
+
+def offer_entries(decision: Decision) -> list[OutboxEntry]:
+    return [
+        OutboxEntry.of(event, topic=topics.OFFERS_EVENTS, key=decision.offer.offer_id)
+        for event in decision.events
+    ]
+
+
+class OfferHandlers:
+    def __init__(
+        self,
+        store: MongoOfferStore,
+        publish: Publish,
+        *,
+        policy: Policy,
+        clock: Clock,
+        unknown_contract_wait: float,
+    ) -> None:
+        self.store = store
+        self.publish = publish
+        self.policy = policy
+        self.clock = clock
+        self.unknown_contract_wait = unknown_contract_wait
+
+    # --- rejections -------------------------------------------------------------------------
+
+    async def refuse(
+        self,
+        *,
+        command_id: str | None,
+        command_type: CommandType,
+        actor_id: str | None,
+        key: str,
+        rejection: Rejection,
+        fallback_id: str,
+    ) -> None:
+        """Publishes one CommandRejected, remembered by command_id so it is never repeated."""
+        now = self.clock()
+        event = CommandRejected(
+            event_id=derived_id("rejected", command_id or fallback_id),
+            occurred_at=now,
+            causation_id=command_id or fallback_id,
+            command_id=command_id,
+            command_type=command_type,
+            actor_id=actor_id,
+            code=rejection.code,
+            message=rejection.message,
+            errors=list(rejection.errors),
+            status=rejection.status,
+        )
+        entry = OutboxEntry.of(event, topic=topics.COMMANDS_REJECTED, key=key)
+        log.info(
+            "refused %s %s for %s: %s (%s)",
+            command_type,
+            command_id,
+            key,
+            rejection.code,
+            rejection.message,
+        )
+        if command_id is None:
+            # Nothing to remember it by; its event_id still comes from the record's position.
+            await self.publish([entry])
+            return
+        document = await self.store.record_rejection(command_id, entry, now)
+        if document is None:
+            document = await self.store.rejection(command_id)
+        if document is not None:
+            await self.store.rejections_outbox.flush(document, self.publish)
+
+    async def refuse_invalid(self, invalid: InvalidCommand, origin: RecordOrigin) -> None:
+        await self.refuse(
+            command_id=invalid.command_id,
+            command_type=invalid.command_type,
+            actor_id=invalid.actor_id,
+            key=invalid.key or (origin.key or b"").decode("utf-8", "replace"),
+            rejection=Rejection(
+                RejectionCode.INVALID_COMMAND, invalid.message, tuple(invalid.errors)
+            ),
+            fallback_id=derived_id(
+                "record", origin.topic, str(origin.partition), str(origin.offset)
+            ),
+        )
+
+    async def _already_refused(self, command_id: str) -> bool:
+        document = await self.store.rejection(command_id)
+        if document is None:
+            return False
+        await self.store.rejections_outbox.flush(document, self.publish)
+        return True
+
+    # --- offers -----------------------------------------------------------------------------
+
+    async def handle_offer_command(self, command: OfferCommand) -> None:
+        if await self._already_refused(command.command_id):
+            return
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                await self._try_offer_command(command)
+                return
+            except (Conflict, AlreadyExists):
+                continue  # somebody wrote the offer meanwhile: read again, decide again
+        raise RuntimeError(
+            f"offer {command.offer_id}: {MAX_CONFLICT_RETRIES} conflicting writes in a row "
+            f"while handling {command.type} {command.command_id}; will retry on redelivery"
+        )
+
+    async def _try_offer_command(self, command: OfferCommand) -> None:
+        stored = await self.store.get_offer(command.offer_id)
+        if stored is not None:
+            if command.command_id in stored.handled:
+                log.info("%s %s already handled; not repeated", command.type, command.command_id)
+                await self.store.offers_outbox.flush(stored.document, self.publish)
+                return
+            # Publish what an earlier write left behind first, so events stay in order.
+            await self.store.offers_outbox.flush(stored.document, self.publish)
+        now = self.clock()
+        if isinstance(command, ExtendOffer):
+            if stored is not None:
+                await self._refuse(
+                    command,
+                    Rejection(
+                        RejectionCode.OFFER_EXISTS,
+                        f"offer {command.offer_id!r} already exists (status "
+                        f"{stored.value.status}); use ChangeOffer to send different terms",
+                        status=stored.value.status,
+                    ),
+                )
+                return
+            outcome = offer_rules.extend(command, now=now, policy=self.policy)
+        elif stored is None:
+            await self._refuse(
+                command,
+                Rejection(RejectionCode.UNKNOWN_OFFER, f"there is no offer {command.offer_id!r}"),
+            )
+            return
+        else:
+            outcome = offer_rules.decide(stored.value, command, now=now, policy=self.policy)
+
+        if isinstance(outcome, Rejection):
+            await self._refuse(command, outcome)
+            return
+        entries = offer_entries(outcome)
+        if stored is None:
+            document = await self.store.create_offer(
+                outcome.offer, command.command_id, entries, now
+            )
+        else:
+            document = await self.store.update_offer(
+                outcome.offer, stored, command.command_id, entries, now
+            )
+        log.info(
+            "offer %s: %s -> %s (v%d)",
+            command.offer_id,
+            command.type,
+            outcome.offer.status,
+            outcome.offer.version,
+        )
+        await self.store.offers_outbox.flush(document, self.publish)
+
+    async def _refuse(self, command: OfferCommand | LogTime, rejection: Rejection) -> None:
+        await self.refuse(
+            command_id=command.command_id,
+            command_type=command.type,
+            actor_id=command.actor_id,
+            key=command.key,
+            rejection=rejection,
+            fallback_id=command.command_id,
+        )
+
+    async def sweep_expired(self, batch: int = 500) -> int:
+        """Expires every pending offer past expires_at. Safe with many instances: each
+        expiry is a revision-conditioned write, so exactly one instance wins it."""
+        sweep_id = str(uuid.uuid4())
+        expired = 0
+        while True:
+            now = self.clock()
+            due = await self.store.offers_due_for_expiry(now, batch)
+            for stored in due:
+                decision = offer_rules.expire(stored.value, now=now, sweep_id=sweep_id)
+                if decision is None:
+                    continue
+                try:
+                    document = await self.store.update_offer(
+                        decision.offer, stored, sweep_id, offer_entries(decision), now
+                    )
+                except Conflict:
+                    continue  # another instance (or a command) got there first
+                expired += 1
+                log.info(
+                    "offer %s expired (was due %s)",
+                    stored.value.offer_id,
+                    stored.value.expires_at.isoformat(),
+                )
+                await self.store.offers_outbox.flush(document, self.publish)
+            if len(due) < batch:
+                return expired
+
+    # --- contracts --------------------------------------------------------------------------
+
+    async def on_offer_accepted(self, accepted: OfferAccepted) -> None:
+        """Activates the offer's one contract and adds the Talent Cloud membership."""
+        contract_id = contract_rules.contract_id_for(accepted.offer_id)
+        stored = await self.store.get_contract(contract_id)
+        if stored is None:
+            offer = await self.store.get_offer(accepted.offer_id)
+            if offer is None:
+                raise RuntimeError(
+                    f"OfferAccepted {accepted.event_id} names offer {accepted.offer_id}, "
+                    "which this service does not have"
+                )
+            now = self.clock()
+            contract, activated = contract_rules.activate(
+                accepted, job_id=offer.value.job_id, now=now
+            )
+            entry = OutboxEntry.of(activated, topic=topics.CONTRACTS_EVENTS, key=contract_id)
+            document = await self.store.create_contract(contract, [entry], now)
+            if document is not None:
+                log.info("contract %s activated for offer %s", contract_id, accepted.offer_id)
+                await self.store.contracts_outbox.flush(document, self.publish)
+            stored = await self.store.get_contract(contract_id)
+            assert stored is not None
+        else:
+            await self.store.contracts_outbox.flush(stored.document, self.publish)
+        await self._join_talent_cloud(stored.value, accepted.event_id)
+
+    async def _join_talent_cloud(self, contract: contract_rules.Contract, cause: str) -> None:
+        cloud = contract.terms.talent_cloud_id
+        if cloud is None:
+            return
+        member_id = derived_id("member", cloud, contract.freelancer_id)
+        now = self.clock()
+        added = contract_rules.membership(contract, now=now, causation_id=cause)
+        assert added is not None
+        entry = OutboxEntry.of(added, topic=topics.TALENT_CLOUDS_EVENTS, key=cloud)
+        document = await self.store.add_member(
+            member_id,
+            {
+                "talent_cloud_id": cloud,
+                "freelancer_id": contract.freelancer_id,
+                "contract_id": contract.contract_id,
+            },
+            entry,
+            now,
+        )
+        if document is None:
+            document = await self.store.members.find_one({"_id": member_id})
+        else:
+            log.info("freelancer %s joined Talent Cloud %s", contract.freelancer_id, cloud)
+        if document is not None:
+            await self.store.members_outbox.flush(document, self.publish)
+
+    async def handle_log_time(self, command: LogTime) -> None:
+        if await self._already_refused(command.command_id):
+            return
+        for _ in range(MAX_CONFLICT_RETRIES):
+            try:
+                await self._try_log_time(command)
+                return
+            except Conflict:
+                continue
+        raise RuntimeError(
+            f"contract {command.contract_id}: {MAX_CONFLICT_RETRIES} conflicting writes in a "
+            f"row while handling LogTime {command.command_id}; will retry on redelivery"
+        )
+
+    async def _wait_for_contract(self, contract_id: str) -> Any:
+        """A contract is activated from OfferAccepted, a moment after the acceptance: a
+        LogTime sent right away may overtake it, so wait a bounded time before refusing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.unknown_contract_wait
+        while True:
+            stored = await self.store.get_contract(contract_id)
+            if stored is not None or loop.time() >= deadline:
+                return stored
+            await asyncio.sleep(0.1)
+
+    async def _try_log_time(self, command: LogTime) -> None:
+        stored = await self._wait_for_contract(command.contract_id)
+        if stored is None:
+            await self._refuse(
+                command,
+                Rejection(
+                    RejectionCode.UNKNOWN_CONTRACT,
+                    f"there is no contract {command.contract_id!r}",
+                ),
+            )
+            return
+        if command.command_id in stored.handled or command.entry_id in stored.handled:
+            log.info("LogTime %s (entry %s) already handled", command.command_id, command.entry_id)
+            await self.store.contracts_outbox.flush(stored.document, self.publish)
+            return
+        await self.store.contracts_outbox.flush(stored.document, self.publish)
+        now = self.clock()
+        outcome = contract_rules.log_time(stored.value, command, now=now)
+        if isinstance(outcome, Rejection):
+            await self._refuse(command, outcome)
+            return
+        contract, logged = outcome
+        entry = OutboxEntry.of(logged, topic=topics.CONTRACTS_EVENTS, key=contract.contract_id)
+        document = await self.store.update_contract(
+            contract,
+            stored,
+            [command.command_id, command.entry_id],
+            {
+                "entry_id": command.entry_id,
+                "work_date": command.work_date.isoformat(),
+                "hours": f"{command.hours:f}",
+                "memo": command.memo,
+                "logged_at": now,
+            },
+            [entry],
+            now,
+        )
+        await self.store.contracts_outbox.flush(document, self.publish)

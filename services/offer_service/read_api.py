@@ -1,0 +1,135 @@
+"""offer_service's read API (SPEC §6): offers, contracts and Talent Cloud members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contracts import format_utc
+from services.runtime.http import BadRequest, not_found
+from services.runtime.pages import page
+
+from .domain.offer import OfferStatus
+from .store import Document, MongoOfferStore
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else format_utc(value)
+
+
+def render_offer(document: Document) -> dict[str, Any]:
+    return {
+        "offer_id": document["offer_id"],
+        "status": document["status"],
+        "version": document["version"],
+        "job_id": document["job_id"],
+        "proposal_id": document["proposal_id"],
+        "client_id": document["client_id"],
+        "freelancer_id": document["freelancer_id"],
+        "terms": document["versions"][-1]["terms"],
+        "message": document["versions"][-1].get("message"),
+        "expires_at": _time(document["expires_at"]),
+        "created_at": _time(document["created_at"]),
+        "updated_at": _time(document["updated_at"]),
+        "closed_at": _time(document.get("closed_at")),
+        "close_reason": document.get("close_reason"),
+        "versions": [
+            {
+                "version": v["version"],
+                "terms": v["terms"],
+                "sent_at": _time(v["sent_at"]),
+                "message": v.get("message"),
+                "in_response_to": v.get("in_response_to"),
+            }
+            for v in document["versions"]
+        ],
+    }
+
+
+def render_contract(document: Document) -> dict[str, Any]:
+    return {
+        "contract_id": document["contract_id"],
+        "offer_id": document["offer_id"],
+        "offer_version": document["offer_version"],
+        "job_id": document["job_id"],
+        "client_id": document["client_id"],
+        "freelancer_id": document["freelancer_id"],
+        "status": document["status"],
+        "terms": document["terms"],
+        "activated_at": _time(document["activated_at"]),
+        "hours_by_week": document.get("hours_by_week", {}),
+        "time_entries": [
+            {**entry, "logged_at": _time(entry["logged_at"])}
+            for entry in document.get("time_entries", [])
+        ],
+    }
+
+
+def render_member(document: Document) -> dict[str, Any]:
+    return {
+        "talent_cloud_id": document["talent_cloud_id"],
+        "freelancer_id": document["freelancer_id"],
+        "contract_id": document["contract_id"],
+        "joined_at": _time(document["joined_at"]),
+    }
+
+
+def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: value for name in names if (value := request.query_params.get(name))}
+
+
+def read_routes(store: MongoOfferStore) -> list[Route]:
+    async def get_offer(request: Request) -> Response:
+        offer_id = request.path_params["offer_id"]
+        document = await store.offers.find_one({"_id": offer_id})
+        if document is None:
+            return not_found("offer", offer_id)
+        return JSONResponse(render_offer(document))
+
+    async def list_offers(request: Request) -> Response:
+        query: dict[str, Any] = _filters(request, ("client_id", "freelancer_id", "job_id"))
+        status = request.query_params.get("status")
+        if status:
+            if status not in {s.value for s in OfferStatus}:
+                allowed = ", ".join(s.value for s in OfferStatus)
+                raise BadRequest(f"status must be one of {allowed}")
+            query["status"] = status
+        return await page(
+            request, store.offers, query, order_field="created_at", render=render_offer
+        )
+
+    async def get_contract(request: Request) -> Response:
+        contract_id = request.path_params["contract_id"]
+        document = await store.contracts.find_one({"_id": contract_id})
+        if document is None:
+            return not_found("contract", contract_id)
+        return JSONResponse(render_contract(document))
+
+    async def list_contracts(request: Request) -> Response:
+        query = _filters(request, ("client_id", "freelancer_id"))
+        return await page(
+            request, store.contracts, query, order_field="activated_at", render=render_contract
+        )
+
+    async def list_members(request: Request) -> Response:
+        cloud = request.path_params["talent_cloud_id"]
+        return await page(
+            request,
+            store.members,
+            {"talent_cloud_id": cloud},
+            order_field="joined_at",
+            render=render_member,
+            newest_first=False,
+        )
+
+    return [
+        Route("/offers", list_offers),
+        Route("/offers/{offer_id}", get_offer),
+        Route("/contracts", list_contracts),
+        Route("/contracts/{contract_id}", get_contract),
+        Route("/talent-clouds/{talent_cloud_id}/members", list_members),
+    ]

@@ -1,0 +1,84 @@
+"""One way for every service to take a record off a command topic.
+
+The outcome of a record is exactly one of: handled; refused (readable but invalid: one
+CommandRejected); dead-lettered (unreadable, or a bug in our handling). Only a failure of
+our own infrastructure (database or broker unreachable) escapes, so that FastStream's
+NACK_ON_ERROR rewinds the partition and the record is handled again once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from pydantic import TypeAdapter
+from pymongo.errors import PyMongoError
+
+from contracts import InvalidCommand, UnreadableCommand, parse_command
+
+from .wire import RecordOrigin
+
+log = logging.getLogger(__name__)
+
+# A database or broker outage: back off a little before the record is redelivered.
+INFRASTRUCTURE_ERRORS = (PyMongoError, KafkaError, ConnectionError, TimeoutError)
+INFRASTRUCTURE_BACKOFF_SECONDS = 1.0
+
+DeadLetter = Callable[[bytes, RecordOrigin, str], Awaitable[None]]
+RefuseInvalid = Callable[[InvalidCommand, RecordOrigin], Awaitable[None]]
+
+
+async def consume_command(
+    raw: bytes,
+    origin: RecordOrigin,
+    *,
+    adapter: TypeAdapter[Any],
+    max_contract_days: int,
+    handle: Callable[[Any], Awaitable[None]],
+    refuse_invalid: RefuseInvalid,
+    dead_letter: DeadLetter,
+) -> None:
+    today = datetime.now(UTC).date()
+    match parse_command(adapter, raw, today=today, max_contract_days=max_contract_days):
+        case UnreadableCommand(error=error):
+            log.warning("dead-lettered record %s: %s", origin, error)
+            await dead_letter(raw, origin, error)
+        case InvalidCommand() as invalid:
+            await refuse_invalid(invalid, origin)
+        case command:
+            await _handle(command, raw, origin, handle, dead_letter)
+
+
+async def _handle(
+    command: Any,
+    raw: bytes,
+    origin: RecordOrigin,
+    handle: Callable[[Any], Awaitable[None]],
+    dead_letter: DeadLetter,
+) -> None:
+    try:
+        await handle(command)
+    except INFRASTRUCTURE_ERRORS:
+        log.exception(
+            "could not handle %s %s for %s (%s): infrastructure unavailable; will retry",
+            command.type,
+            command.command_id,
+            command.key,
+            origin,
+        )
+        await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
+        raise
+    except Exception as error:
+        # A bug must not stall the partition: park the record where a person can see it.
+        log.exception(
+            "handling %s %s for %s (%s) failed; dead-lettered for a person to look at",
+            command.type,
+            command.command_id,
+            command.key,
+            origin,
+        )
+        await dead_letter(raw, origin, f"handler failed: {error!r}")

@@ -1,0 +1,108 @@
+"""The Kafka side of a service: one broker, declared publishers (so AsyncAPI shows every
+topic a service writes), and subscribers that commit an offset only after handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher import DefaultPublisher
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
+
+from contracts import topics
+
+from .config import Settings
+from .outbox import OutboxEntry
+from .wire import RecordOrigin, raw_body
+
+TOPIC_DESCRIPTIONS = {
+    topics.OFFERS_EVENTS: "What happened to offers; every event carries the terms whole.",
+    topics.CONTRACTS_EVENTS: "Contracts activated, and time logged on them.",
+    topics.TALENT_CLOUDS_EVENTS: "Freelancers who joined a Talent Cloud.",
+    topics.NEGOTIATIONS_EVENTS: "Messages and counter-proposals in an offer's thread.",
+    topics.NOTIFICATIONS_EVENTS: "One NotificationCreated per (source event, recipient).",
+    topics.COMMANDS_REJECTED: "One CommandRejected per refused command, keyed like the command.",
+    topics.COMMANDS_DEAD_LETTER: (
+        "Records that could not be read as commands, bytes unchanged; headers name the source "
+        "topic, partition, offset and the error."
+    ),
+}
+
+
+TOPIC_PARTITIONS = 3
+
+
+def new_broker(settings: Settings, logger: logging.Logger) -> KafkaBroker:
+    # Idempotent producer: a retried send never writes an event twice within a session.
+    # FastStream's per-message "Received"/"Processed" lines go to DEBUG; ours say more.
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.service_name,
+        enable_idempotence=True,
+        logger=logger,
+        log_level=logging.DEBUG,
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
+    """Creates the topics a service uses, with partitions to spread offers over, instead of
+    leaving it to broker auto-creation (one partition, and errors in the log meanwhile)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        if missing:
+            # A topic another service created meanwhile comes back as an error code: fine.
+            await admin.create_topics([NewTopic(name, TOPIC_PARTITIONS, 1) for name in missing])
+    finally:
+        await admin.close()
+
+
+def subscribe(broker: KafkaBroker, topic: str, *, group_id: str) -> DefaultSubscriber:
+    """A subscriber in the service's own consumer group that hands over the raw bytes and
+    commits the offset only after the handler returned (NACK_ON_ERROR: on an exception the
+    partition is rewound and the record is handled again)."""
+    return broker.subscriber(
+        topic,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        decoder=raw_body,
+        # Latency: do not sit 500 ms on an empty fetch (aiokafka's default).
+        fetch_max_wait_ms=50,
+        title=f"{topic}:consume",
+    )
+
+
+class Publishers:
+    """The topics a service writes, declared up front."""
+
+    def __init__(self, broker: KafkaBroker, names: Sequence[str]) -> None:
+        self.topics = tuple(names)
+        self._by_topic: dict[str, DefaultPublisher] = {
+            name: broker.publisher(
+                name, title=f"{name}:publish", description=TOPIC_DESCRIPTIONS[name]
+            )
+            for name in names
+        }
+
+    async def publish(self, entries: Sequence[OutboxEntry]) -> None:
+        for entry in entries:
+            await self._by_topic[entry.topic].publish(
+                entry.payload.encode(),
+                key=entry.key.encode(),
+                headers={
+                    "type": entry.type,
+                    "event_id": entry.event_id,
+                    "content-type": "application/json",
+                },
+            )
+
+    async def dead_letter(self, raw: bytes, origin: RecordOrigin, error: str) -> None:
+        await self._by_topic[topics.COMMANDS_DEAD_LETTER].publish(
+            raw, key=origin.key, headers=origin.dead_letter_headers(error)
+        )

@@ -1,0 +1,129 @@
+"""The transactional outbox, on one MongoDB document at a time.
+
+FerretDB (and a MongoDB without a replica set) has no multi-document transactions, so a
+state change and the events it causes are written in ONE update of ONE document: the
+document carries an `outbox` array and an `outbox_since` timestamp while anything in it
+is unpublished. After the write the handler publishes the outbox and clears it; if the
+process dies in between, the relay finds the document by `outbox_since` and publishes it
+again. Events keep their `event_id`, so a repeat on the wire is harmless to consumers.
+
+Every outbox-bearing document has `revision` (bumped by every write), `outbox` and, while
+the outbox is not empty, `outbox_since`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+log = logging.getLogger(__name__)
+
+
+class EventLike(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    def model_dump_json(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One event exactly as it will go on the wire."""
+
+    topic: str
+    key: str
+    type: str
+    event_id: str
+    payload: str
+
+    @classmethod
+    def of(cls, event: EventLike, *, topic: str, key: str) -> OutboxEntry:
+        return cls(topic, key, event.type, event.event_id, event.model_dump_json())
+
+    def to_document(self) -> dict[str, str]:
+        return {
+            "topic": self.topic,
+            "key": self.key,
+            "type": self.type,
+            "event_id": self.event_id,
+            "payload": self.payload,
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> OutboxEntry:
+        return cls(
+            document["topic"],
+            document["key"],
+            document["type"],
+            document["event_id"],
+            document["payload"],
+        )
+
+
+def outbox_fields(entries: Sequence[OutboxEntry], now: datetime) -> dict[str, Any]:
+    """The `$set` fields that put entries in a document's outbox."""
+    return {"outbox": [entry.to_document() for entry in entries], "outbox_since": now}
+
+
+class Publish(Protocol):
+    async def __call__(self, entries: Sequence[OutboxEntry]) -> None: ...
+
+
+class MongoOutbox:
+    """Finds and clears the outboxes of one collection."""
+
+    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        self.collection = collection
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index("outbox_since")
+
+    async def mark_published(self, document_id: str, revision: int) -> None:
+        # Conditioned on the revision: a write that came in meanwhile keeps its own outbox.
+        await self.collection.update_one(
+            {"_id": document_id, "revision": revision},
+            {"$set": {"outbox": []}, "$unset": {"outbox_since": ""}},
+        )
+
+    async def flush(self, document: Mapping[str, Any], publish: Publish) -> None:
+        entries = [OutboxEntry.from_document(entry) for entry in document.get("outbox", [])]
+        if entries:
+            await publish(entries)
+            await self.mark_published(document["_id"], document["revision"])
+
+    async def relay_stale(self, publish: Publish, older_than: datetime, limit: int = 500) -> int:
+        """Publishes outboxes left behind (a crash, a failed publish). Returns how many."""
+        cursor = self.collection.find(
+            {"outbox_since": {"$lte": older_than}},
+            {"outbox": 1, "revision": 1},
+            limit=limit,
+        )
+        count = 0
+        async for document in cursor:
+            await self.flush(document, publish)
+            count += 1
+        return count
+
+
+async def relay_stale(
+    outboxes: Sequence[MongoOutbox], publish: Publish, older_than: datetime
+) -> int:
+    """Republishes every outbox left unpublished since before `older_than`."""
+    total = 0
+    for outbox in outboxes:
+        count = await outbox.relay_stale(publish, older_than)
+        if count:
+            log.warning(
+                "republished %d outbox(es) of %s left unpublished (a crash or a broker "
+                "outage); consumers dedupe them by event_id",
+                count,
+                outbox.collection.name,
+            )
+        total += count
+    return total

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+
+import pytest
+
+from services.runtime.config import Settings
+from tests.infrastructure import Endpoints, InfrastructureUnavailable, endpoints
+from tests.kit import Probe, Producer
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Endpoints]:
+    try:
+        with endpoints() as found:
+            yield found
+    except InfrastructureUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+def settings_for(infra: Endpoints, service: str, **overrides: object) -> Settings:
+    """A service's settings against the test infrastructure, in a database of its own."""
+    base = Settings.from_env(service, 0)
+    values: dict[str, object] = {
+        "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
+        "mongodb_url": infra.mongodb_url,
+        "database_name": f"test_{service}_{RUN_ID}",
+        "kafka_group_id": f"test-{service}",
+        "unknown_offer_wait_seconds": 3.0,
+        "outbox_relay_after_seconds": 1,
+        **overrides,
+    }
+    return replace(base, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def producer(infra: Endpoints) -> AsyncIterator[Producer]:
+    producer = Producer(infra.kafka_bootstrap_servers)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+async def probe(infra: Endpoints) -> AsyncIterator[Probe]:
+    from contracts import topics
+
+    probe = Probe(
+        infra.kafka_bootstrap_servers,
+        [
+            topics.OFFERS_EVENTS,
+            topics.CONTRACTS_EVENTS,
+            topics.TALENT_CLOUDS_EVENTS,
+            topics.NEGOTIATIONS_EVENTS,
+            topics.NOTIFICATIONS_EVENTS,
+            topics.COMMANDS_REJECTED,
+            topics.COMMANDS_DEAD_LETTER,
+        ],
+    )
+    await probe.start()
+    yield probe
+    await probe.stop()

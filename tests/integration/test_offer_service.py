@@ -1,0 +1,417 @@
+"""offer_service against the real broker and the real database (SPEC §3-§6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts import topics
+from services.offer_service.app import create_app
+from tests.conftest import settings_for
+from tests.infrastructure import Endpoints
+from tests.kit import (
+    Parties,
+    Probe,
+    Producer,
+    Seen,
+    command,
+    fixed_terms,
+    hourly_terms,
+    new_id,
+    of_type,
+    running,
+    today,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def api(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app(settings_for(infra, "offer_service"))) as client:
+        yield client
+
+
+async def send(
+    producer: Producer, message: dict[str, Any], topic: str = topics.OFFERS_COMMANDS
+) -> None:
+    key = message.get("offer_id") or message.get("contract_id") or "x"
+    await producer.send(topic, message, key)
+
+
+def answers_to(*commands: dict[str, Any]) -> Callable[[Seen], bool]:
+    """The event or the rejection that each of these commands caused."""
+    ids = {c["command_id"] for c in commands}
+
+    def predicate(seen: Seen) -> bool:
+        value = seen.value
+        return isinstance(value, dict) and (
+            value.get("command_id") in ids
+            or (value.get("type") != "CommandRejected" and value.get("causation_id") in ids)
+        )
+
+    return predicate
+
+
+def rejected(command_id: str, **fields: Any) -> Any:
+    return of_type("CommandRejected", command_id=command_id, **fields)
+
+
+async def extended(producer: Producer, probe: Probe, parties: Parties, **kw: Any) -> Seen:
+    await send(producer, parties.extend(**kw))
+    [event] = await probe.wait_for(of_type("OfferExtended", offer_id=parties.offer_id))
+    return event
+
+
+async def test_extend_publishes_offer_extended_with_whole_terms_and_serves_it(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    extend = parties.extend(message="Looking forward to working with you")
+    await send(producer, extend)
+    [seen] = await probe.wait_for(of_type("OfferExtended", offer_id=parties.offer_id))
+
+    assert seen.key == parties.offer_id
+    assert seen.headers["type"] == "OfferExtended"
+    event = seen.value
+    assert event["causation_id"] == extend["command_id"]
+    assert event["schema_version"] == 1 and event["event_id"] and event["version"] == 1
+    assert event["terms"]["hourly_rate"] == "45.00"
+    assert event["terms"]["custom_fields"] == {"cost_center": "R&D-12", "billable": True}
+    assert event["expires_at"].endswith("Z")
+
+    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    assert offer["status"] == "pending"
+    assert offer["expires_at"] == event["expires_at"]
+    assert [v["version"] for v in offer["versions"]] == [1]
+    assert offer["terms"]["title"] == "Checkout redesign"
+
+
+async def test_invalid_terms_are_refused_with_every_violation(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    yesterday = (today() - timedelta(days=1)).isoformat()
+    bad = parties.extend(
+        terms=fixed_terms(
+            start_date=yesterday,
+            total_amount="900.00",
+            title="  ",
+            end_date=(today() + timedelta(days=400)).isoformat(),
+        )
+    )
+    await send(producer, bad)
+    [seen] = await probe.wait_for(rejected(bad["command_id"]))
+    rejection = seen.value
+    assert rejection["code"] == "invalid_command"
+    fields = {error["field"] for error in rejection["errors"]}
+    assert {"terms.title", "terms.start_date", "terms.end_date", "terms.total_amount"} <= fields
+    assert (await api.get(f"/offers/{parties.offer_id}")).status_code == 404
+
+
+async def test_unreadable_records_are_dead_lettered_and_the_consumer_carries_on(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    key = new_id("offer")
+    garbage = [b"not json", b"[1, 2]", b'{"no": "type"}', b'{"type": "LaunchRocket"}']
+    for raw in garbage:
+        await producer.send(topics.OFFERS_COMMANDS, raw, key)
+    dead = await probe.wait_for(
+        lambda s: s.topic == topics.COMMANDS_DEAD_LETTER and s.key == key, count=4
+    )
+    assert [s.raw for s in dead] == garbage
+    assert all(s.headers["source_topic"] == topics.OFFERS_COMMANDS for s in dead)
+    assert all(s.headers["source_offset"].isdigit() for s in dead)
+    assert (
+        "unknown" in dead[3].headers["error"].lower() or "LaunchRocket" in dead[3].headers["error"]
+    )
+    await extended(producer, probe, Parties(offer_id=key))
+
+
+async def test_only_the_right_party_may_act(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    await extended(producer, probe, parties)
+    stranger = new_id("stranger")
+    wrong: list[dict[str, Any]] = []
+    for actor in (parties.freelancer_id, stranger):
+        wrong.append(command("ChangeOffer", actor, offer_id=parties.offer_id, terms=hourly_terms()))
+        wrong.append(command("WithdrawOffer", actor, offer_id=parties.offer_id))
+    for actor in (parties.client_id, stranger):
+        wrong.append(command("AcceptOffer", actor, offer_id=parties.offer_id, version=1))
+        wrong.append(command("DeclineOffer", actor, offer_id=parties.offer_id))
+    # Extending as somebody other than the named client.
+    other = Parties()
+    extend_as_stranger = other.extend()
+    extend_as_stranger["actor_id"] = stranger
+    wrong.append(extend_as_stranger)
+    for message in wrong:
+        await send(producer, message)
+    for message in wrong:
+        [seen] = await probe.wait_for(rejected(message["command_id"]))
+        assert seen.value["code"] == "not_authorized", message["type"]
+        assert seen.value["command_type"] == message["type"]
+    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    assert offer["status"] == "pending" and offer["version"] == 1
+
+
+async def test_change_makes_a_new_version_and_accept_must_name_it(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    first = await extended(producer, probe, parties)
+    change = command(
+        "ChangeOffer",
+        parties.client_id,
+        offer_id=parties.offer_id,
+        terms=hourly_terms(hourly_rate="55.00"),
+        in_response_to="proposal-1",
+    )
+    await send(producer, change)
+    [changed] = await probe.wait_for(of_type("OfferChanged", offer_id=parties.offer_id))
+    assert changed.value["version"] == 2
+    assert changed.value["in_response_to"] == "proposal-1"
+    assert changed.value["expires_at"] >= first.value["expires_at"]
+
+    stale = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
+    await send(producer, stale)
+    [refused] = await probe.wait_for(rejected(stale["command_id"]))
+    assert refused.value["code"] == "version_mismatch"
+
+    accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=2)
+    await send(producer, accept)
+    [accepted] = await probe.wait_for(of_type("OfferAccepted", offer_id=parties.offer_id))
+    assert accepted.value["terms"]["hourly_rate"] == "55.00"
+    [activated] = await probe.wait_for(of_type("ContractActivated", offer_id=parties.offer_id))
+    assert activated.value["offer_version"] == 2 and activated.value["job_id"] == parties.job_id
+    contract_id = activated.value["contract_id"]
+    [member] = await probe.wait_for(
+        of_type("TalentCloudMemberAdded", freelancer_id=parties.freelancer_id)
+    )
+    assert member.key == "tc-design" and member.value["contract_id"] == contract_id
+
+    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    assert offer["status"] == "accepted"
+    assert [v["terms"]["hourly_rate"] for v in offer["versions"]] == ["45.00", "55.00"]
+    contract = (await api.get(f"/contracts/{contract_id}")).json()
+    assert contract["status"] == "active" and contract["offer_version"] == 2
+    members = (await api.get("/talent-clouds/tc-design/members", params={"limit": 200})).json()
+    assert (
+        parties.freelancer_id in {m["freelancer_id"] for m in members["items"]}
+        or members["next_cursor"]
+    )
+
+
+async def test_a_repeated_command_has_no_second_effect(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    extend = parties.extend()
+    accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
+    for message in (extend, extend, accept, accept, extend):
+        await send(producer, message)
+    await probe.wait_for(of_type("TalentCloudMemberAdded", freelancer_id=parties.freelancer_id))
+    await probe.quiet()
+    mine = probe.matching(
+        lambda s: (
+            isinstance(s.value, dict)
+            and (
+                s.value.get("offer_id") == parties.offer_id
+                or s.value.get("freelancer_id") == parties.freelancer_id
+                or s.value.get("command_id") in (extend["command_id"], accept["command_id"])
+            )
+        )
+    )
+    types = sorted(s.value["type"] for s in mine)
+    assert types == [
+        "ContractActivated",
+        "OfferAccepted",
+        "OfferExtended",
+        "TalentCloudMemberAdded",
+    ]
+
+
+async def test_second_extend_with_the_same_offer_id_is_refused(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    await extended(producer, probe, parties)
+    again = parties.extend()
+    await send(producer, again)
+    [seen] = await probe.wait_for(rejected(again["command_id"]))
+    assert seen.value["code"] == "offer_exists" and seen.value["status"] == "pending"
+
+
+async def test_withdraw_decline_and_then_nothing_more(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    withdrawn, declined = Parties(), Parties()
+    await extended(producer, probe, withdrawn)
+    await extended(producer, probe, declined)
+    await send(
+        producer,
+        command(
+            "WithdrawOffer", withdrawn.client_id, offer_id=withdrawn.offer_id, reason="Budget cut"
+        ),
+    )
+    await send(
+        producer, command("DeclineOffer", declined.freelancer_id, offer_id=declined.offer_id)
+    )
+    [w] = await probe.wait_for(of_type("OfferWithdrawn", offer_id=withdrawn.offer_id))
+    [d] = await probe.wait_for(of_type("OfferDeclined", offer_id=declined.offer_id))
+    assert w.value["reason"] == "Budget cut" and d.value["proposal_id"]
+    late = command("AcceptOffer", withdrawn.freelancer_id, offer_id=withdrawn.offer_id, version=1)
+    await send(producer, late)
+    [seen] = await probe.wait_for(rejected(late["command_id"]))
+    assert seen.value["code"] == "invalid_state" and seen.value["status"] == "withdrawn"
+    unknown = command("WithdrawOffer", "someone", offer_id=new_id("offer"))
+    await send(producer, unknown)
+    [seen] = await probe.wait_for(rejected(unknown["command_id"]))
+    assert seen.value["code"] == "unknown_offer"
+
+
+async def test_accept_races_withdraw_and_change_exactly_one_wins(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    trials = []
+    for i in range(20):
+        parties = Parties()
+        await send(producer, parties.extend())
+        accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
+        rival = (
+            command("WithdrawOffer", parties.client_id, offer_id=parties.offer_id)
+            if i % 2
+            else command(
+                "ChangeOffer", parties.client_id, offer_id=parties.offer_id, terms=hourly_terms()
+            )
+        )
+        first, second = (accept, rival) if i % 4 < 2 else (rival, accept)
+        await asyncio.gather(send(producer, first), send(producer, second))
+        trials.append((parties, accept, rival))
+    for parties, accept, rival in trials:
+        outcomes = await probe.wait_for(answers_to(accept, rival), count=2)
+        kinds = sorted(s.value["type"] for s in outcomes)
+        assert kinds.count("CommandRejected") == 1, kinds
+        offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+        if "OfferAccepted" in kinds:
+            assert offer["status"] == "accepted"
+        else:
+            assert offer["status"] in ("withdrawn", "pending")
+
+
+async def test_log_time_rules(api: httpx.AsyncClient, producer: Producer, probe: Probe) -> None:
+    parties = Parties()
+    await extended(producer, probe, parties, terms=hourly_terms(weekly_limit_hours=10))
+    await send(
+        producer,
+        command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1),
+    )
+    [activated] = await probe.wait_for(of_type("ContractActivated", offer_id=parties.offer_id))
+    contract_id = activated.value["contract_id"]
+    start = today() + timedelta(days=5)
+    monday = start + timedelta(days=7 - start.weekday())
+
+    def log(day: Any, hours: str, actor: str | None = None) -> dict[str, Any]:
+        return command(
+            "LogTime",
+            actor or parties.freelancer_id,
+            contract_id=contract_id,
+            entry_id=new_id("entry"),
+            work_date=day.isoformat(),
+            hours=hours,
+        )
+
+    before_start = log(start - timedelta(days=1), "2.00")
+    ok = log(monday, "8.00")
+    over = log(monday + timedelta(days=1), "3.00")
+    fits = log(monday + timedelta(days=1), "2.00")
+    stranger = log(monday, "1.00", actor=parties.client_id)
+    for message in (before_start, ok, over, fits, stranger, ok):
+        await send(producer, message, topics.CONTRACTS_COMMANDS)
+    assert (await probe.wait_for(rejected(before_start["command_id"])))[0].value[
+        "code"
+    ] == "outside_contract_dates"
+    assert (await probe.wait_for(rejected(over["command_id"])))[0].value[
+        "code"
+    ] == "weekly_limit_exceeded"
+    assert (await probe.wait_for(rejected(stranger["command_id"])))[0].value[
+        "code"
+    ] == "not_authorized"
+    logged = await probe.wait_for(of_type("TimeLogged", contract_id=contract_id), count=2)
+    await probe.quiet()
+    assert len(probe.matching(of_type("TimeLogged", contract_id=contract_id))) == 2
+    assert {s.value["hours"] for s in logged} == {"8.00", "2.00"}
+    contract = (await api.get(f"/contracts/{contract_id}")).json()
+    assert sum(float(h) for h in contract["hours_by_week"].values()) == 10.0
+
+
+async def test_fixed_price_contracts_take_no_time(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    await extended(producer, probe, parties, terms=fixed_terms())
+    await send(
+        producer,
+        command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1),
+    )
+    [activated] = await probe.wait_for(of_type("ContractActivated", offer_id=parties.offer_id))
+    entry = command(
+        "LogTime",
+        parties.freelancer_id,
+        contract_id=activated.value["contract_id"],
+        entry_id=new_id("entry"),
+        work_date=(today() + timedelta(days=6)).isoformat(),
+        hours="1.00",
+    )
+    await send(producer, entry, topics.CONTRACTS_COMMANDS)
+    [seen] = await probe.wait_for(rejected(entry["command_id"]))
+    assert seen.value["code"] == "not_hourly"
+    assert not probe.matching(
+        of_type("TalentCloudMemberAdded", freelancer_id=parties.freelancer_id)
+    )
+
+
+async def test_read_api_lists_paginates_and_404s(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    client_id = new_id("client")
+    offers = [Parties(client_id=client_id) for _ in range(5)]
+    for parties in offers:
+        await send(producer, parties.extend())
+    await probe.wait_for(
+        lambda s: (
+            isinstance(s.value, dict)
+            and s.value.get("type") == "OfferExtended"
+            and s.value.get("client_id") == client_id
+        ),
+        count=5,
+    )
+    seen_ids: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"client_id": client_id, "status": "pending", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await api.get("/offers", params=params)).json()
+        seen_ids += [item["offer_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen_ids) == sorted(p.offer_id for p in offers)
+    missing = await api.get("/offers/nope")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert (await api.get("/contracts/nope")).status_code == 404
+    bad = await api.get("/offers", params={"limit": 10_000})
+    assert bad.status_code == 400 and "limit" in bad.json()["message"]
+    assert (await api.get("/health")).json()["status"] == "ok"
+    assert (
+        json.loads((await api.get("/offers", params={"status": "bogus"})).text)["error"]
+        == "bad_request"
+    )
