@@ -16,6 +16,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from starlette.applications import Starlette
 
+from services.runtime.kafka import ensure_topics
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -204,3 +206,23 @@ async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
+
+
+async def start_at_the_end(bootstrap: str, group_id: str, names: tuple[str, ...]) -> None:
+    """Commits the topics' current ends for a fresh consumer group, so the service under test
+    skips what earlier runs left on the topics (their offers live in other databases: each
+    old command would wait out the unknown-offer wait)."""
+    await ensure_topics(bootstrap, names)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(name, number)
+            for name in names
+            for number in consumer.partitions_for_topic(name) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from pydantic import TypeAdapter
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure
 
 from contracts import InvalidCommand, UnreadableCommand, parse_command
 
@@ -24,8 +24,16 @@ from .wire import RecordOrigin
 
 log = logging.getLogger(__name__)
 
-# A database or broker outage: back off a little before the record is redelivered.
-INFRASTRUCTURE_ERRORS = (PyMongoError, KafkaError, ConnectionError, TimeoutError)
+# A database or broker outage: back off a little before the record is redelivered. Only
+# errors that pass with time belong here; anything else (a query the database refuses,
+# say) would be retried forever and stall the partition, so it is dead-lettered instead.
+INFRASTRUCTURE_ERRORS = (
+    ConnectionFailure,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 INFRASTRUCTURE_BACKOFF_SECONDS = 1.0
 
 DeadLetter = Callable[[bytes, RecordOrigin, str], Awaitable[None]]

@@ -9,6 +9,7 @@ import random
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,17 +17,28 @@ from contracts import topics
 from tests.conftest import RUN_ID
 from tests.e2e.processes import service_process
 from tests.infrastructure import Endpoints
-from tests.kit import Parties, Probe, Producer, command, hourly_terms
+from tests.kit import Parties, Probe, Producer, command, hourly_terms, of_type, start_at_the_end
 
 pytestmark = pytest.mark.e2e
 
 OFFERS = 40
 
 
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
 async def test_kill_nine_loses_and_doubles_nothing(
     infra: Endpoints, producer: Producer, probe: Probe, tmp_path: Path
 ) -> None:
     service = service_process("offer_service", 18101, infra, tmp_path, RUN_ID + "k9")
+    service.env["KAFKA_GROUP_ID"] = f"e2e-offer_service-k9-{RUN_ID}"
+    await start_at_the_end(
+        infra.kafka_bootstrap_servers,
+        service.env["KAFKA_GROUP_ID"],
+        (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS),
+    )
     service.start()
     await asyncio.to_thread(service.wait_healthy)
     offers = [Parties() for _ in range(OFFERS)]
@@ -61,14 +73,7 @@ async def test_kill_nine_loses_and_doubles_nothing(
     try:
         await asyncio.gather(stream(), chaos())
         for parties in offers:
-            await probe.wait_for(
-                lambda s, o=parties.offer_id: (
-                    isinstance(s.value, dict)
-                    and s.value.get("type") == "ContractActivated"
-                    and s.value.get("offer_id") == o
-                ),
-                within=60,
-            )
+            await probe.wait_for(of_type("ContractActivated", offer_id=parties.offer_id), within=60)
         await probe.quiet(2)
     finally:
         service.stop()
@@ -91,8 +96,7 @@ async def test_kill_nine_loses_and_doubles_nothing(
     await asyncio.to_thread(service.wait_healthy)
     try:
         for parties in offers:
-            url = f"{service.url}/offers/{parties.offer_id}"
-            offer = await asyncio.to_thread(lambda u=url: json.load(urllib.request.urlopen(u)))
+            offer = await asyncio.to_thread(get_json, f"{service.url}/offers/{parties.offer_id}")
             assert offer["status"] == "accepted" and offer["version"] == 2
     finally:
         service.stop()

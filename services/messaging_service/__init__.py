@@ -1,0 +1,1 @@
+"""messaging_service: negotiation threads of offers."""

@@ -1,0 +1,276 @@
+"""messaging_service's rules, pure: the thread's projection of an offer (built from
+offers.events, tolerant of redelivery and of events out of order) and who may say what
+in it. No I/O here: handlers.py reads, asks these functions, and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal
+
+from contracts import (
+    FieldError,
+    FixedTerms,
+    HourlyTerms,
+    MessagePosted,
+    OfferAccepted,
+    OfferChanged,
+    OfferDeclined,
+    OfferExpired,
+    OfferExtended,
+    OfferWithdrawn,
+    PostMessage,
+    ProposeTerms,
+    RejectionCode,
+    TermsProposed,
+    ThreadClosed,
+    format_utc,
+    proposed_terms,
+    terms_differences,
+)
+from services.runtime.wire import derived_id
+
+Terms = HourlyTerms | FixedTerms
+OfferEvent = (
+    OfferExtended | OfferChanged | OfferWithdrawn | OfferDeclined | OfferExpired | OfferAccepted
+)
+CloseReason = Literal["accepted", "declined", "withdrawn", "expired"]
+
+
+class OfferStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not OfferStatus.PENDING
+
+
+CLOSING: dict[type[OfferEvent], OfferStatus] = {
+    OfferAccepted: OfferStatus.ACCEPTED,
+    OfferDeclined: OfferStatus.DECLINED,
+    OfferWithdrawn: OfferStatus.WITHDRAWN,
+    OfferExpired: OfferStatus.EXPIRED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a command is refused: becomes one CommandRejected on the wire."""
+
+    code: RejectionCode
+    message: str
+    errors: tuple[FieldError, ...] = field(default=())
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """An offer's negotiation thread: what this service knows of the offer."""
+
+    offer_id: str
+    client_id: str
+    freelancer_id: str
+    status: OfferStatus
+    version: int
+    terms: Terms | None
+    """The current terms; None only for a thread created closed by a terms-less event."""
+    expires_at: datetime | None
+    close_reason: CloseReason | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.status.terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """The outcome of one offer event for the thread."""
+
+    thread: Thread
+    changed: bool
+    """False when the event taught nothing new (a redelivery, or an older version)."""
+    closed: ThreadClosed | None = None
+    """The one ThreadClosed, when this event closed the thread."""
+    answered: tuple[str, int] | None = None
+    """(TermsProposed message_id, offer version) when an OfferChanged answered a proposal."""
+
+
+def thread_closed_event(thread: Thread, cause: OfferEvent, now: datetime) -> ThreadClosed:
+    assert thread.close_reason is not None
+    return ThreadClosed(
+        # One per thread, ever: a redelivered closing event yields the same id.
+        event_id=derived_id("thread-closed", thread.offer_id),
+        occurred_at=now,
+        causation_id=cause.event_id,
+        offer_id=thread.offer_id,
+        reason=thread.close_reason,
+    )
+
+
+def _from_event(event: OfferEvent, now: datetime) -> Thread:
+    terms: Terms | None = None
+    expires_at: datetime | None = None
+    if isinstance(event, OfferExtended | OfferChanged):
+        terms, expires_at = event.terms, event.expires_at
+    elif isinstance(event, OfferAccepted):
+        terms = event.terms
+    status = CLOSING.get(type(event), OfferStatus.PENDING)
+    return Thread(
+        offer_id=event.offer_id,
+        client_id=event.client_id,
+        freelancer_id=event.freelancer_id,
+        status=status,
+        version=event.version,
+        terms=terms,
+        expires_at=expires_at,
+        close_reason=None if status is OfferStatus.PENDING else status.value,  # type: ignore[arg-type]
+        closed_at=None if status is OfferStatus.PENDING else now,
+    )
+
+
+def project(thread: Thread | None, event: OfferEvent, now: datetime) -> Projection:
+    """Applies one offer event. An event older than what the thread knows changes nothing
+    (except that an answered proposal is still recorded); a closed thread never reopens."""
+    answered = (
+        (event.in_response_to, event.version)
+        if isinstance(event, OfferChanged) and event.in_response_to is not None
+        else None
+    )
+    if thread is None:
+        created = _from_event(event, now)
+        closed = thread_closed_event(created, event, now) if created.closed else None
+        return Projection(created, True, closed, answered)
+
+    if event.version < thread.version:
+        return Projection(thread, False, None, answered)
+
+    closing = CLOSING.get(type(event))
+    if thread.closed:
+        # Terminal: nothing reverts it. Only fill in terms a closing event did not carry.
+        updated = thread
+        if thread.terms is None and isinstance(event, OfferExtended | OfferChanged | OfferAccepted):
+            updated = replace(thread, terms=event.terms)
+        return Projection(updated, updated != thread, None, answered)
+
+    if closing is not None:
+        terms = event.terms if isinstance(event, OfferAccepted) else thread.terms
+        updated = replace(
+            thread,
+            status=closing,
+            version=event.version,
+            terms=terms,
+            close_reason=closing.value,  # type: ignore[arg-type]
+            closed_at=now,
+        )
+        return Projection(updated, True, thread_closed_event(updated, event, now), answered)
+
+    assert isinstance(event, OfferExtended | OfferChanged)
+    updated = replace(
+        thread,
+        version=event.version,
+        terms=event.terms,
+        expires_at=event.expires_at,
+        client_id=event.client_id,
+        freelancer_id=event.freelancer_id,
+    )
+    return Projection(updated, updated != thread, None, answered)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def may_speak(
+    thread: Thread, command: PostMessage | ProposeTerms, now: datetime
+) -> Rejection | None:
+    """Who may post in the thread, and while the offer is open."""
+    if command.actor_id not in (thread.client_id, thread.freelancer_id):
+        return Rejection(
+            RejectionCode.NOT_AUTHORIZED,
+            f"only the offer's client or freelancer may write in the thread of offer "
+            f"{thread.offer_id!r}",
+        )
+    if thread.closed:
+        return Rejection(
+            RejectionCode.THREAD_CLOSED,
+            f"the thread of offer {thread.offer_id!r} is closed: the offer was "
+            f"{thread.status.value}",
+            status=thread.status.value,
+        )
+    if thread.expires_at is not None and now >= thread.expires_at:
+        # Not swept yet, but it can no longer be accepted: negotiating it is pointless.
+        return Rejection(
+            RejectionCode.THREAD_CLOSED,
+            f"the thread of offer {thread.offer_id!r} is closed: the offer expired at "
+            f"{format_utc(thread.expires_at)}",
+            status=OfferStatus.EXPIRED.value,
+        )
+    return None
+
+
+def message_event_id(offer_id: str, message_id: str) -> str:
+    return derived_id("message-event", offer_id, message_id)
+
+
+def post_message(thread: Thread, command: PostMessage, now: datetime) -> Rejection | MessagePosted:
+    refused = may_speak(thread, command, now)
+    if refused is not None:
+        return refused
+    return MessagePosted(
+        event_id=message_event_id(thread.offer_id, command.message_id),
+        occurred_at=now,
+        causation_id=command.command_id,
+        offer_id=thread.offer_id,
+        message_id=command.message_id,
+        sender_id=command.actor_id,
+        text=command.text,
+        sent_at=now,
+    )
+
+
+def propose_terms(
+    thread: Thread,
+    command: ProposeTerms,
+    now: datetime,
+    *,
+    today: date,
+    max_contract_days: int,
+) -> Rejection | TermsProposed:
+    refused = may_speak(thread, command, now)
+    if refused is not None:
+        return refused
+    assert thread.terms is not None  # a pending thread always has terms
+    proposed, errors = proposed_terms(
+        thread.terms, command.changes, today=today, max_contract_days=max_contract_days
+    )
+    if proposed is None:
+        n = len(errors)
+        return Rejection(
+            RejectionCode.INVALID_COMMAND,
+            f"the proposed terms break {n} rule{'s' if n != 1 else ''}",
+            tuple(errors),
+        )
+    differences = terms_differences(thread.terms, proposed)
+    if not differences:
+        return Rejection(
+            RejectionCode.INVALID_COMMAND,
+            "the proposed changes are the current terms: nothing to propose",
+            (FieldError(field="changes", message="must differ from the current terms"),),
+        )
+    return TermsProposed(
+        event_id=message_event_id(thread.offer_id, command.message_id),
+        occurred_at=now,
+        causation_id=command.command_id,
+        offer_id=thread.offer_id,
+        message_id=command.message_id,
+        sender_id=command.actor_id,
+        changes=command.changes,
+        differences=differences,
+        text=command.text,
+        sent_at=now,
+    )

@@ -1,0 +1,81 @@
+"""messaging_service's read API (SPEC §6): an offer's thread, newest messages first by page,
+oldest first within a page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from contracts import format_utc
+from services.runtime.http import BadRequest, decode_cursor, encode_cursor, not_found, page_size
+
+from .store import Document, MongoThreadStore, answered_by
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else format_utc(value)
+
+
+def render_message(document: Document, thread: Document) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "message_id": document["message_id"],
+        "kind": document["kind"],
+        "sender_id": document["sender_id"],
+        "text": document.get("text"),
+        "sent_at": _time(document["sent_at"]),
+    }
+    if document["kind"] == "terms_proposal":
+        answered = document.get("answered_by_version")
+        item["changes"] = document["changes"]
+        item["differences"] = document["differences"]
+        item["answered_by_version"] = (
+            answered if answered is not None else answered_by(thread, document["message_id"])
+        )
+    return item
+
+
+def _before(request: Request) -> int | None:
+    position = decode_cursor(request, "before")
+    if position is None:
+        return None
+    if len(position) != 1 or not isinstance(position[0], int) or isinstance(position[0], bool):
+        raise BadRequest("before is not a cursor this API handed out")
+    return position[0]
+
+
+def read_routes(store: MongoThreadStore) -> list[Route]:
+    async def list_messages(request: Request) -> Response:
+        offer_id = request.path_params["offer_id"]
+        limit = page_size(request)
+        before = _before(request)
+        thread = await store.threads.find_one({"_id": offer_id})
+        if thread is None:
+            return not_found("thread for offer", offer_id)
+        query: dict[str, Any] = {"offer_id": offer_id}
+        if before is not None:
+            query["seq"] = {"$lt": before}
+        cursor = store.messages.find(query, sort=[("seq", DESCENDING)], limit=limit + 1)
+        documents = [document async for document in cursor]
+        next_cursor = None
+        if len(documents) > limit:
+            documents = documents[:limit]
+            next_cursor = encode_cursor([documents[-1]["seq"]])
+        documents.reverse()
+        return JSONResponse(
+            {
+                "offer_id": offer_id,
+                "status": thread["status"],
+                "closed": thread["status"] != "pending",
+                "close_reason": thread.get("close_reason"),
+                "version": thread["version"],
+                "items": [render_message(document, thread) for document in documents],
+                "next_cursor": next_cursor,
+            }
+        )
+
+    return [Route("/threads/{offer_id}/messages", list_messages)]

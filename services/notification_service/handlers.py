@@ -1,0 +1,374 @@
+"""notification_service's use cases: turn source events into inbox entries (each stored with
+its NotificationCreated in one write, then published), keep the offers projection, send
+expiry reminders, and mark notifications read.
+
+Every path is safe to repeat: a notification's id derives from (source event or reminder,
+recipient), so a redelivered event finds it stored and only republishes what is unpublished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from contracts import (
+    CommandRejected,
+    CommandType,
+    FieldError,
+    InvalidCommand,
+    MarkNotificationsRead,
+    MessagePosted,
+    NotificationCreated,
+    OfferAccepted,
+    OfferChanged,
+    OfferDeclined,
+    OfferExpired,
+    OfferExtended,
+    OfferWithdrawn,
+    RejectionCode,
+    TermsProposed,
+    topics,
+)
+from services.runtime.consumer import INFRASTRUCTURE_BACKOFF_SECONDS, INFRASTRUCTURE_ERRORS
+from services.runtime.outbox import OutboxEntry, Publish
+from services.runtime.wire import RecordOrigin, derived_id
+
+from . import domain
+from .domain import OfferEvent, OfferInfo, Planned, SourceEvent
+from .store import CANCELLED, SENT, Conflict, Document, MongoNotificationStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+MAX_CONFLICT_RETRIES = 10
+OFFER_POLL_SECONDS = 0.2
+OFFER_EVENTS = (
+    OfferExtended,
+    OfferChanged,
+    OfferWithdrawn,
+    OfferDeclined,
+    OfferExpired,
+    OfferAccepted,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a command is refused: becomes one CommandRejected on the wire."""
+
+    code: RejectionCode
+    message: str
+    errors: tuple[FieldError, ...] = field(default=())
+
+
+def notification_id_for(source_id: str, recipient_id: str) -> str:
+    return derived_id("notification", source_id, recipient_id)
+
+
+def reminder_id_for(offer_id: str, version: int, lead_seconds: int) -> str:
+    return derived_id("reminder", offer_id, str(version), str(lead_seconds))
+
+
+class NotificationHandlers:
+    def __init__(
+        self,
+        store: MongoNotificationStore,
+        publish: Publish,
+        *,
+        clock: Clock,
+        reminder_leads_seconds: Sequence[int],
+        unknown_offer_wait: float,
+    ) -> None:
+        self.store = store
+        self.publish = publish
+        self.clock = clock
+        self.reminder_leads_seconds = tuple(reminder_leads_seconds)
+        self.unknown_offer_wait = unknown_offer_wait
+
+    # --- source events ----------------------------------------------------------------------
+
+    async def consume_event(
+        self, raw: bytes, origin: RecordOrigin, adapter: TypeAdapter[Any]
+    ) -> None:
+        """One record of an events topic. Never raises for what is in the record (that
+        would stall the partition): an unreadable event is logged and skipped. Only an
+        outage of the database or broker escapes, so the record is handled again later."""
+        try:
+            event = adapter.validate_json(raw)
+        except ValidationError as error:
+            log.error("skipped an unreadable record on %s: %s", origin, error)
+            return
+        try:
+            await self.on_event(event)
+        except INFRASTRUCTURE_ERRORS:
+            log.exception(
+                "could not handle %s %s (%s): infrastructure unavailable; will retry",
+                event.type,
+                event.event_id,
+                origin,
+            )
+            await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
+            raise
+        except Exception:
+            log.exception(
+                "handling %s %s (%s) failed; skipped, its notifications are lost",
+                event.type,
+                event.event_id,
+                origin,
+                extra={"event_id": event.event_id},
+            )
+
+    async def on_event(self, event: SourceEvent) -> None:
+        offer: OfferInfo | None = None
+        previous: OfferInfo | None = None
+        if isinstance(event, OFFER_EVENTS):
+            previous, offer = await self._project(event)
+            await self._schedule_reminders(event, offer)
+        elif isinstance(event, MessagePosted | TermsProposed):
+            offer = await self._wait_for_offer(event.offer_id)
+            if offer is None:
+                # A stalled partition would hold up every later message; losing this one
+                # notification is the lesser harm. The message itself is in the thread.
+                log.error(
+                    "%s %s names offer %s, still unknown after %.1fs; no notification sent",
+                    event.type,
+                    event.event_id,
+                    event.offer_id,
+                    self.unknown_offer_wait,
+                    extra={"event_id": event.event_id, "offer_id": event.offer_id},
+                )
+                return
+        for plan in domain.notifications_for(event, offer, previous):
+            await self.notify(plan, source_id=event.event_id)
+
+    async def notify(self, plan: Planned, *, source_id: str, flush_existing: bool = True) -> bool:
+        """Stores the notification with its event (once per source and recipient) and
+        publishes it. Returns whether it was new. When it existed already (a redelivered
+        event), publishes what is still unpublished of it, unless `flush_existing` is off
+        (a racing instance created it and publishes it itself)."""
+        notification_id = notification_id_for(source_id, plan.recipient_id)
+        now = self.clock()
+        event = NotificationCreated(
+            event_id=derived_id("notification-created", notification_id),
+            occurred_at=now,
+            causation_id=source_id,
+            notification_id=notification_id,
+            recipient_id=plan.recipient_id,
+            kind=plan.kind,
+            offer_id=plan.offer_id,
+            contract_id=plan.contract_id,
+            title=plan.title,
+            body=plan.body,
+            created_at=now,
+            source_event_id=source_id,
+        )
+        entry = OutboxEntry.of(event, topic=topics.NOTIFICATIONS_EVENTS, key=plan.recipient_id)
+        fields = {
+            "_id": notification_id,
+            "notification_id": notification_id,
+            "recipient_id": plan.recipient_id,
+            "kind": plan.kind,
+            "offer_id": plan.offer_id,
+            "contract_id": plan.contract_id,
+            "title": plan.title,
+            "body": plan.body,
+            "created_at": event.created_at,
+            "source_event_id": source_id,
+        }
+        document = await self.store.add_notification(fields, entry, event.created_at)
+        created = document is not None
+        if document is None:
+            log.info("notification %s exists already; not repeated", notification_id)
+            if flush_existing:
+                document = await self.store.notification(notification_id)
+        else:
+            log.info(
+                "notification %s (%s) for %s",
+                notification_id,
+                plan.kind,
+                plan.recipient_id,
+                extra={"recipient_id": plan.recipient_id, "offer_id": plan.offer_id},
+            )
+        if document is not None:
+            await self.store.notifications_outbox.flush(document, self.publish)
+        return created
+
+    async def _project(self, event: OfferEvent) -> tuple[OfferInfo | None, OfferInfo]:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            stored = await self.store.get_offer(event.offer_id)
+            previous = None if stored is None else stored.value
+            updated = domain.project(previous, event)
+            if updated != previous:
+                try:
+                    await self.store.put_offer(updated, stored)
+                except Conflict:
+                    continue
+            return previous, updated
+        raise RuntimeError(f"offer {event.offer_id}: too many conflicting projection writes")
+
+    async def _wait_for_offer(self, offer_id: str) -> OfferInfo | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.unknown_offer_wait
+        while True:
+            stored = await self.store.get_offer(offer_id)
+            if stored is not None:
+                return stored.value
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(OFFER_POLL_SECONDS)
+
+    # --- expiry reminders -------------------------------------------------------------------
+
+    async def _schedule_reminders(self, event: OfferEvent, offer: OfferInfo) -> None:
+        now = self.clock()
+        if offer.status in domain.TERMINAL:
+            await self.store.cancel_reminders(event.offer_id, now)
+            return
+        if not isinstance(event, OfferExtended | OfferChanged):
+            return
+        if not domain.is_current_pending(offer, event):
+            return  # a late event of an older version: its reminders would be stale
+        # A change restarts the window: the older versions' reminders are void.
+        await self.store.cancel_reminders(event.offer_id, now, before_version=event.version)
+        for plan in domain.reminder_schedule(event.expires_at, self.reminder_leads_seconds, now):
+            await self.store.add_reminder(
+                reminder_id_for(event.offer_id, event.version, plan.lead_seconds),
+                {
+                    "offer_id": event.offer_id,
+                    "version": event.version,
+                    "lead_seconds": plan.lead_seconds,
+                    "due_at": plan.due_at,
+                    "expires_at": event.expires_at,
+                    "freelancer_id": event.freelancer_id,
+                    "created_at": now,
+                },
+            )
+
+    async def send_due_reminders(self, batch: int = 200) -> int:
+        """Sends every due reminder of a still-pending offer, exactly once, also with many
+        instances sweeping at the same time.
+
+        The one write that decides who sends a reminder is the insert of its notification,
+        whose `_id` derives from the reminder: a unique `_id` is the one thing FerretDB
+        enforces atomically (a conditional update there is a read-then-write, so two
+        instances can both "win" a find_one_and_update claim). Only the instance whose
+        insert succeeded publishes; anything it leaves unpublished, the relay publishes.
+        """
+        sent = 0
+        while True:
+            now = self.clock()
+            due = await self.store.due_reminders(now, batch)
+            for reminder in due:
+                if await self._send_reminder(reminder):
+                    sent += 1
+            if len(due) < batch:
+                return sent
+
+    async def _send_reminder(self, reminder: Document) -> bool:
+        stored = await self.store.get_offer(reminder["offer_id"])
+        now = self.clock()
+        offer = None if stored is None else stored.value
+        if (
+            offer is None
+            or offer.status != domain.PENDING
+            or offer.version != reminder["version"]
+            or offer.expires_at is None
+            or offer.expires_at <= now
+        ):
+            await self.store.close_reminder(reminder["_id"], CANCELLED, now)
+            return False
+        created = await self.notify(
+            domain.expiring_reminder(offer, now), source_id=reminder["_id"], flush_existing=False
+        )
+        await self.store.close_reminder(reminder["_id"], SENT, now)
+        return created
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def handle_command(self, command: MarkNotificationsRead) -> None:
+        if await self._already_refused(command.command_id):
+            return
+        if command.actor_id != command.recipient_id:
+            await self.refuse(
+                command_id=command.command_id,
+                command_type=command.type,
+                actor_id=command.actor_id,
+                key=command.key,
+                rejection=Rejection(
+                    RejectionCode.NOT_AUTHORIZED,
+                    f"only {command.recipient_id} can mark their notifications read",
+                ),
+                fallback_id=command.command_id,
+            )
+            return
+        changed = await self.store.mark_read(
+            command.recipient_id, command.notification_ids, self.clock()
+        )
+        log.info(
+            "%s %s: %d of %d notification(s) of %s newly read",
+            command.type,
+            command.command_id,
+            changed,
+            len(command.notification_ids),
+            command.recipient_id,
+            extra={"command_id": command.command_id, "recipient_id": command.recipient_id},
+        )
+
+    async def refuse(
+        self,
+        *,
+        command_id: str | None,
+        command_type: CommandType,
+        actor_id: str | None,
+        key: str,
+        rejection: Rejection,
+        fallback_id: str,
+    ) -> None:
+        """Publishes one CommandRejected, remembered by command_id so it is never repeated."""
+        now = self.clock()
+        event = CommandRejected(
+            event_id=derived_id("rejected", command_id or fallback_id),
+            occurred_at=now,
+            causation_id=command_id or fallback_id,
+            command_id=command_id,
+            command_type=command_type,
+            actor_id=actor_id,
+            code=rejection.code,
+            message=rejection.message,
+            errors=list(rejection.errors),
+        )
+        entry = OutboxEntry.of(event, topic=topics.COMMANDS_REJECTED, key=key)
+        log.info("refused %s %s for %s: %s", command_type, command_id, key, rejection.code)
+        if command_id is None:
+            await self.publish([entry])
+            return
+        document = await self.store.record_rejection(command_id, entry, now)
+        if document is None:
+            document = await self.store.rejection(command_id)
+        if document is not None:
+            await self.store.rejections_outbox.flush(document, self.publish)
+
+    async def refuse_invalid(self, invalid: InvalidCommand, origin: RecordOrigin) -> None:
+        await self.refuse(
+            command_id=invalid.command_id,
+            command_type=invalid.command_type,
+            actor_id=invalid.actor_id,
+            key=invalid.key or (origin.key or b"").decode("utf-8", "replace"),
+            rejection=Rejection(
+                RejectionCode.INVALID_COMMAND, invalid.message, tuple(invalid.errors)
+            ),
+            fallback_id=origin.record_id,
+        )
+
+    async def _already_refused(self, command_id: str) -> bool:
+        document = await self.store.rejection(command_id)
+        if document is None:
+            return False
+        await self.store.rejections_outbox.flush(document, self.publish)
+        return True

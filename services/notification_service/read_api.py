@@ -1,0 +1,60 @@
+"""notification_service's read API (SPEC §6): a recipient's inbox, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contracts import format_utc
+from services.runtime.http import BadRequest
+from services.runtime.pages import page
+
+from .store import Document, MongoNotificationStore
+
+TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
+
+
+def render_notification(document: Document) -> dict[str, Any]:
+    return {
+        "notification_id": document["notification_id"],
+        "recipient_id": document["recipient_id"],
+        "kind": document["kind"],
+        "offer_id": document.get("offer_id"),
+        "contract_id": document.get("contract_id"),
+        "title": document["title"],
+        "body": document["body"],
+        "created_at": format_utc(document["created_at"]),
+        "read": bool(document.get("read", False)),
+        "source_event_id": document["source_event_id"],
+    }
+
+
+def _flag(request: Request, name: str) -> bool:
+    raw = (request.query_params.get(name) or "").strip().lower()
+    if raw in TRUE:
+        return True
+    if raw in FALSE:
+        return False
+    raise BadRequest(f"{name} must be true or false")
+
+
+def read_routes(store: MongoNotificationStore) -> list[Route]:
+    async def list_notifications(request: Request) -> Response:
+        recipient_id = request.query_params.get("recipient_id")
+        if not recipient_id:
+            raise BadRequest("recipient_id is required")
+        query: dict[str, Any] = {"recipient_id": recipient_id}
+        if _flag(request, "unread_only"):
+            query["read"] = False
+        return await page(
+            request,
+            store.notifications,
+            query,
+            order_field="created_at",
+            render=render_notification,
+        )
+
+    return [Route("/notifications", list_notifications)]

@@ -1,0 +1,126 @@
+"""The three services as real processes, driven only through Kafka (a plain aiokafka
+producer) and their HTTP read APIs, with the database checked directly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from contracts import topics
+from tests.conftest import RUN_ID
+from tests.e2e.processes import ServiceProcess, service_process
+from tests.infrastructure import Endpoints
+from tests.kit import Parties, Probe, Producer, command, of_type, start_at_the_end
+
+pytestmark = pytest.mark.e2e
+
+PORTS = {"offer_service": 18201, "messaging_service": 18202, "notification_service": 18203}
+
+
+CONSUMES = {
+    "offer_service": (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS),
+    "messaging_service": (topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS),
+    "notification_service": (
+        topics.OFFERS_EVENTS,
+        topics.CONTRACTS_EVENTS,
+        topics.TALENT_CLOUDS_EVENTS,
+        topics.NEGOTIATIONS_EVENTS,
+        topics.NOTIFICATIONS_COMMANDS,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+async def system(
+    infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, ServiceProcess]]:
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    services = {
+        name: service_process(name, port, infra, logs, RUN_ID) for name, port in PORTS.items()
+    }
+    for name, service in services.items():
+        # A group of this run's own, starting at the topics' current ends.
+        service.env["KAFKA_GROUP_ID"] = f"e2e-{name}-{RUN_ID}"
+        await start_at_the_end(
+            infra.kafka_bootstrap_servers, service.env["KAFKA_GROUP_ID"], CONSUMES[name]
+        )
+        service.start()
+    try:
+        for service in services.values():
+            await asyncio.to_thread(service.wait_healthy)
+        yield services
+    finally:
+        for service in services.values():
+            service.stop()
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+async def test_health_of_every_service(system: dict[str, ServiceProcess]) -> None:
+    for service in system.values():
+        health = await asyncio.to_thread(get_json, f"{service.url}/health")
+        assert health == {"status": "ok", "kafka": "ok", "mongodb": "ok"}
+
+
+async def test_an_offer_travels_through_the_whole_system(
+    system: dict[str, ServiceProcess], infra: Endpoints, producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    extend = parties.extend()
+    await producer.send(topics.OFFERS_COMMANDS, extend, parties.offer_id)
+    [extended] = await probe.wait_for(of_type("OfferExtended", offer_id=parties.offer_id))
+    [received] = await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=parties.freelancer_id, kind="offer_received")
+    )
+    assert received.value["source_event_id"] == extended.value["event_id"]
+
+    hello = command(
+        "PostMessage",
+        parties.freelancer_id,
+        offer_id=parties.offer_id,
+        message_id="m-1",
+        text="Could we do 50/h?",
+    )
+    await producer.send(topics.NEGOTIATIONS_COMMANDS, hello, parties.offer_id)
+    await probe.wait_for(of_type("MessagePosted", offer_id=parties.offer_id))
+    await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=parties.client_id, kind="new_message")
+    )
+
+    accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
+    await producer.send(topics.OFFERS_COMMANDS, accept, parties.offer_id)
+    await probe.wait_for(of_type("ThreadClosed", offer_id=parties.offer_id, reason="accepted"))
+    await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=parties.client_id, kind="contract_active")
+    )
+
+    # What the services stored, read straight from the database.
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url)
+    try:
+        offers = mongo[system["offer_service"].env["MONGODB_DATABASE"]]["offers"]
+        stored = await offers.find_one({"_id": parties.offer_id})
+        assert stored is not None and stored["status"] == "accepted"
+        assert stored["outbox"] == []
+    finally:
+        await mongo.close()
+
+    offer_url = f"{system['offer_service'].url}/offers/{parties.offer_id}"
+    offer = await asyncio.to_thread(get_json, offer_url)
+    assert offer["status"] == "accepted"
+    thread_url = f"{system['messaging_service'].url}/threads/{parties.offer_id}/messages"
+    thread = await asyncio.to_thread(get_json, thread_url)
+    assert [m["text"] for m in thread["items"]] == ["Could we do 50/h?"]
+    inbox_url = (
+        f"{system['notification_service'].url}/notifications?recipient_id={parties.freelancer_id}"
+    )
+    inbox = await asyncio.to_thread(get_json, inbox_url)
+    assert {"offer_received", "contract_active"} <= {n["kind"] for n in inbox["items"]}

@@ -1,0 +1,573 @@
+"""notification_service against the real Kafka and FerretDB: source events are published
+straight onto their topics (offer_service and messaging_service are not running)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from contracts import OFFER_EVENT_ADAPTER, format_utc, topics
+from services.notification_service.app import create_app, utc_now
+from services.notification_service.domain import Planned
+from services.notification_service.handlers import NotificationHandlers
+from services.notification_service.store import MongoNotificationStore
+from services.runtime.outbox import OutboxEntry
+from tests.conftest import settings_for
+from tests.infrastructure import Endpoints
+from tests.kit import Parties, Probe, Producer, Seen, hourly_terms, new_id, of_type, running
+
+pytestmark = pytest.mark.integration
+
+NOTIFICATION_FIELDS = (
+    "notification_id",
+    "recipient_id",
+    "kind",
+    "offer_id",
+    "contract_id",
+    "title",
+    "body",
+    "created_at",
+    "source_event_id",
+)
+
+
+@pytest.fixture(scope="module")
+async def service(infra: Endpoints, producer: Producer) -> AsyncIterator[httpx.AsyncClient]:
+    settings = settings_for(
+        infra,
+        "notification_service",
+        offer_reminder_leads_seconds=(2, 1),
+        expiry_sweep_interval_seconds=1,
+    )
+    async with running(create_app(settings)) as client:
+        # The consumer group may first have a backlog to work through (every earlier test's
+        # events): wait until an offer published now has been handled.
+        probe = Probe(infra.kafka_bootstrap_servers, [topics.NOTIFICATIONS_EVENTS])
+        await probe.start()
+        try:
+            p = Parties()
+            await producer.send(topics.OFFERS_EVENTS, extended(p), key=p.offer_id)
+            await probe.wait_for(
+                of_type("NotificationCreated", recipient_id=p.freelancer_id), within=180
+            )
+        finally:
+            await probe.stop()
+        yield client
+
+
+# --- building source events ------------------------------------------------------------------
+
+
+def now_z(delta: float = 0) -> str:
+    return format_utc(datetime.now(UTC) + timedelta(seconds=delta))
+
+
+def event(type_: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "event_id": str(uuid.uuid4()),
+        "schema_version": 1,
+        "occurred_at": now_z(),
+        "causation_id": str(uuid.uuid4()),
+        **fields,
+    }
+
+
+def extended(p: Parties, *, expires_in: float = 30 * 86_400, **terms: Any) -> dict[str, Any]:
+    return event(
+        "OfferExtended",
+        offer_id=p.offer_id,
+        version=1,
+        job_id=p.job_id,
+        proposal_id=new_id("prop"),
+        client_id=p.client_id,
+        freelancer_id=p.freelancer_id,
+        terms=hourly_terms(**terms),
+        message="Looking forward to working with you",
+        expires_at=now_z(expires_in),
+    )
+
+
+def closed(p: Parties, type_: str, version: int = 1, **fields: Any) -> dict[str, Any]:
+    return event(
+        type_,
+        offer_id=p.offer_id,
+        version=version,
+        client_id=p.client_id,
+        freelancer_id=p.freelancer_id,
+        **fields,
+    )
+
+
+def accepted(p: Parties, version: int = 1) -> dict[str, Any]:
+    return closed(p, "OfferAccepted", version, terms=hourly_terms(), accepted_at=now_z())
+
+
+async def publish(producer: Producer, topic: str, message: dict[str, Any], key: str) -> None:
+    await producer.send(topic, message, key=key)
+
+
+async def inbox(client: httpx.AsyncClient, recipient_id: str, **params: str) -> dict[str, Any]:
+    response = await client.get("/notifications", params={"recipient_id": recipient_id, **params})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def values(seen: list[Seen]) -> list[dict[str, Any]]:
+    return [s.value for s in seen]
+
+
+def unique_by_id(seen: list[Seen]) -> dict[str, dict[str, Any]]:
+    return {s.value["notification_id"]: s.value for s in seen}
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+async def test_one_notification_per_event_and_recipient_however_often_delivered(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    p = Parties()
+    offer = extended(p)
+    for _ in range(3):
+        await publish(producer, topics.OFFERS_EVENTS, offer, p.offer_id)
+
+    seen = await probe.wait_for(of_type("NotificationCreated", recipient_id=p.freelancer_id))
+    await probe.quiet(2)
+    published = probe.matching(of_type("NotificationCreated", recipient_id=p.freelancer_id))
+    assert len(published) == 1
+    created = seen[0].value
+    assert seen[0].key == p.freelancer_id
+    assert seen[0].headers["type"] == "NotificationCreated"
+    assert created["kind"] == "offer_received"
+    assert created["source_event_id"] == offer["event_id"]
+    assert created["offer_id"] == p.offer_id
+    assert "Checkout redesign" in created["title"]
+    assert p.client_id in created["body"]
+    assert "$45.00/h" in created["body"]
+    assert "accept by" in created["body"]
+
+    page = await inbox(service, p.freelancer_id)
+    assert len(page["items"]) == 1
+    item = page["items"][0]
+    assert {k: item[k] for k in NOTIFICATION_FIELDS} == {k: created[k] for k in NOTIFICATION_FIELDS}
+    assert item["read"] is False
+    # Nobody else heard of it.
+    assert (await inbox(service, p.client_id))["items"] == []
+
+
+async def test_every_source_event_notifies_its_recipients_and_inbox_matches_the_wire(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    p = Parties()
+    contract_id = new_id("contract")
+    await publish(producer, topics.OFFERS_EVENTS, extended(p), p.offer_id)
+    changed = event(
+        "OfferChanged",
+        offer_id=p.offer_id,
+        version=2,
+        client_id=p.client_id,
+        freelancer_id=p.freelancer_id,
+        terms=hourly_terms(hourly_rate="50.00"),
+        message=None,
+        in_response_to=None,
+        expires_at=now_z(30 * 86_400),
+    )
+    await publish(producer, topics.OFFERS_EVENTS, changed, p.offer_id)
+    posted = event(
+        "MessagePosted",
+        offer_id=p.offer_id,
+        message_id=new_id("msg"),
+        sender_id=p.client_id,
+        text="Can you start a week earlier?",
+        sent_at=now_z(),
+    )
+    proposed = event(
+        "TermsProposed",
+        offer_id=p.offer_id,
+        message_id=new_id("msg"),
+        sender_id=p.freelancer_id,
+        changes={"hourly_rate": "55.00"},
+        differences=[{"field": "hourly_rate", "current": "50.00", "proposed": "55.00"}],
+        text="55 would work for me",
+        sent_at=now_z(),
+    )
+    for message in (posted, proposed):
+        await publish(producer, topics.NEGOTIATIONS_EVENTS, message, p.offer_id)
+    await publish(producer, topics.OFFERS_EVENTS, accepted(p, version=2), p.offer_id)
+    activated = event(
+        "ContractActivated",
+        contract_id=contract_id,
+        offer_id=p.offer_id,
+        offer_version=2,
+        job_id=p.job_id,
+        client_id=p.client_id,
+        freelancer_id=p.freelancer_id,
+        terms=hourly_terms(hourly_rate="50.00"),
+        activated_at=now_z(),
+    )
+    await publish(producer, topics.CONTRACTS_EVENTS, activated, contract_id)
+    joined = event(
+        "TalentCloudMemberAdded",
+        talent_cloud_id="tc-design",
+        freelancer_id=p.freelancer_id,
+        contract_id=contract_id,
+    )
+    await publish(producer, topics.TALENT_CLOUDS_EVENTS, joined, "tc-design")
+
+    freelancer = await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=p.freelancer_id), count=5
+    )
+    client = await probe.wait_for(of_type("NotificationCreated", recipient_id=p.client_id), count=3)
+    await probe.quiet(1)
+    freelancer_kinds = sorted(v["kind"] for v in unique_by_id(freelancer).values())
+    client_kinds = sorted(v["kind"] for v in unique_by_id(client).values())
+    assert freelancer_kinds == sorted(
+        ["offer_received", "offer_changed", "new_message", "contract_active", "talent_cloud_joined"]
+    )
+    assert client_kinds == sorted(["terms_proposed", "offer_accepted", "contract_active"])
+
+    by_kind = {v["kind"]: v for v in [*values(freelancer), *values(client)]}
+    assert "$50.00/h" in by_kind["offer_changed"]["body"]
+    assert "was $45.00/h" in by_kind["offer_changed"]["body"]
+    assert "start a week earlier" in by_kind["new_message"]["body"]
+    assert p.client_id in by_kind["new_message"]["body"]
+    assert "hourly_rate 50.00 → 55.00" in by_kind["terms_proposed"]["body"]
+    assert p.freelancer_id in by_kind["offer_accepted"]["body"]
+    assert by_kind["contract_active"]["contract_id"] == contract_id
+    assert "tc-design" in by_kind["talent_cloud_joined"]["title"]
+
+    # The stored inbox is exactly what went on the wire.
+    for recipient, published in ((p.freelancer_id, freelancer), (p.client_id, client)):
+        items = (await inbox(service, recipient))["items"]
+        stored = {i["notification_id"]: {k: i[k] for k in NOTIFICATION_FIELDS} for i in items}
+        wire = {
+            nid: {k: v[k] for k in NOTIFICATION_FIELDS}
+            for nid, v in unique_by_id(published).items()
+        }
+        assert stored == wire
+
+
+async def test_declined_withdrawn_and_expired_offers(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    declined, withdrawn, expired = Parties(), Parties(), Parties()
+    for p in (declined, withdrawn, expired):
+        await publish(producer, topics.OFFERS_EVENTS, extended(p, title="Logo work"), p.offer_id)
+    await publish(
+        producer,
+        topics.OFFERS_EVENTS,
+        closed(declined, "OfferDeclined", proposal_id=new_id("prop"), reason="Too busy"),
+        declined.offer_id,
+    )
+    await publish(
+        producer,
+        topics.OFFERS_EVENTS,
+        closed(withdrawn, "OfferWithdrawn", reason="Budget cut"),
+        withdrawn.offer_id,
+    )
+    await publish(producer, topics.OFFERS_EVENTS, closed(expired, "OfferExpired"), expired.offer_id)
+
+    [d] = await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=declined.client_id, kind="offer_declined")
+    )
+    assert "Logo work" in d.value["title"]
+    assert declined.freelancer_id in d.value["body"] and "Too busy" in d.value["body"]
+    [w] = await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=withdrawn.freelancer_id, kind="offer_withdrawn")
+    )
+    assert "Logo work" in w.value["title"] and "Budget cut" in w.value["body"]
+    for recipient in (expired.client_id, expired.freelancer_id):
+        [e] = await probe.wait_for(
+            of_type("NotificationCreated", recipient_id=recipient, kind="offer_expired")
+        )
+        assert "Logo work" in e.value["title"]
+
+
+async def test_mark_read_by_recipient_only_and_unread_filter(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    freelancer = new_id("free")
+    offers = [Parties(freelancer_id=freelancer) for _ in range(2)]
+    for p in offers:
+        await publish(producer, topics.OFFERS_EVENTS, extended(p), p.offer_id)
+    seen = await probe.wait_for(of_type("NotificationCreated", recipient_id=freelancer), count=2)
+    first, second = (s.value["notification_id"] for s in seen[:2])
+
+    intruder = {
+        "type": "MarkNotificationsRead",
+        "command_id": str(uuid.uuid4()),
+        "actor_id": offers[0].client_id,
+        "recipient_id": freelancer,
+        "notification_ids": [first],
+    }
+    for _ in range(2):  # a redelivered refusal is not refused twice
+        await publish(producer, topics.NOTIFICATIONS_COMMANDS, intruder, freelancer)
+    [rejected] = await probe.wait_for(of_type("CommandRejected", command_id=intruder["command_id"]))
+    assert rejected.value["code"] == "not_authorized"
+    assert rejected.key == freelancer
+
+    someone_else = Parties()
+    await publish(producer, topics.OFFERS_EVENTS, extended(someone_else), someone_else.offer_id)
+    [other] = await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=someone_else.freelancer_id)
+    )
+    mark = {
+        "type": "MarkNotificationsRead",
+        "command_id": str(uuid.uuid4()),
+        "actor_id": freelancer,
+        "recipient_id": freelancer,
+        # Someone else's id among them is ignored.
+        "notification_ids": [first, other.value["notification_id"]],
+    }
+    for _ in range(2):  # idempotent
+        await publish(producer, topics.NOTIFICATIONS_COMMANDS, mark, freelancer)
+
+    async def unread_ids() -> set[str]:
+        items = (await inbox(service, freelancer, unread_only="true"))["items"]
+        return {i["notification_id"] for i in items}
+
+    for _ in range(100):
+        if await unread_ids() == {second}:
+            break
+        await asyncio.sleep(0.1)
+    assert await unread_ids() == {second}
+    everything = {
+        i["notification_id"]: i["read"] for i in (await inbox(service, freelancer))["items"]
+    }
+    assert everything == {first: True, second: False}
+    others = (await inbox(service, someone_else.freelancer_id))["items"]
+    assert [i["read"] for i in others] == [False]
+    await probe.quiet(1)
+    assert len(probe.matching(of_type("CommandRejected", command_id=intruder["command_id"]))) == 1
+    assert probe.matching(of_type("CommandRejected", command_id=mark["command_id"])) == []
+
+
+async def test_inbox_is_paginated_newest_first(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    freelancer = new_id("free")
+    for _ in range(5):
+        p = Parties(freelancer_id=freelancer)
+        await publish(producer, topics.OFFERS_EVENTS, extended(p), p.offer_id)
+    await probe.wait_for(of_type("NotificationCreated", recipient_id=freelancer), count=5)
+
+    pages: list[list[dict[str, Any]]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        body = await inbox(service, freelancer, **params)
+        pages.append(body["items"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert [len(page) for page in pages] == [2, 2, 1]
+    items = [item for page in pages for item in page]
+    assert len({i["notification_id"] for i in items}) == 5
+    keys = [(i["created_at"], i["notification_id"]) for i in items]
+    assert keys == sorted(keys, reverse=True)
+
+
+async def test_read_api_rejects_bad_queries(service: httpx.AsyncClient) -> None:
+    missing = await service.get("/notifications")
+    assert missing.status_code == 400
+    assert missing.json()["error"] == "bad_request"
+    bad_flag = await service.get("/notifications", params={"recipient_id": "x", "unread_only": "?"})
+    assert bad_flag.status_code == 400
+    bad_limit = await service.get("/notifications", params={"recipient_id": "x", "limit": "0"})
+    assert bad_limit.status_code == 400
+    health = await service.get("/health")
+    assert health.status_code == 200
+
+
+async def test_expiry_reminders_fire_once_per_lead_and_not_after_acceptance(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    pending, taken = Parties(), Parties()
+    # Leads are 2 s and 1 s (settings); the offers expire 4 s from now.
+    await publish(producer, topics.OFFERS_EVENTS, extended(pending, expires_in=4), pending.offer_id)
+    await publish(producer, topics.OFFERS_EVENTS, extended(taken, expires_in=4), taken.offer_id)
+    await publish(producer, topics.OFFERS_EVENTS, accepted(taken), taken.offer_id)
+
+    reminders = await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=pending.freelancer_id, kind="offer_expiring"),
+        count=2,
+    )
+    await asyncio.sleep(4)  # past expiry: nothing more comes
+    reminders = probe.matching(
+        of_type("NotificationCreated", recipient_id=pending.freelancer_id, kind="offer_expiring")
+    )
+    assert len(reminders) == 2
+    assert len({r.value["notification_id"] for r in reminders}) == 2
+    assert all("Checkout redesign" in r.value["title"] for r in reminders)
+    assert all("expires in" in r.value["body"] for r in reminders)
+    assert (
+        probe.matching(
+            of_type("NotificationCreated", recipient_id=taken.freelancer_id, kind="offer_expiring")
+        )
+        == []
+    )
+    stored = (await inbox(service, pending.freelancer_id))["items"]
+    assert sorted(i["kind"] for i in stored) == [
+        "offer_expiring",
+        "offer_expiring",
+        "offer_received",
+    ]
+
+
+async def test_a_change_restarts_the_reminder_window(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    p = Parties()
+    await publish(producer, topics.OFFERS_EVENTS, extended(p, expires_in=3), p.offer_id)
+    changed = event(
+        "OfferChanged",
+        offer_id=p.offer_id,
+        version=2,
+        client_id=p.client_id,
+        freelancer_id=p.freelancer_id,
+        terms=hourly_terms(hourly_rate="60.00"),
+        message=None,
+        in_response_to=None,
+        expires_at=now_z(30 * 86_400),
+    )
+    await publish(producer, topics.OFFERS_EVENTS, changed, p.offer_id)
+    await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=p.freelancer_id, kind="offer_changed")
+    )
+    await asyncio.sleep(4)
+    assert (
+        probe.matching(
+            of_type("NotificationCreated", recipient_id=p.freelancer_id, kind="offer_expiring")
+        )
+        == []
+    )
+
+
+async def test_a_message_waits_for_its_offer(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    p = Parties()
+    posted = event(
+        "MessagePosted",
+        offer_id=p.offer_id,
+        message_id=new_id("msg"),
+        sender_id=p.freelancer_id,
+        text="Quick question about the scope",
+        sent_at=now_z(),
+    )
+    await publish(producer, topics.NEGOTIATIONS_EVENTS, posted, p.offer_id)
+    await asyncio.sleep(0.5)
+    await publish(producer, topics.OFFERS_EVENTS, extended(p), p.offer_id)
+    [message] = await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=p.client_id, kind="new_message")
+    )
+    assert p.freelancer_id in message.value["body"]
+
+
+async def test_unreadable_records_are_skipped_or_dead_lettered(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    key = new_id("garbage")
+    await producer.send(topics.NOTIFICATIONS_COMMANDS, b"\x00not json{", key=key)
+    await producer.send(topics.OFFERS_EVENTS, b"not an event", key=key)
+    await producer.send(topics.OFFERS_EVENTS, {"type": "OfferExtended", "offer_id": key}, key=key)
+
+    [dead] = await probe.wait_for(lambda s: s.topic == topics.COMMANDS_DEAD_LETTER and s.key == key)
+    assert dead.raw == b"\x00not json{"
+    assert dead.headers["source_topic"] == topics.NOTIFICATIONS_COMMANDS
+    assert {"source_partition", "source_offset", "error"} <= dead.headers.keys()
+
+    # Both consumers carry on.
+    p = Parties()
+    await publish(producer, topics.OFFERS_EVENTS, extended(p), p.offer_id)
+    [created] = await probe.wait_for(of_type("NotificationCreated", recipient_id=p.freelancer_id))
+    invalid = {
+        "type": "MarkNotificationsRead",
+        "command_id": str(uuid.uuid4()),
+        "actor_id": p.freelancer_id,
+        "recipient_id": p.freelancer_id,
+        "notification_ids": [],
+    }
+    await publish(producer, topics.NOTIFICATIONS_COMMANDS, invalid, p.freelancer_id)
+    [rejected] = await probe.wait_for(of_type("CommandRejected", command_id=invalid["command_id"]))
+    assert rejected.value["code"] == "invalid_command"
+    assert created.value["kind"] == "offer_received"
+
+
+async def test_two_sweepers_send_each_reminder_exactly_once(infra: Endpoints) -> None:
+    """Two instances racing over the same reminders (no Kafka: publishing is recorded)."""
+    settings = settings_for(
+        infra, "notification_service", database_name=f"test_notification_sweep_{new_id('db')}"
+    )
+    published: list[OutboxEntry] = []
+
+    async def publish(entries: Sequence[OutboxEntry]) -> None:
+        published.extend(entries)
+
+    clients = [AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True) for _ in "ab"]
+    try:
+        stores = [MongoNotificationStore(client[settings.database_name]) for client in clients]
+        await stores[0].ensure_indexes()
+        sweepers = [
+            NotificationHandlers(
+                store,
+                publish,
+                clock=utc_now,
+                reminder_leads_seconds=(2, 1),
+                unknown_offer_wait=0,
+            )
+            for store in stores
+        ]
+        p = Parties()
+        offer = OFFER_EVENT_ADAPTER.validate_json(json.dumps(extended(p, expires_in=3)))
+        await sweepers[0].on_event(offer)
+        await sweepers[1].on_event(offer)  # redelivered to the other instance
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 4
+        while loop.time() < deadline:
+            await asyncio.gather(*(s.send_due_reminders() for s in sweepers))
+            await asyncio.sleep(0.05)
+    finally:
+        for client in clients:
+            await client.close()
+    kinds = [json.loads(entry.payload)["kind"] for entry in published]
+    assert sorted(kinds) == ["offer_expiring", "offer_expiring", "offer_received"]
+    assert len({entry.event_id for entry in published}) == 3
+
+
+async def test_a_notification_stored_but_not_published_is_relayed(
+    infra: Endpoints, service: httpx.AsyncClient, probe: Probe
+) -> None:
+    """As after a kill -9 between the write and the publish: the relay publishes it."""
+    settings = settings_for(infra, "notification_service")
+    client = AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True)
+    recipient = new_id("free")
+    try:
+        store = MongoNotificationStore(client[settings.database_name])
+
+        async def lost(entries: Sequence[OutboxEntry]) -> None:
+            raise ConnectionError("killed before publishing")
+
+        crashed = NotificationHandlers(
+            store, lost, clock=utc_now, reminder_leads_seconds=(), unknown_offer_wait=0
+        )
+        plan = Planned(recipient, "new_message", "New message: Logo", "hello")
+        with pytest.raises(ConnectionError):
+            await crashed.notify(plan, source_id=str(uuid.uuid4()))
+    finally:
+        await client.close()
+    [relayed] = await probe.wait_for(of_type("NotificationCreated", recipient_id=recipient))
+    [stored] = (await inbox(service, recipient))["items"]
+    assert {k: stored[k] for k in NOTIFICATION_FIELDS} == {
+        k: relayed.value[k] for k in NOTIFICATION_FIELDS
+    }
