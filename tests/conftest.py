@@ -8,7 +8,7 @@ import pytest
 
 from services.runtime.config import Settings
 from tests.infrastructure import Endpoints, InfrastructureUnavailable, endpoints
-from tests.kit import Probe, Producer
+from tests.kit import Probe, Producer, start_at_the_end
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -64,3 +64,14 @@ async def probe(infra: Endpoints) -> AsyncIterator[Probe]:
     await probe.start()
     yield probe
     await probe.stop()
+
+
+async def fresh_settings(
+    infra: Endpoints, service: str, consumes: tuple[str, ...], **overrides: object
+) -> Settings:
+    """Settings with a consumer group of this run's own that starts at the topics' current
+    ends, so a test's service does not replay what earlier tests left on the topics."""
+    settings = settings_for(infra, service, **overrides)
+    group = f"{settings.kafka_group_id}-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    await start_at_the_end(infra.kafka_bootstrap_servers, group, consumes)
+    return replace(settings, kafka_group_id=group)

@@ -21,7 +21,7 @@ from contracts import (
 )
 from services.runtime.background import every
 from services.runtime.config import Settings
-from services.runtime.consumer import consume_command
+from services.runtime.consumer import INFRASTRUCTURE_ERRORS, consume_command
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
 from services.runtime.outbox import relay_stale
@@ -112,7 +112,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             return
         if isinstance(event, OfferAccepted):
-            await handlers.on_offer_accepted(event)
+            try:
+                await handlers.on_offer_accepted(event)
+            except INFRASTRUCTURE_ERRORS:
+                raise  # rewound and retried once the database or broker is back
+            except Exception:
+                log.exception("activating the contract of offer %s failed; skipped", event.offer_id)
 
     async def relay() -> None:
         grace = timedelta(seconds=settings.outbox_relay_after_seconds)

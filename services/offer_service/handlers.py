@@ -249,10 +249,14 @@ class OfferHandlers:
         if stored is None:
             offer = await self.store.get_offer(accepted.offer_id)
             if offer is None:
-                raise RuntimeError(
-                    f"OfferAccepted {accepted.event_id} names offer {accepted.offer_id}, "
-                    "which this service does not have"
+                # Only this service writes offers.events, so this is a foreign or corrupt
+                # record: skipping it keeps the partition moving.
+                log.error(
+                    "skipped OfferAccepted %s: offer %s is not in this service's database",
+                    accepted.event_id,
+                    accepted.offer_id,
                 )
+                return
             now = self.clock()
             contract, activated = contract_rules.activate(
                 accepted, job_id=offer.value.job_id, now=now

@@ -13,7 +13,7 @@ import pytest
 
 from contracts import topics
 from services.offer_service.app import create_app
-from tests.conftest import settings_for
+from tests.conftest import fresh_settings
 from tests.infrastructure import Endpoints
 from tests.kit import (
     Parties,
@@ -31,10 +31,13 @@ from tests.kit import (
 
 pytestmark = pytest.mark.integration
 
+OFFER_TOPICS = (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS)
+
 
 @pytest.fixture(scope="module")
 async def api(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(settings_for(infra, "offer_service"))) as client:
+    settings = await fresh_settings(infra, "offer_service", OFFER_TOPICS)
+    async with running(create_app(settings)) as client:
         yield client
 
 
