@@ -25,6 +25,7 @@ from services.runtime.consumer import INFRASTRUCTURE_ERRORS, consume_command
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
 from services.runtime.outbox import relay_stale
+from services.runtime.ownership import Ownership
 from services.runtime.wire import RecordOrigin
 
 from .domain.offer import Policy
@@ -48,7 +49,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
     )
-    store = MongoOfferStore(mongo[settings.database_name])
+    # Who writes which offer and contract: the owner of its key's command partition.
+    offers_ownership = Ownership(topics.OFFERS_COMMANDS)
+    contracts_ownership = Ownership(topics.CONTRACTS_COMMANDS)
+    store = MongoOfferStore(
+        mongo[settings.database_name],
+        offers_ownership=offers_ownership,
+        contracts_ownership=contracts_ownership,
+    )
     publishers = Publishers(
         broker,
         (
@@ -70,9 +78,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         clock=utc_now,
         unknown_contract_wait=settings.unknown_offer_wait_seconds,
+        offers=offers_ownership,
+        contracts=contracts_ownership,
     )
 
-    @subscribe(broker, topics.OFFERS_COMMANDS, group_id=settings.kafka_group_id)
+    @subscribe(
+        broker, topics.OFFERS_COMMANDS, group_id=settings.kafka_group_id, ownership=offers_ownership
+    )
     async def on_offer_command(body: bytes, message: KafkaMessage) -> None:
         await consume_command(
             body,
@@ -84,7 +96,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             dead_letter=dead_letter,
         )
 
-    @subscribe(broker, topics.CONTRACTS_COMMANDS, group_id=settings.kafka_group_id)
+    @subscribe(
+        broker,
+        topics.CONTRACTS_COMMANDS,
+        group_id=settings.kafka_group_id,
+        ownership=contracts_ownership,
+    )
     async def on_contract_command(body: bytes, message: KafkaMessage) -> None:
         await consume_command(
             body,
@@ -140,4 +157,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=read_routes(store),
         prepare=store.ensure_indexes,
         background=(relay, sweep),
+        ownerships=(offers_ownership, contracts_ownership),
     )

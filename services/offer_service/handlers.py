@@ -12,7 +12,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from contracts import (
     AcceptOffer,
@@ -29,13 +28,14 @@ from contracts import (
     topics,
 )
 from services.runtime.outbox import OutboxEntry, Publish
+from services.runtime.ownership import Ownership
 from services.runtime.wire import RecordOrigin, derived_id
 
 from .domain import contract as contract_rules
 from .domain import offer as offer_rules
 from .domain.offer import Decision, Policy
 from .domain.rejection import Rejection
-from .store import AlreadyExists, Conflict, MongoOfferStore
+from .store import AlreadyExists, Conflict, Document, MongoOfferStore
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,14 @@ class OfferHandlers:
         policy: Policy,
         clock: Clock,
         unknown_contract_wait: float,
+        offers: Ownership,
+        contracts: Ownership,
     ) -> None:
+        # The one-writer rule (services.runtime.ownership): an offer is read, decided and
+        # written holding `offers.writing(offer_id)`, a contract holding
+        # `contracts.writing(contract_id)`.
+        self.offers = offers
+        self.contracts = contracts
         self.store = store
         self.publish = publish
         self.policy = policy
@@ -140,7 +147,8 @@ class OfferHandlers:
             return
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                await self._try_offer_command(command)
+                async with self.offers.writing(command.offer_id):
+                    await self._try_offer_command(command)
                 return
             except (Conflict, AlreadyExists):
                 continue  # somebody wrote the offer meanwhile: read again, decide again
@@ -212,33 +220,38 @@ class OfferHandlers:
             fallback_id=command.command_id,
         )
 
-    async def sweep_expired(self, batch: int = 500) -> int:
-        """Expires every pending offer past expires_at. Safe with many instances: each
-        expiry is a revision-conditioned write, so exactly one instance wins it."""
+    async def sweep_expired(self) -> int:
+        """Expires every pending offer past expires_at that this instance owns; the owner of
+        an offer is its one writer, so each offer expires exactly once however many
+        instances sweep."""
         sweep_id = str(uuid.uuid4())
         expired = 0
-        while True:
-            now = self.clock()
-            due = await self.store.offers_due_for_expiry(now, batch)
-            for stored in due:
-                decision = offer_rules.expire(stored.value, now=now, sweep_id=sweep_id)
-                if decision is None:
-                    continue
-                try:
-                    document = await self.store.update_offer(
-                        decision.offer, stored, sweep_id, offer_entries(decision), now
-                    )
-                except Conflict:
-                    continue  # another instance (or a command) got there first
-                expired += 1
-                log.info(
-                    "offer %s expired (was due %s)",
-                    stored.value.offer_id,
-                    stored.value.expires_at.isoformat(),
-                )
-                await self.store.offers_outbox.flush(document, self.publish)
-            if len(due) < batch:
-                return expired
+        async for offer_id in self.store.offers_due_for_expiry(self.clock()):
+            if not self.offers.owns(offer_id):
+                continue  # its owner sweeps it
+            async with self.offers.writing(offer_id):
+                if await self._expire(offer_id, sweep_id):
+                    expired += 1
+        return expired
+
+    async def _expire(self, offer_id: str, sweep_id: str) -> bool:
+        stored = await self.store.get_offer(offer_id)  # again: a command may have come first
+        now = self.clock()
+        decision = (
+            None if stored is None else offer_rules.expire(stored.value, now=now, sweep_id=sweep_id)
+        )
+        if stored is None or decision is None:
+            return False
+        await self.store.offers_outbox.flush(stored.document, self.publish)
+        try:
+            document = await self.store.update_offer(
+                decision.offer, stored, sweep_id, offer_entries(decision), now
+            )
+        except Conflict:
+            return False  # changed under us (possible only on a real MongoDB replica set)
+        log.info("offer %s expired (was due %s)", offer_id, stored.value.expires_at.isoformat())
+        await self.store.offers_outbox.flush(document, self.publish)
+        return True
 
     # --- contracts --------------------------------------------------------------------------
 
@@ -265,12 +278,23 @@ class OfferHandlers:
             document = await self.store.create_contract(contract, [entry], now)
             if document is not None:
                 log.info("contract %s activated for offer %s", contract_id, accepted.offer_id)
-                await self.store.contracts_outbox.flush(document, self.publish)
+                await self._flush_contract(document)
             stored = await self.store.get_contract(contract_id)
             assert stored is not None
         else:
-            await self.store.contracts_outbox.flush(stored.document, self.publish)
+            await self._flush_contract(stored.document)
         await self._join_talent_cloud(stored.value, accepted.event_id)
+
+    async def _flush_contract(self, document: Document) -> None:
+        """Publishes a new contract's outbox from the offers.events side, where the contract's
+        owner (its contracts.commands partition) may be another instance."""
+        contract_id = document["_id"]
+        if self.contracts.owns(contract_id):
+            async with self.contracts.writing(contract_id):
+                await self.store.contracts_outbox.flush(document, self.publish)
+        else:
+            # Publish now; only the owner writes the contract, so its relay clears the outbox.
+            await self.publish([OutboxEntry.from_document(e) for e in document["outbox"]])
 
     async def _join_talent_cloud(self, contract: contract_rules.Contract, cause: str) -> None:
         cloud = contract.terms.talent_cloud_id
@@ -301,9 +325,11 @@ class OfferHandlers:
     async def handle_log_time(self, command: LogTime) -> None:
         if await self._already_refused(command.command_id):
             return
+        await self._wait_for_contract(command.contract_id)
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                await self._try_log_time(command)
+                async with self.contracts.writing(command.contract_id):
+                    await self._try_log_time(command)
                 return
             except Conflict:
                 continue
@@ -312,19 +338,18 @@ class OfferHandlers:
             f"row while handling LogTime {command.command_id}; will retry on redelivery"
         )
 
-    async def _wait_for_contract(self, contract_id: str) -> Any:
+    async def _wait_for_contract(self, contract_id: str) -> None:
         """A contract is activated from OfferAccepted, a moment after the acceptance: a
         LogTime sent right away may overtake it, so wait a bounded time before refusing."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.unknown_contract_wait
-        while True:
-            stored = await self.store.get_contract(contract_id)
-            if stored is not None or loop.time() >= deadline:
-                return stored
+        while loop.time() < deadline:
+            if await self.store.get_contract(contract_id) is not None:
+                return
             await asyncio.sleep(0.1)
 
     async def _try_log_time(self, command: LogTime) -> None:
-        stored = await self._wait_for_contract(command.contract_id)
+        stored = await self.store.get_contract(command.contract_id)
         if stored is None:
             await self._refuse(
                 command,

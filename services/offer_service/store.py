@@ -6,7 +6,7 @@ that also fills the document's outbox (see services.runtime.outbox).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import OfferTerms
 from services.runtime.outbox import MongoOutbox, OutboxEntry, outbox_fields
+from services.runtime.ownership import Ownership
 
 from .domain.contract import Contract
 from .domain.offer import Offer, OfferStatus, OfferVersion
@@ -153,19 +154,27 @@ class OfferStore(Protocol):
         now: datetime,
     ) -> Document: ...
 
-    async def offers_due_for_expiry(self, now: datetime, limit: int) -> list[Stored[Offer]]: ...
+    def offers_due_for_expiry(self, now: datetime) -> AsyncIterator[str]: ...
 
 
 class MongoOfferStore:
     """Collections: offers, contracts, talent_cloud_members, rejections."""
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        *,
+        offers_ownership: Ownership | None = None,
+        contracts_ownership: Ownership | None = None,
+    ) -> None:
         self.offers = database["offers"]
         self.contracts = database["contracts"]
         self.members = database["talent_cloud_members"]
         self.rejections = database["rejections"]
-        self.offers_outbox = MongoOutbox(self.offers)
-        self.contracts_outbox = MongoOutbox(self.contracts)
+        # Offers and contracts change many times, so only their owner may write them; members
+        # and rejections are written once and cleared once (services.runtime.ownership).
+        self.offers_outbox = MongoOutbox(self.offers, offers_ownership)
+        self.contracts_outbox = MongoOutbox(self.contracts, contracts_ownership)
         self.members_outbox = MongoOutbox(self.members)
         self.rejections_outbox = MongoOutbox(self.rejections)
         self.outboxes = (
@@ -244,13 +253,15 @@ class MongoOfferStore:
             raise Conflict(offer.offer_id)
         return document
 
-    async def offers_due_for_expiry(self, now: datetime, limit: int) -> list[Stored[Offer]]:
+    async def offers_due_for_expiry(self, now: datetime) -> AsyncIterator[str]:
+        """The ids of pending offers past expires_at, soonest due first, streamed."""
         cursor = self.offers.find(
             {"status": str(OfferStatus.PENDING), "expires_at": {"$lte": now}},
+            {"_id": 1},
             sort=[("expires_at", ASCENDING)],
-            limit=limit,
         )
-        return [_stored(offer_from_document(document), document) async for document in cursor]
+        async for document in cursor:
+            yield document["_id"]
 
     # rejections: a refused command is remembered, so a redelivery refuses nothing twice
 

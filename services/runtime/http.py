@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .kafka import ensure_topics
+from .ownership import Ownership
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def service_http_app(
     routes: Sequence[Route],
     prepare: Callable[[], Awaitable[None]],
     background: Sequence[BackgroundTask] = (),
+    ownerships: Sequence[Ownership] = (),
 ) -> Starlette:
     """A Starlette app whose lifespan runs the service: prepare the database, start the
     broker's subscribers, run the background tasks; and stop all of it on shutdown."""
@@ -123,7 +125,9 @@ def service_http_app(
                 f"({error.__class__.__name__}); start it with `make infra-up` or set MONGODB_URL"
             ) from None
         try:
-            await ensure_topics(kafka_bootstrap_servers, topics)
+            partitions = await ensure_topics(kafka_bootstrap_servers, topics)
+            for ownership in ownerships:
+                ownership.partitions = partitions[ownership.topic]
             await broker.start()
         except Exception as error:
             raise StartupError(

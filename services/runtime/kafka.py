@@ -16,6 +16,7 @@ from contracts import topics
 
 from .config import Settings
 from .outbox import OutboxEntry
+from .ownership import Ownership
 from .wire import RecordOrigin, raw_body
 
 TOPIC_DESCRIPTIONS = {
@@ -47,9 +48,10 @@ def new_broker(settings: Settings, logger: logging.Logger) -> KafkaBroker:
     )
 
 
-async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
+async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[str, int]:
     """Creates the topics a service uses, with partitions to spread offers over, instead of
-    leaving it to broker auto-creation (one partition, and errors in the log meanwhile)."""
+    leaving it to broker auto-creation (one partition, and errors in the log meanwhile).
+    Returns each topic's partition count."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
@@ -58,11 +60,15 @@ async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
         if missing:
             # A topic another service created meanwhile comes back as an error code: fine.
             await admin.create_topics([NewTopic(name, TOPIC_PARTITIONS, 1) for name in missing])
+        described = await admin.describe_topics(list(names))
+        return {topic["topic"]: len(topic["partitions"]) for topic in described}
     finally:
         await admin.close()
 
 
-def subscribe(broker: KafkaBroker, topic: str, *, group_id: str) -> DefaultSubscriber:
+def subscribe(
+    broker: KafkaBroker, topic: str, *, group_id: str, ownership: Ownership | None = None
+) -> DefaultSubscriber:
     """A subscriber in the service's own consumer group that hands over the raw bytes and
     commits the offset only after the handler returned (NACK_ON_ERROR: on an exception the
     partition is rewound and the record is handled again)."""
@@ -75,6 +81,7 @@ def subscribe(broker: KafkaBroker, topic: str, *, group_id: str) -> DefaultSubsc
         # Latency: do not sit 500 ms on an empty fetch (aiokafka's default).
         fetch_max_wait_ms=50,
         title=f"{topic}:consume",
+        listener=ownership,
     )
 
 

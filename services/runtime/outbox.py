@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from pymongo.asynchronous.collection import AsyncCollection
+
+from .ownership import Ownership
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +79,18 @@ class Publish(Protocol):
 
 
 class MongoOutbox:
-    """Finds and clears the outboxes of one collection."""
+    """Finds and clears the outboxes of one collection.
 
-    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+    With an `ownership`, the relay touches only the documents this instance writes (see
+    services.runtime.ownership); without one, the collection's documents are written once
+    and cleared once, so two clearing instances can only write the same thing.
+    """
+
+    def __init__(
+        self, collection: AsyncCollection[dict[str, Any]], ownership: Ownership | None = None
+    ) -> None:
         self.collection = collection
+        self.ownership = ownership
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("outbox_since")
@@ -99,15 +110,23 @@ class MongoOutbox:
 
     async def relay_stale(self, publish: Publish, older_than: datetime, limit: int = 500) -> int:
         """Publishes outboxes left behind (a crash, a failed publish). Returns how many."""
-        cursor = self.collection.find(
-            {"outbox_since": {"$lte": older_than}},
-            {"outbox": 1, "revision": 1},
-            limit=limit,
-        )
+        stale = {"outbox_since": {"$lte": older_than}}
+        cursor = self.collection.find(stale, {"_id": 1}, limit=limit)
         count = 0
-        async for document in cursor:
-            await self.flush(document, publish)
-            count += 1
+        async for found in cursor:
+            document_id = found["_id"]
+            if self.ownership is None:
+                guard: AbstractAsyncContextManager[None] = nullcontext()
+            elif self.ownership.owns(document_id):
+                guard = self.ownership.writing(document_id)
+            else:
+                continue  # its owner relays it
+            async with guard:
+                # Read again under the guard: the owner may have published it meanwhile.
+                document = await self.collection.find_one({"_id": document_id, **stale})
+                if document is not None:
+                    await self.flush(document, publish)
+                    count += 1
         return count
 
 

@@ -29,13 +29,6 @@ def get_json(url: str) -> Any:
         return json.load(response)
 
 
-@pytest.mark.xfail(
-    reason="OPEN (issue 3): passes on a warm broker; on a brand-new broker (a fresh CI "
-    "machine, where it is the first test) one offer's ContractActivated did not arrive "
-    "within 120 s (coordinator not yet available during the kill/restart cycle). Not yet "
-    "diagnosed.",
-    strict=False,
-)
 async def test_kill_nine_loses_and_doubles_nothing(
     infra: Endpoints, producer: Producer, probe: Probe, tmp_path: Path
 ) -> None:

@@ -39,13 +39,6 @@ async def two_instances(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
         yield api
 
 
-@pytest.mark.xfail(
-    reason="KNOWN DEFECT, open in issue 3: FerretDB 1.24 (SQLite) does not apply a "
-    "revision-conditioned update atomically, so two sweeping instances can both expire the "
-    "same offer (two OfferExpired with different event_ids). Fix: claim each transition with "
-    "a unique-_id insert, which FerretDB does enforce.",
-    strict=False,
-)
 async def test_an_offer_past_expiry_cannot_be_accepted_and_expires_once(
     two_instances: httpx.AsyncClient, producer: Producer, probe: Probe
 ) -> None:
