@@ -117,6 +117,7 @@ class Probe:
     """Reads topics from their current end: sees what is published after it started."""
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=50)
         self._topics = topics
         self.seen: list[Seen] = []
@@ -124,12 +125,11 @@ class Probe:
         self._arrived = asyncio.Event()
 
     async def start(self) -> None:
+        # Create the topics first: on a brand-new broker a topic the services have not made
+        # yet has no partitions to watch, and would be watched on partition 0 only.
+        counts = await ensure_topics(self._bootstrap, self._topics)
+        partitions = [TopicPartition(t, n) for t in self._topics for n in range(counts[t])]
         await self._consumer.start()
-        partitions = []
-        for topic in self._topics:
-            await self._consumer._client.force_metadata_update()
-            for number in self._consumer.partitions_for_topic(topic) or {0}:
-                partitions.append(TopicPartition(topic, number))
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         for partition in partitions:
@@ -212,16 +212,11 @@ async def start_at_the_end(bootstrap: str, group_id: str, names: tuple[str, ...]
     """Commits the topics' current ends for a fresh consumer group, so the service under test
     skips what earlier runs left on the topics (their offers live in other databases: each
     old command would wait out the unknown-offer wait)."""
-    await ensure_topics(bootstrap, names)
+    counts = await ensure_topics(bootstrap, names)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = [
-            TopicPartition(name, number)
-            for name in names
-            for number in consumer.partitions_for_topic(name) or ()
-        ]
+        partitions = [TopicPartition(name, n) for name in names for n in range(counts[name])]
         consumer.assign(partitions)
         await consumer.commit(await consumer.end_offsets(partitions))
     finally:
