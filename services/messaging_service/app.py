@@ -4,13 +4,11 @@ handlers.py."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 
@@ -18,13 +16,13 @@ from contracts import NEGOTIATION_COMMAND_ADAPTER, OFFER_EVENT_ADAPTER, topics
 from services.runtime.background import every
 from services.runtime.config import Settings
 from services.runtime.consumer import (
-    INFRASTRUCTURE_BACKOFF_SECONDS,
-    INFRASTRUCTURE_ERRORS,
     consume_command,
+    consume_event,
 )
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
 from services.runtime.outbox import relay_stale
+from services.runtime.refusals import Refusals
 from services.runtime.wire import RecordOrigin
 
 from .handlers import MessagingHandlers
@@ -53,12 +51,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         (topics.NEGOTIATIONS_EVENTS, topics.COMMANDS_REJECTED, topics.COMMANDS_DEAD_LETTER),
     )
     publish = publishers.publish
+    refusals = Refusals(mongo[settings.database_name], publish, utc_now)
+    outboxes = (*store.outboxes, refusals.outbox)
     handlers = MessagingHandlers(
         store,
         publish,
         clock=utc_now,
         max_contract_days=settings.max_contract_days,
         unknown_offer_wait=settings.unknown_offer_wait_seconds,
+        refusals=refusals,
     )
 
     @subscribe(broker, topics.NEGOTIATIONS_COMMANDS, group_id=settings.kafka_group_id)
@@ -69,33 +70,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
             adapter=NEGOTIATION_COMMAND_ADAPTER,
             max_contract_days=settings.max_contract_days,
             handle=handlers.handle_command,
-            refuse_invalid=handlers.refuse_invalid,
+            refuse_invalid=refusals.refuse_invalid,
             dead_letter=publishers.dead_letter,
         )
 
     @subscribe(broker, topics.OFFERS_EVENTS, group_id=settings.kafka_group_id)
     async def on_offer_event(body: bytes, message: KafkaMessage) -> None:
-        origin = RecordOrigin.of(message.raw_message)
-        try:
-            event = OFFER_EVENT_ADAPTER.validate_json(body)
-        except ValidationError as error:
-            log.error("skipped an unreadable record on %s (%s): %s", origin.topic, origin, error)
-            return
-        try:
-            await handlers.on_offer_event(event)
-        except INFRASTRUCTURE_ERRORS:
-            log.exception("could not apply %s (%s); will retry", event.event_id, origin)
-            await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
-            raise
-        except Exception:
-            # A bug must not stall the partition: log it loudly and carry on.
-            log.exception("applying %s %s (%s) failed; skipped", event.type, event.event_id, origin)
+        await consume_event(
+            body,
+            RecordOrigin.of(message.raw_message),
+            adapter=OFFER_EVENT_ADAPTER,
+            handle=handlers.on_offer_event,
+        )
+
+    async def prepare() -> None:
+        await store.ensure_indexes()
+        await refusals.outbox.ensure_indexes()
 
     async def relay() -> None:
         grace = timedelta(seconds=settings.outbox_relay_after_seconds)
         await every(
             settings.outbox_relay_after_seconds,
-            lambda: relay_stale(store.outboxes, publish, utc_now() - grace),
+            lambda: relay_stale(outboxes, publish, utc_now() - grace),
             "outbox relay",
         )
 
@@ -107,6 +103,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
         topics=(topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS, *publishers.topics),
         routes=read_routes(store),
-        prepare=store.ensure_indexes,
+        prepare=prepare,
         background=(relay,),
     )

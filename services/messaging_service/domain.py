@@ -4,7 +4,7 @@ in it. No I/O here: handlers.py reads, asks these functions, and writes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
@@ -29,6 +29,7 @@ from contracts import (
     proposed_terms,
     terms_differences,
 )
+from services.runtime.refusals import Rejection
 from services.runtime.wire import derived_id
 
 Terms = HourlyTerms | FixedTerms
@@ -56,16 +57,6 @@ CLOSING: dict[type[OfferEvent], OfferStatus] = {
     OfferWithdrawn: OfferStatus.WITHDRAWN,
     OfferExpired: OfferStatus.EXPIRED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a command is refused: becomes one CommandRejected on the wire."""
-
-    code: RejectionCode
-    message: str
-    errors: tuple[FieldError, ...] = field(default=())
-    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from contracts import (
-    CommandRejected,
-    CommandType,
-    InvalidCommand,
     MessagePosted,
     PostMessage,
     ProposeTerms,
@@ -25,10 +22,10 @@ from contracts import (
     topics,
 )
 from services.runtime.outbox import OutboxEntry, Publish
-from services.runtime.wire import RecordOrigin, derived_id
+from services.runtime.refusals import Refusals, Rejection
 
 from . import domain
-from .domain import OfferEvent, Rejection
+from .domain import OfferEvent
 from .store import Conflict, Document, MongoThreadStore, StoredThread, answered_by
 
 log = logging.getLogger(__name__)
@@ -48,7 +45,9 @@ class MessagingHandlers:
         clock: Clock,
         max_contract_days: int,
         unknown_offer_wait: float,
+        refusals: Refusals,
     ) -> None:
+        self.refusals = refusals
         self.store = store
         self.publish = publish
         self.clock = clock
@@ -109,72 +108,6 @@ class MessagingHandlers:
         if outcome.answered is not None:
             await self.store.record_answer(event.offer_id, *outcome.answered)
 
-    # --- rejections -------------------------------------------------------------------------
-
-    async def refuse(
-        self,
-        *,
-        command_id: str | None,
-        command_type: CommandType,
-        actor_id: str | None,
-        key: str,
-        rejection: Rejection,
-        fallback_id: str,
-    ) -> None:
-        """Publishes one CommandRejected, remembered by command_id so it is never repeated."""
-        now = self.clock()
-        event = CommandRejected(
-            event_id=derived_id("rejected", command_id or fallback_id),
-            occurred_at=now,
-            causation_id=command_id or fallback_id,
-            command_id=command_id,
-            command_type=command_type,
-            actor_id=actor_id,
-            code=rejection.code,
-            message=rejection.message,
-            errors=list(rejection.errors),
-            status=rejection.status,
-        )
-        entry = OutboxEntry.of(event, topic=topics.COMMANDS_REJECTED, key=key)
-        log.info(
-            "refused %s %s for %s: %s (%s)",
-            command_type,
-            command_id,
-            key,
-            rejection.code,
-            rejection.message,
-        )
-        if command_id is None:
-            await self.publish([entry])
-            return
-        document = await self.store.record_rejection(command_id, entry, now)
-        if document is None:
-            document = await self.store.rejection(command_id)
-        if document is not None:
-            await self.store.rejections_outbox.flush(document, self.publish)
-
-    async def refuse_invalid(self, invalid: InvalidCommand, origin: RecordOrigin) -> None:
-        await self.refuse(
-            command_id=invalid.command_id,
-            command_type=invalid.command_type,
-            actor_id=invalid.actor_id,
-            key=invalid.key or (origin.key or b"").decode("utf-8", "replace"),
-            rejection=Rejection(
-                RejectionCode.INVALID_COMMAND, invalid.message, tuple(invalid.errors)
-            ),
-            fallback_id=origin.record_id,
-        )
-
-    async def _refuse(self, command: NegotiationCommand, rejection: Rejection) -> None:
-        await self.refuse(
-            command_id=command.command_id,
-            command_type=command.type,
-            actor_id=command.actor_id,
-            key=command.key,
-            rejection=rejection,
-            fallback_id=command.command_id,
-        )
-
     # --- negotiations.commands --------------------------------------------------------------
 
     async def handle_command(self, command: NegotiationCommand) -> None:
@@ -182,7 +115,7 @@ class MessagingHandlers:
             return
         stored = await self._wait_for_thread(command.offer_id)
         if stored is None:
-            await self._refuse(
+            await self.refusals.refuse(
                 command,
                 Rejection(
                     RejectionCode.UNKNOWN_OFFER,
@@ -214,14 +147,12 @@ class MessagingHandlers:
                 max_contract_days=self.max_contract_days,
             )
         if isinstance(outcome, Rejection):
-            await self._refuse(command, outcome)
+            await self.refusals.refuse(command, outcome)
             return
         await self._store_message(stored, command, outcome, now)
 
     async def _already_handled(self, command: NegotiationCommand) -> bool:
-        refused = await self.store.rejection(command.command_id)
-        if refused is not None:
-            await self.store.rejections_outbox.flush(refused, self.publish)
+        if await self.refusals.already_refused(command.command_id):
             return True
         handled = await self.store.message_by_command(command.command_id)
         if handled is not None:

@@ -102,11 +102,9 @@ class MongoThreadStore:
     def __init__(self, database: AsyncDatabase[Document]) -> None:
         self.threads = database["threads"]
         self.messages = database["messages"]
-        self.rejections = database["rejections"]
         self.threads_outbox = MongoOutbox(self.threads)
         self.messages_outbox = MongoOutbox(self.messages)
-        self.rejections_outbox = MongoOutbox(self.rejections)
-        self.outboxes = (self.threads_outbox, self.messages_outbox, self.rejections_outbox)
+        self.outboxes = (self.threads_outbox, self.messages_outbox)
 
     async def ensure_indexes(self) -> None:
         for outbox in self.outboxes:
@@ -210,22 +208,6 @@ class MongoThreadStore:
         }
         try:
             await self.messages.insert_one(document)
-        except DuplicateKeyError:
-            return None
-        return document
-
-    # rejections: a refused command is remembered, so a redelivery refuses nothing twice
-
-    async def rejection(self, command_id: str) -> Document | None:
-        return await self.rejections.find_one({"_id": command_id})
-
-    async def record_rejection(
-        self, command_id: str, entry: OutboxEntry, now: datetime
-    ) -> Document | None:
-        """Stores the rejection; None when this command was already refused."""
-        document = {"_id": command_id, "revision": 1, "at": now, **outbox_fields([entry], now)}
-        try:
-            await self.rejections.insert_one(document)
         except DuplicateKeyError:
             return None
         return document

@@ -14,10 +14,11 @@ from starlette.applications import Starlette
 from contracts import EVENT_ADAPTERS, NOTIFICATION_COMMAND_ADAPTER, topics
 from services.runtime.background import every
 from services.runtime.config import Settings
-from services.runtime.consumer import consume_command
+from services.runtime.consumer import consume_command, consume_event
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
 from services.runtime.outbox import relay_stale
+from services.runtime.refusals import Refusals
 from services.runtime.wire import RecordOrigin
 
 from .handlers import NotificationHandlers
@@ -53,12 +54,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         (topics.NOTIFICATIONS_EVENTS, topics.COMMANDS_REJECTED, topics.COMMANDS_DEAD_LETTER),
     )
     publish = publishers.publish
+    refusals = Refusals(mongo[settings.database_name], publish, utc_now)
+    outboxes = (*store.outboxes, refusals.outbox)
     handlers = NotificationHandlers(
         store,
         publish,
         clock=utc_now,
         reminder_leads_seconds=settings.offer_reminder_leads_seconds,
         unknown_offer_wait=settings.unknown_offer_wait_seconds,
+        refusals=refusals,
     )
 
     def subscribe_events(topic: str) -> None:
@@ -66,7 +70,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
         @subscribe(broker, topic, group_id=settings.kafka_group_id)
         async def on_event(body: bytes, message: KafkaMessage) -> None:
-            await handlers.consume_event(body, RecordOrigin.of(message.raw_message), adapter)
+            await consume_event(
+                body,
+                RecordOrigin.of(message.raw_message),
+                adapter=adapter,
+                handle=handlers.on_event,
+            )
 
     for topic in SOURCE_TOPICS:
         subscribe_events(topic)
@@ -79,15 +88,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
             adapter=NOTIFICATION_COMMAND_ADAPTER,
             max_contract_days=settings.max_contract_days,
             handle=handlers.handle_command,
-            refuse_invalid=handlers.refuse_invalid,
+            refuse_invalid=refusals.refuse_invalid,
             dead_letter=publishers.dead_letter,
         )
+
+    async def prepare() -> None:
+        await store.ensure_indexes()
+        await refusals.outbox.ensure_indexes()
 
     async def relay() -> None:
         grace = timedelta(seconds=settings.outbox_relay_after_seconds)
         await every(
             settings.outbox_relay_after_seconds,
-            lambda: relay_stale(store.outboxes, publish, utc_now() - grace),
+            lambda: relay_stale(outboxes, publish, utc_now() - grace),
             "outbox relay",
         )
 
@@ -106,6 +119,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
         topics=(*SOURCE_TOPICS, topics.NOTIFICATIONS_COMMANDS, *publishers.topics),
         routes=read_routes(store),
-        prepare=store.ensure_indexes,
+        prepare=prepare,
         background=(relay, reminders),
     )

@@ -11,17 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
 
 from contracts import (
-    CommandRejected,
-    CommandType,
-    FieldError,
-    InvalidCommand,
     MarkNotificationsRead,
     MessagePosted,
     NotificationCreated,
@@ -35,9 +27,9 @@ from contracts import (
     TermsProposed,
     topics,
 )
-from services.runtime.consumer import INFRASTRUCTURE_BACKOFF_SECONDS, INFRASTRUCTURE_ERRORS
 from services.runtime.outbox import OutboxEntry, Publish
-from services.runtime.wire import RecordOrigin, derived_id
+from services.runtime.refusals import Refusals, Rejection
+from services.runtime.wire import derived_id
 
 from . import domain
 from .domain import OfferEvent, OfferInfo, Planned, SourceEvent
@@ -58,15 +50,6 @@ OFFER_EVENTS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a command is refused: becomes one CommandRejected on the wire."""
-
-    code: RejectionCode
-    message: str
-    errors: tuple[FieldError, ...] = field(default=())
-
-
 def notification_id_for(source_id: str, recipient_id: str) -> str:
     return derived_id("notification", source_id, recipient_id)
 
@@ -84,7 +67,9 @@ class NotificationHandlers:
         clock: Clock,
         reminder_leads_seconds: Sequence[int],
         unknown_offer_wait: float,
+        refusals: Refusals,
     ) -> None:
+        self.refusals = refusals
         self.store = store
         self.publish = publish
         self.clock = clock
@@ -92,37 +77,6 @@ class NotificationHandlers:
         self.unknown_offer_wait = unknown_offer_wait
 
     # --- source events ----------------------------------------------------------------------
-
-    async def consume_event(
-        self, raw: bytes, origin: RecordOrigin, adapter: TypeAdapter[Any]
-    ) -> None:
-        """One record of an events topic. Never raises for what is in the record (that
-        would stall the partition): an unreadable event is logged and skipped. Only an
-        outage of the database or broker escapes, so the record is handled again later."""
-        try:
-            event = adapter.validate_json(raw)
-        except ValidationError as error:
-            log.error("skipped an unreadable record on %s: %s", origin, error)
-            return
-        try:
-            await self.on_event(event)
-        except INFRASTRUCTURE_ERRORS:
-            log.exception(
-                "could not handle %s %s (%s): infrastructure unavailable; will retry",
-                event.type,
-                event.event_id,
-                origin,
-            )
-            await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
-            raise
-        except Exception:
-            log.exception(
-                "handling %s %s (%s) failed; skipped, its notifications are lost",
-                event.type,
-                event.event_id,
-                origin,
-                extra={"event_id": event.event_id},
-            )
 
     async def on_event(self, event: SourceEvent) -> None:
         offer: OfferInfo | None = None
@@ -292,19 +246,15 @@ class NotificationHandlers:
     # --- commands ---------------------------------------------------------------------------
 
     async def handle_command(self, command: MarkNotificationsRead) -> None:
-        if await self._already_refused(command.command_id):
+        if await self.refusals.already_refused(command.command_id):
             return
         if command.actor_id != command.recipient_id:
-            await self.refuse(
-                command_id=command.command_id,
-                command_type=command.type,
-                actor_id=command.actor_id,
-                key=command.key,
-                rejection=Rejection(
+            await self.refusals.refuse(
+                command,
+                Rejection(
                     RejectionCode.NOT_AUTHORIZED,
                     f"only {command.recipient_id} can mark their notifications read",
                 ),
-                fallback_id=command.command_id,
             )
             return
         changed = await self.store.mark_read(
@@ -319,56 +269,3 @@ class NotificationHandlers:
             command.recipient_id,
             extra={"command_id": command.command_id, "recipient_id": command.recipient_id},
         )
-
-    async def refuse(
-        self,
-        *,
-        command_id: str | None,
-        command_type: CommandType,
-        actor_id: str | None,
-        key: str,
-        rejection: Rejection,
-        fallback_id: str,
-    ) -> None:
-        """Publishes one CommandRejected, remembered by command_id so it is never repeated."""
-        now = self.clock()
-        event = CommandRejected(
-            event_id=derived_id("rejected", command_id or fallback_id),
-            occurred_at=now,
-            causation_id=command_id or fallback_id,
-            command_id=command_id,
-            command_type=command_type,
-            actor_id=actor_id,
-            code=rejection.code,
-            message=rejection.message,
-            errors=list(rejection.errors),
-        )
-        entry = OutboxEntry.of(event, topic=topics.COMMANDS_REJECTED, key=key)
-        log.info("refused %s %s for %s: %s", command_type, command_id, key, rejection.code)
-        if command_id is None:
-            await self.publish([entry])
-            return
-        document = await self.store.record_rejection(command_id, entry, now)
-        if document is None:
-            document = await self.store.rejection(command_id)
-        if document is not None:
-            await self.store.rejections_outbox.flush(document, self.publish)
-
-    async def refuse_invalid(self, invalid: InvalidCommand, origin: RecordOrigin) -> None:
-        await self.refuse(
-            command_id=invalid.command_id,
-            command_type=invalid.command_type,
-            actor_id=invalid.actor_id,
-            key=invalid.key or (origin.key or b"").decode("utf-8", "replace"),
-            rejection=Rejection(
-                RejectionCode.INVALID_COMMAND, invalid.message, tuple(invalid.errors)
-            ),
-            fallback_id=origin.record_id,
-        )
-
-    async def _already_refused(self, command_id: str) -> bool:
-        document = await self.store.rejection(command_id)
-        if document is None:
-            return False
-        await self.store.rejections_outbox.flush(document, self.publish)
-        return True

@@ -82,10 +82,8 @@ class MongoNotificationStore:
         self.notifications = database["notifications"]
         self.offers = database["offers"]
         self.reminders = database["reminders"]
-        self.rejections = database["rejections"]
         self.notifications_outbox = MongoOutbox(self.notifications)
-        self.rejections_outbox = MongoOutbox(self.rejections)
-        self.outboxes = (self.notifications_outbox, self.rejections_outbox)
+        self.outboxes = (self.notifications_outbox,)
 
     async def ensure_indexes(self) -> None:
         for outbox in self.outboxes:
@@ -185,19 +183,3 @@ class MongoNotificationStore:
         await self.reminders.update_one(
             {"_id": reminder_id, "state": PENDING}, {"$set": {"state": state, "closed_at": now}}
         )
-
-    # --- rejections -------------------------------------------------------------------------
-
-    async def rejection(self, command_id: str) -> Document | None:
-        return await self.rejections.find_one({"_id": command_id})
-
-    async def record_rejection(
-        self, command_id: str, entry: OutboxEntry, now: datetime
-    ) -> Document | None:
-        """Stores the rejection; None when this command was already refused."""
-        document = {"_id": command_id, "revision": 1, "at": now, **outbox_fields([entry], now)}
-        try:
-            await self.rejections.insert_one(document)
-        except DuplicateKeyError:
-            return None
-        return document

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 
@@ -17,15 +16,17 @@ from contracts import (
     OFFER_COMMAND_ADAPTER,
     OFFER_EVENT_ADAPTER,
     OfferAccepted,
+    OfferEvent,
     topics,
 )
 from services.runtime.background import every
 from services.runtime.config import Settings
-from services.runtime.consumer import INFRASTRUCTURE_ERRORS, consume_command
+from services.runtime.consumer import consume_command, consume_event
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
 from services.runtime.outbox import relay_stale
 from services.runtime.ownership import Ownership
+from services.runtime.refusals import Refusals
 from services.runtime.wire import RecordOrigin
 
 from .domain.offer import Policy
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     publish, dead_letter = publishers.publish, publishers.dead_letter
 
+    refusals = Refusals(mongo[settings.database_name], publish, utc_now)
+    outboxes = (*store.outboxes, refusals.outbox)
     handlers = OfferHandlers(
         store,
         publish,
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         unknown_contract_wait=settings.unknown_offer_wait_seconds,
         offers=offers_ownership,
         contracts=contracts_ownership,
+        refusals=refusals,
     )
 
     @subscribe(
@@ -92,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             adapter=OFFER_COMMAND_ADAPTER,
             max_contract_days=settings.max_contract_days,
             handle=handlers.handle_offer_command,
-            refuse_invalid=handlers.refuse_invalid,
+            refuse_invalid=refusals.refuse_invalid,
             dead_letter=dead_letter,
         )
 
@@ -109,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             adapter=CONTRACT_COMMAND_ADAPTER,
             max_contract_days=settings.max_contract_days,
             handle=handlers.handle_log_time,
-            refuse_invalid=handlers.refuse_invalid,
+            refuse_invalid=refusals.refuse_invalid,
             dead_letter=dead_letter,
         )
 
@@ -118,29 +122,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Only acceptances matter here: they activate the contract.
         if message.headers.get("type") not in (None, "OfferAccepted"):
             return
-        try:
-            event = OFFER_EVENT_ADAPTER.validate_json(body)
-        except ValidationError as error:
-            log.error(
-                "skipped an unreadable record on %s (%s): %s",
-                topics.OFFERS_EVENTS,
-                RecordOrigin.of(message.raw_message),
-                error,
-            )
-            return
+        await consume_event(
+            body,
+            RecordOrigin.of(message.raw_message),
+            adapter=OFFER_EVENT_ADAPTER,
+            handle=activate_contract,
+        )
+
+    async def activate_contract(event: OfferEvent) -> None:
         if isinstance(event, OfferAccepted):
-            try:
-                await handlers.on_offer_accepted(event)
-            except INFRASTRUCTURE_ERRORS:
-                raise  # rewound and retried once the database or broker is back
-            except Exception:
-                log.exception("activating the contract of offer %s failed; skipped", event.offer_id)
+            await handlers.on_offer_accepted(event)
+
+    async def prepare() -> None:
+        await store.ensure_indexes()
+        await refusals.outbox.ensure_indexes()
 
     async def relay() -> None:
         grace = timedelta(seconds=settings.outbox_relay_after_seconds)
         await every(
             settings.outbox_relay_after_seconds,
-            lambda: relay_stale(store.outboxes, publish, utc_now() - grace),
+            lambda: relay_stale(outboxes, publish, utc_now() - grace),
             "outbox relay",
         )
 
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
         topics=(topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, *publishers.topics),
         routes=read_routes(store),
-        prepare=store.ensure_indexes,
+        prepare=prepare,
         background=(relay, sweep),
         ownerships=(offers_ownership, contracts_ownership),
     )

@@ -16,11 +16,8 @@ from datetime import datetime
 from contracts import (
     AcceptOffer,
     ChangeOffer,
-    CommandRejected,
-    CommandType,
     DeclineOffer,
     ExtendOffer,
-    InvalidCommand,
     LogTime,
     OfferAccepted,
     RejectionCode,
@@ -29,12 +26,12 @@ from contracts import (
 )
 from services.runtime.outbox import OutboxEntry, Publish
 from services.runtime.ownership import Ownership
-from services.runtime.wire import RecordOrigin, derived_id
+from services.runtime.refusals import Refusals, Rejection
+from services.runtime.wire import derived_id
 
 from .domain import contract as contract_rules
 from .domain import offer as offer_rules
 from .domain.offer import Decision, Policy
-from .domain.rejection import Rejection
 from .store import AlreadyExists, Conflict, Document, MongoOfferStore
 
 log = logging.getLogger(__name__)
@@ -62,7 +59,9 @@ class OfferHandlers:
         unknown_contract_wait: float,
         offers: Ownership,
         contracts: Ownership,
+        refusals: Refusals,
     ) -> None:
+        self.refusals = refusals
         # The one-writer rule (services.runtime.ownership): an offer is read, decided and
         # written holding `offers.writing(offer_id)`, a contract holding
         # `contracts.writing(contract_id)`.
@@ -74,76 +73,10 @@ class OfferHandlers:
         self.clock = clock
         self.unknown_contract_wait = unknown_contract_wait
 
-    # --- rejections -------------------------------------------------------------------------
-
-    async def refuse(
-        self,
-        *,
-        command_id: str | None,
-        command_type: CommandType,
-        actor_id: str | None,
-        key: str,
-        rejection: Rejection,
-        fallback_id: str,
-    ) -> None:
-        """Publishes one CommandRejected, remembered by command_id so it is never repeated."""
-        now = self.clock()
-        event = CommandRejected(
-            event_id=derived_id("rejected", command_id or fallback_id),
-            occurred_at=now,
-            causation_id=command_id or fallback_id,
-            command_id=command_id,
-            command_type=command_type,
-            actor_id=actor_id,
-            code=rejection.code,
-            message=rejection.message,
-            errors=list(rejection.errors),
-            status=rejection.status,
-        )
-        entry = OutboxEntry.of(event, topic=topics.COMMANDS_REJECTED, key=key)
-        log.info(
-            "refused %s %s for %s: %s (%s)",
-            command_type,
-            command_id,
-            key,
-            rejection.code,
-            rejection.message,
-        )
-        if command_id is None:
-            # Nothing to remember it by; its event_id still comes from the record's position.
-            await self.publish([entry])
-            return
-        document = await self.store.record_rejection(command_id, entry, now)
-        if document is None:
-            document = await self.store.rejection(command_id)
-        if document is not None:
-            await self.store.rejections_outbox.flush(document, self.publish)
-
-    async def refuse_invalid(self, invalid: InvalidCommand, origin: RecordOrigin) -> None:
-        await self.refuse(
-            command_id=invalid.command_id,
-            command_type=invalid.command_type,
-            actor_id=invalid.actor_id,
-            key=invalid.key or (origin.key or b"").decode("utf-8", "replace"),
-            rejection=Rejection(
-                RejectionCode.INVALID_COMMAND, invalid.message, tuple(invalid.errors)
-            ),
-            fallback_id=derived_id(
-                "record", origin.topic, str(origin.partition), str(origin.offset)
-            ),
-        )
-
-    async def _already_refused(self, command_id: str) -> bool:
-        document = await self.store.rejection(command_id)
-        if document is None:
-            return False
-        await self.store.rejections_outbox.flush(document, self.publish)
-        return True
-
     # --- offers -----------------------------------------------------------------------------
 
     async def handle_offer_command(self, command: OfferCommand) -> None:
-        if await self._already_refused(command.command_id):
+        if await self.refusals.already_refused(command.command_id):
             return
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
@@ -169,7 +102,7 @@ class OfferHandlers:
         now = self.clock()
         if isinstance(command, ExtendOffer):
             if stored is not None:
-                await self._refuse(
+                await self.refusals.refuse(
                     command,
                     Rejection(
                         RejectionCode.OFFER_EXISTS,
@@ -181,7 +114,7 @@ class OfferHandlers:
                 return
             outcome = offer_rules.extend(command, now=now, policy=self.policy)
         elif stored is None:
-            await self._refuse(
+            await self.refusals.refuse(
                 command,
                 Rejection(RejectionCode.UNKNOWN_OFFER, f"there is no offer {command.offer_id!r}"),
             )
@@ -190,7 +123,7 @@ class OfferHandlers:
             outcome = offer_rules.decide(stored.value, command, now=now, policy=self.policy)
 
         if isinstance(outcome, Rejection):
-            await self._refuse(command, outcome)
+            await self.refusals.refuse(command, outcome)
             return
         entries = offer_entries(outcome)
         if stored is None:
@@ -209,16 +142,6 @@ class OfferHandlers:
             outcome.offer.version,
         )
         await self.store.offers_outbox.flush(document, self.publish)
-
-    async def _refuse(self, command: OfferCommand | LogTime, rejection: Rejection) -> None:
-        await self.refuse(
-            command_id=command.command_id,
-            command_type=command.type,
-            actor_id=command.actor_id,
-            key=command.key,
-            rejection=rejection,
-            fallback_id=command.command_id,
-        )
 
     async def sweep_expired(self) -> int:
         """Expires every pending offer past expires_at that this instance owns; the owner of
@@ -323,7 +246,7 @@ class OfferHandlers:
             await self.store.members_outbox.flush(document, self.publish)
 
     async def handle_log_time(self, command: LogTime) -> None:
-        if await self._already_refused(command.command_id):
+        if await self.refusals.already_refused(command.command_id):
             return
         await self._wait_for_contract(command.contract_id)
         for _ in range(MAX_CONFLICT_RETRIES):
@@ -351,7 +274,7 @@ class OfferHandlers:
     async def _try_log_time(self, command: LogTime) -> None:
         stored = await self.store.get_contract(command.contract_id)
         if stored is None:
-            await self._refuse(
+            await self.refusals.refuse(
                 command,
                 Rejection(
                     RejectionCode.UNKNOWN_CONTRACT,
@@ -367,7 +290,7 @@ class OfferHandlers:
         now = self.clock()
         outcome = contract_rules.log_time(stored.value, command, now=now)
         if isinstance(outcome, Rejection):
-            await self._refuse(command, outcome)
+            await self.refusals.refuse(command, outcome)
             return
         contract, logged = outcome
         entry = OutboxEntry.of(logged, topic=topics.CONTRACTS_EVENTS, key=contract.contract_id)

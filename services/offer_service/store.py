@@ -158,7 +158,7 @@ class OfferStore(Protocol):
 
 
 class MongoOfferStore:
-    """Collections: offers, contracts, talent_cloud_members, rejections."""
+    """Collections: offers, contracts, talent_cloud_members."""
 
     def __init__(
         self,
@@ -170,18 +170,15 @@ class MongoOfferStore:
         self.offers = database["offers"]
         self.contracts = database["contracts"]
         self.members = database["talent_cloud_members"]
-        self.rejections = database["rejections"]
         # Offers and contracts change many times, so only their owner may write them; members
-        # and rejections are written once and cleared once (services.runtime.ownership).
+        # are written once and cleared once (services.runtime.ownership).
         self.offers_outbox = MongoOutbox(self.offers, offers_ownership)
         self.contracts_outbox = MongoOutbox(self.contracts, contracts_ownership)
         self.members_outbox = MongoOutbox(self.members)
-        self.rejections_outbox = MongoOutbox(self.rejections)
         self.outboxes = (
             self.offers_outbox,
             self.contracts_outbox,
             self.members_outbox,
-            self.rejections_outbox,
         )
 
     async def ensure_indexes(self) -> None:
@@ -262,22 +259,6 @@ class MongoOfferStore:
         )
         async for document in cursor:
             yield document["_id"]
-
-    # rejections: a refused command is remembered, so a redelivery refuses nothing twice
-
-    async def rejection(self, command_id: str) -> Document | None:
-        return await self.rejections.find_one({"_id": command_id})
-
-    async def record_rejection(
-        self, command_id: str, entry: OutboxEntry, now: datetime
-    ) -> Document | None:
-        """Stores the rejection; None when this command was already refused."""
-        document = {"_id": command_id, "revision": 1, "at": now, **outbox_fields([entry], now)}
-        try:
-            await self.rejections.insert_one(document)
-        except DuplicateKeyError:
-            return None
-        return document
 
     # contracts and memberships
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import ConnectionFailure
 
 from contracts import InvalidCommand, UnreadableCommand, parse_command
@@ -58,35 +58,44 @@ async def consume_command(
         case InvalidCommand() as invalid:
             await refuse_invalid(invalid, origin)
         case command:
-            await _handle(command, raw, origin, handle, dead_letter)
+            what = f"{command.type} {command.command_id} for {command.key} ({origin})"
+            if failure := await _failure(what, handle, command):
+                # A bug must not stall the partition: park the record where a person sees it.
+                await dead_letter(raw, origin, f"handler failed: {failure!r}")
 
 
-async def _handle(
-    command: Any,
+async def consume_event(
     raw: bytes,
     origin: RecordOrigin,
+    *,
+    adapter: TypeAdapter[Any],
     handle: Callable[[Any], Awaitable[None]],
-    dead_letter: DeadLetter,
 ) -> None:
+    """One record of an events topic. An unreadable event, or one our handling fails on, is
+    logged and skipped: events have no dead-letter topic, and a stalled partition would
+    hold up every later event."""
     try:
-        await handle(command)
+        event = adapter.validate_json(raw)
+    except ValidationError as error:
+        log.error("skipped an unreadable record %s: %s", origin, error)
+        return
+    what = f"{event.type} {event.event_id} ({origin})"
+    if await _failure(what, handle, event):
+        log.error("skipped %s: its effects are lost until it is replayed", what)
+
+
+async def _failure(
+    what: str, handle: Callable[[Any], Awaitable[None]], message: Any
+) -> Exception | None:
+    """Runs the handler; what it failed with, when retrying will not mend it. An
+    infrastructure outage is raised instead, so the partition is rewound and retried."""
+    try:
+        await handle(message)
     except INFRASTRUCTURE_ERRORS:
-        log.exception(
-            "could not handle %s %s for %s (%s): infrastructure unavailable; will retry",
-            command.type,
-            command.command_id,
-            command.key,
-            origin,
-        )
+        log.exception("could not handle %s: infrastructure unavailable; will retry", what)
         await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
         raise
     except Exception as error:
-        # A bug must not stall the partition: park the record where a person can see it.
-        log.exception(
-            "handling %s %s for %s (%s) failed; dead-lettered for a person to look at",
-            command.type,
-            command.command_id,
-            command.key,
-            origin,
-        )
-        await dead_letter(raw, origin, f"handler failed: {error!r}")
+        log.exception("handling %s failed", what)
+        return error
+    return None

@@ -20,6 +20,7 @@ from services.notification_service.domain import Planned
 from services.notification_service.handlers import NotificationHandlers
 from services.notification_service.store import MongoNotificationStore
 from services.runtime.outbox import OutboxEntry
+from services.runtime.refusals import Refusals
 from tests.conftest import settings_for
 from tests.infrastructure import Endpoints
 from tests.kit import Parties, Probe, Producer, Seen, hourly_terms, new_id, of_type, running
@@ -527,8 +528,9 @@ async def test_two_sweepers_send_each_reminder_exactly_once(infra: Endpoints) ->
                 clock=utc_now,
                 reminder_leads_seconds=(2, 1),
                 unknown_offer_wait=0,
+                refusals=Refusals(client[settings.database_name], publish, utc_now),
             )
-            for store in stores
+            for store, client in zip(stores, clients, strict=True)
         ]
         p = Parties()
         offer = OFFER_EVENT_ADAPTER.validate_json(json.dumps(extended(p, expires_in=3)))
@@ -561,7 +563,12 @@ async def test_a_notification_stored_but_not_published_is_relayed(
             raise ConnectionError("killed before publishing")
 
         crashed = NotificationHandlers(
-            store, lost, clock=utc_now, reminder_leads_seconds=(), unknown_offer_wait=0
+            store,
+            lost,
+            clock=utc_now,
+            reminder_leads_seconds=(),
+            unknown_offer_wait=0,
+            refusals=Refusals(client[settings.database_name], lost, utc_now),
         )
         plan = Planned(recipient, "new_message", "New message: Logo", "hello")
         with pytest.raises(ConnectionError):

@@ -22,10 +22,10 @@ from contracts import (
     TalentCloudMemberAdded,
     TimeLogged,
 )
+from services.runtime.refusals import Rejection
 from services.runtime.wire import derived_id
 
 from .offer import new_event_id
-from .rejection import Rejection
 
 
 def contract_id_for(offer_id: str) -> str:

@@ -29,8 +29,7 @@ from contracts import (
     RejectionCode,
     WithdrawOffer,
 )
-
-from .rejection import Rejection
+from services.runtime.refusals import Rejection
 
 OfferEvent = (
     OfferExtended | OfferChanged | OfferWithdrawn | OfferDeclined | OfferExpired | OfferAccepted

@@ -17,7 +17,8 @@ from contracts import (
     TermsProposed,
 )
 from services.messaging_service import domain
-from services.messaging_service.domain import OfferEvent, OfferStatus, Rejection, Thread
+from services.messaging_service.domain import OfferEvent, OfferStatus, Thread
+from services.runtime.refusals import Rejection
 from tests.kit import hourly_terms
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -22,7 +22,7 @@ from contracts import (
 from services.offer_service.domain import contract as contract_rules
 from services.offer_service.domain import offer as offer_rules
 from services.offer_service.domain.offer import Decision, Offer, OfferStatus, Policy
-from services.offer_service.domain.rejection import Rejection
+from services.runtime.refusals import Rejection
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICY = Policy()

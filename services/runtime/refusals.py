@@ -1,0 +1,130 @@
+"""Refusing a command: one CommandRejected, remembered by command_id so that a redelivered
+command is refused only once (SPEC §4: a handled command_id produces nothing new)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from contracts import (
+    Command,
+    CommandRejected,
+    CommandType,
+    FieldError,
+    InvalidCommand,
+    RejectionCode,
+    topics,
+)
+
+from .outbox import MongoOutbox, OutboxEntry, Publish, outbox_fields
+from .wire import RecordOrigin, derived_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a command is refused (a domain decision): becomes one CommandRejected."""
+
+    code: RejectionCode
+    message: str
+    errors: tuple[FieldError, ...] = field(default=())
+    status: str | None = None
+
+
+class Refusals:
+    """The `rejections` collection: one document per refused command_id, its CommandRejected
+    in the document's outbox. Written once and cleared once, so it needs no owner."""
+
+    def __init__(
+        self,
+        database: AsyncDatabase[dict[str, Any]],
+        publish: Publish,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.collection = database["rejections"]
+        self.outbox = MongoOutbox(self.collection)
+        self.publish = publish
+        self.clock = clock
+
+    async def already_refused(self, command_id: str) -> bool:
+        """True when this command was refused before (then its rejection is sure to be out)."""
+        document = await self.collection.find_one({"_id": command_id})
+        if document is None:
+            return False
+        await self.outbox.flush(document, self.publish)
+        return True
+
+    async def refuse(self, command: Command, rejection: Rejection) -> None:
+        await self._refuse(
+            command_id=command.command_id,
+            command_type=command.type,  # type: ignore[arg-type]
+            actor_id=command.actor_id,
+            key=command.key,
+            rejection=rejection,
+            fallback_id=command.command_id,
+        )
+
+    async def refuse_invalid(self, invalid: InvalidCommand, origin: RecordOrigin) -> None:
+        await self._refuse(
+            command_id=invalid.command_id,
+            command_type=invalid.command_type,
+            actor_id=invalid.actor_id,
+            key=invalid.key or (origin.key or b"").decode("utf-8", "replace"),
+            rejection=Rejection(
+                RejectionCode.INVALID_COMMAND, invalid.message, tuple(invalid.errors)
+            ),
+            # No usable command_id: the record's position names the rejection instead.
+            fallback_id=origin.record_id,
+        )
+
+    async def _refuse(
+        self,
+        *,
+        command_id: str | None,
+        command_type: CommandType,
+        actor_id: str | None,
+        key: str,
+        rejection: Rejection,
+        fallback_id: str,
+    ) -> None:
+        now = self.clock()
+        event = CommandRejected(
+            event_id=derived_id("rejected", command_id or fallback_id),
+            occurred_at=now,
+            causation_id=command_id or fallback_id,
+            command_id=command_id,
+            command_type=command_type,
+            actor_id=actor_id,
+            code=rejection.code,
+            message=rejection.message,
+            errors=list(rejection.errors),
+            status=rejection.status,
+        )
+        entry = OutboxEntry.of(event, topic=topics.COMMANDS_REJECTED, key=key)
+        log.info(
+            "refused %s %s for %s: %s (%s)",
+            command_type,
+            command_id,
+            key,
+            rejection.code,
+            rejection.message,
+            extra={"command_id": command_id},
+        )
+        if command_id is None:
+            await self.publish([entry])  # nothing to remember it by
+            return
+        record = {"_id": command_id, "revision": 1, "at": now, **outbox_fields([entry], now)}
+        try:
+            await self.collection.insert_one(record)
+        except DuplicateKeyError:
+            # Refused before (a redelivery): publish what may still be unpublished, no more.
+            await self.already_refused(command_id)
+            return
+        await self.outbox.flush(record, self.publish)
