@@ -5,23 +5,20 @@ handlers.py."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
-from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 
 from contracts import NEGOTIATION_COMMAND_ADAPTER, OFFER_EVENT_ADAPTER, topics
-from services.runtime.background import every
-from services.runtime.config import Settings
+from services.runtime.clock import utc_now
+from services.runtime.config import Settings, mongo_client
 from services.runtime.consumer import (
     consume_command,
     consume_event,
 )
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
-from services.runtime.outbox import relay_stale
+from services.runtime.outbox import relay_forever
 from services.runtime.refusals import Refusals
 from services.runtime.wire import RecordOrigin
 
@@ -35,16 +32,10 @@ NAME = "messaging_service"
 HTTP_PORT = 8002
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env(NAME, HTTP_PORT)
     broker = new_broker(settings, log)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
+    mongo = mongo_client(settings)
     store = MongoThreadStore(mongo[settings.database_name])
     publishers = Publishers(
         broker,
@@ -87,14 +78,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await store.ensure_indexes()
         await refusals.outbox.ensure_indexes()
 
-    async def relay() -> None:
-        grace = timedelta(seconds=settings.outbox_relay_after_seconds)
-        await every(
-            settings.outbox_relay_after_seconds,
-            lambda: relay_stale(outboxes, publish, utc_now() - grace),
-            "outbox relay",
-        )
-
     return service_http_app(
         name=NAME,
         broker=broker,
@@ -104,5 +87,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         topics=(topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS, *publishers.topics),
         routes=read_routes(store),
         prepare=prepare,
-        background=(relay,),
+        background=(relay_forever(outboxes, publish, settings),),
     )

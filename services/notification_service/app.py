@@ -4,20 +4,18 @@ tasks and the HTTP read API. Everything with a rule in it lives in domain.py and
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from faststream.kafka.annotations import KafkaMessage
-from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 
 from contracts import EVENT_ADAPTERS, NOTIFICATION_COMMAND_ADAPTER, topics
 from services.runtime.background import every
-from services.runtime.config import Settings
+from services.runtime.clock import utc_now
+from services.runtime.config import Settings, mongo_client
 from services.runtime.consumer import consume_command, consume_event
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
-from services.runtime.outbox import relay_stale
+from services.runtime.outbox import relay_forever
 from services.runtime.refusals import Refusals
 from services.runtime.wire import RecordOrigin
 
@@ -37,17 +35,10 @@ SOURCE_TOPICS = (
 )
 
 
-def utc_now() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env(NAME, HTTP_PORT)
     broker = new_broker(settings, log)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
+    mongo = mongo_client(settings)
     store = MongoNotificationStore(mongo[settings.database_name])
     publishers = Publishers(
         broker,
@@ -96,14 +87,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await store.ensure_indexes()
         await refusals.outbox.ensure_indexes()
 
-    async def relay() -> None:
-        grace = timedelta(seconds=settings.outbox_relay_after_seconds)
-        await every(
-            settings.outbox_relay_after_seconds,
-            lambda: relay_stale(outboxes, publish, utc_now() - grace),
-            "outbox relay",
-        )
-
     async def reminders() -> None:
         await every(
             settings.expiry_sweep_interval_seconds,
@@ -120,5 +103,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         topics=(*SOURCE_TOPICS, topics.NOTIFICATIONS_COMMANDS, *publishers.topics),
         routes=read_routes(store),
         prepare=prepare,
-        background=(relay, reminders),
+        background=(relay_forever(outboxes, publish, settings), reminders),
     )

@@ -4,11 +4,9 @@ and the HTTP read API. Everything with a rule in it lives in domain/ and handler
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from faststream.kafka.annotations import KafkaMessage
-from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 
 from contracts import (
@@ -20,11 +18,12 @@ from contracts import (
     topics,
 )
 from services.runtime.background import every
-from services.runtime.config import Settings
+from services.runtime.clock import utc_now
+from services.runtime.config import Settings, mongo_client
 from services.runtime.consumer import consume_command, consume_event
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
-from services.runtime.outbox import relay_stale
+from services.runtime.outbox import relay_forever
 from services.runtime.ownership import Ownership
 from services.runtime.refusals import Refusals
 from services.runtime.wire import RecordOrigin
@@ -40,16 +39,10 @@ NAME = "offer_service"
 HTTP_PORT = 8001
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env(NAME, HTTP_PORT)
     broker = new_broker(settings, log)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
+    mongo = mongo_client(settings)
     # Who writes which offer and contract: the owner of its key's command partition.
     offers_ownership = Ownership(topics.OFFERS_COMMANDS)
     contracts_ownership = Ownership(topics.CONTRACTS_COMMANDS)
@@ -137,14 +130,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await store.ensure_indexes()
         await refusals.outbox.ensure_indexes()
 
-    async def relay() -> None:
-        grace = timedelta(seconds=settings.outbox_relay_after_seconds)
-        await every(
-            settings.outbox_relay_after_seconds,
-            lambda: relay_stale(outboxes, publish, utc_now() - grace),
-            "outbox relay",
-        )
-
     async def sweep() -> None:
         await every(settings.expiry_sweep_interval_seconds, handlers.sweep_expired, "expiry sweep")
 
@@ -157,6 +142,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         topics=(topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, *publishers.topics),
         routes=read_routes(store),
         prepare=prepare,
-        background=(relay, sweep),
+        background=(relay_forever(outboxes, publish, settings), sweep),
         ownerships=(offers_ownership, contracts_ownership),
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
 
 
 class ConfigError(ValueError):
@@ -76,3 +79,8 @@ class Settings:
             database_name=os.environ.get("MONGODB_DATABASE", service_name),
             kafka_group_id=os.environ.get("KAFKA_GROUP_ID", service_name),
         )
+
+
+def mongo_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+    # tz_aware: times come back as aware UTC datetimes, like the ones the services write.
+    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)

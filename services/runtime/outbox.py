@@ -14,14 +14,17 @@ the outbox is not empty, `outbox_since`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from .background import every
+from .clock import utc_now
+from .config import Settings
 from .ownership import Ownership
 
 log = logging.getLogger(__name__)
@@ -146,3 +149,19 @@ async def relay_stale(
             )
         total += count
     return total
+
+
+def relay_forever(
+    outboxes: Sequence[MongoOutbox], publish: Publish, settings: Settings
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The background task that republishes what a crash left in outboxes."""
+    grace = timedelta(seconds=settings.outbox_relay_after_seconds)
+
+    async def relay() -> None:
+        await every(
+            settings.outbox_relay_after_seconds,
+            lambda: relay_stale(outboxes, publish, utc_now() - grace),
+            "outbox relay",
+        )
+
+    return relay

@@ -15,10 +15,11 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from contracts import OFFER_EVENT_ADAPTER, format_utc, topics
-from services.notification_service.app import create_app, utc_now
+from services.notification_service.app import create_app
 from services.notification_service.domain import Planned
 from services.notification_service.handlers import NotificationHandlers
 from services.notification_service.store import MongoNotificationStore
+from services.runtime.clock import utc_now
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from tests.conftest import settings_for
