@@ -19,6 +19,7 @@ from services.runtime.consumer import (
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
 from services.runtime.outbox import relay_forever
+from services.runtime.ownership import Ownership
 from services.runtime.refusals import Refusals
 from services.runtime.wire import RecordOrigin
 
@@ -36,7 +37,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env(NAME, HTTP_PORT)
     broker = new_broker(settings, log)
     mongo = mongo_client(settings)
-    store = MongoThreadStore(mongo[settings.database_name])
+    # Who writes which thread: the owner of its offer's offers.events partition.
+    threads_ownership = Ownership(topics.OFFERS_EVENTS)
+    store = MongoThreadStore(mongo[settings.database_name], threads_ownership=threads_ownership)
     publishers = Publishers(
         broker,
         (topics.NEGOTIATIONS_EVENTS, topics.COMMANDS_REJECTED, topics.COMMANDS_DEAD_LETTER),
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_contract_days=settings.max_contract_days,
         unknown_offer_wait=settings.unknown_offer_wait_seconds,
         refusals=refusals,
+        threads=threads_ownership,
     )
 
     @subscribe(broker, topics.NEGOTIATIONS_COMMANDS, group_id=settings.kafka_group_id)
@@ -65,7 +69,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             dead_letter=publishers.dead_letter,
         )
 
-    @subscribe(broker, topics.OFFERS_EVENTS, group_id=settings.kafka_group_id)
+    @subscribe(
+        broker, topics.OFFERS_EVENTS, group_id=settings.kafka_group_id, ownership=threads_ownership
+    )
     async def on_offer_event(body: bytes, message: KafkaMessage) -> None:
         await consume_event(
             body,
@@ -88,4 +94,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=read_routes(store),
         prepare=prepare,
         background=(relay_forever(outboxes, publish, settings),),
+        ownerships=(threads_ownership,),
     )

@@ -22,6 +22,7 @@ from contracts import (
     topics,
 )
 from services.runtime.outbox import OutboxEntry, Publish
+from services.runtime.ownership import Ownership
 from services.runtime.refusals import Refusals, Rejection
 
 from . import domain
@@ -46,7 +47,10 @@ class MessagingHandlers:
         max_contract_days: int,
         unknown_offer_wait: float,
         refusals: Refusals,
+        threads: Ownership,
     ) -> None:
+        # A thread is read, changed and written holding `threads.writing(offer_id)`.
+        self.threads = threads
         self.refusals = refusals
         self.store = store
         self.publish = publish
@@ -59,7 +63,8 @@ class MessagingHandlers:
     async def on_offer_event(self, event: OfferEvent) -> None:
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                await self._project(event)
+                async with self.threads.writing(event.offer_id):
+                    await self._project(event)
                 return
             except Conflict:
                 continue  # another write meanwhile: read again, apply again

@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import OfferTerms
 from services.runtime.outbox import MongoOutbox, OutboxEntry, outbox_fields
+from services.runtime.ownership import Ownership
 from services.runtime.wire import derived_id
 
 from .domain import OfferStatus, Thread
@@ -97,12 +98,20 @@ class ThreadStore(Protocol):
 
 
 class MongoThreadStore:
-    """Collections: threads, messages, rejections."""
+    """Collections: threads, messages, sequences.
 
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
+    One writer per document (services.runtime.ownership), as FerretDB's updates are not
+    atomic: a thread is written by the owner of its offers.events partition; its message
+    counter (`sequences`) by the owner of its negotiations.commands partition; a message is
+    inserted once and cleared once."""
+
+    def __init__(
+        self, database: AsyncDatabase[Document], *, threads_ownership: Ownership | None = None
+    ) -> None:
         self.threads = database["threads"]
         self.messages = database["messages"]
-        self.threads_outbox = MongoOutbox(self.threads)
+        self.sequences = database["sequences"]
+        self.threads_outbox = MongoOutbox(self.threads, threads_ownership)
         self.messages_outbox = MongoOutbox(self.messages)
         self.outboxes = (self.threads_outbox, self.messages_outbox)
 
@@ -142,7 +151,6 @@ class MongoThreadStore:
                 **fields,
                 "created_at": now,
                 "revision": 1,
-                "message_seq": 0,
                 "answers": [] if answer is None else [answer],
             }
             document.setdefault("outbox", [])
@@ -179,13 +187,14 @@ class MongoThreadStore:
 
     async def next_seq(self, offer_id: str) -> int:
         """The next message number in the thread (gaps are harmless; order is what counts)."""
-        document = await self.threads.find_one_and_update(
+        document = await self.sequences.find_one_and_update(
             {"_id": offer_id},
-            {"$inc": {"message_seq": 1}},
+            {"$inc": {"seq": 1}},
+            upsert=True,
             return_document=ReturnDocument.AFTER,
         )
         assert document is not None
-        seq: int = document["message_seq"]
+        seq: int = document["seq"]
         return seq
 
     # messages
