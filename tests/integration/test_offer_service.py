@@ -284,7 +284,7 @@ async def test_accept_races_withdraw_and_change_exactly_one_wins(
     api: httpx.AsyncClient, producer: Producer, probe: Probe
 ) -> None:
     trials = []
-    for i in range(20):
+    for i in range(50):
         parties = Parties()
         await send(producer, parties.extend())
         accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
@@ -418,3 +418,63 @@ async def test_read_api_lists_paginates_and_404s(
         json.loads((await api.get("/offers", params={"status": "bogus"})).text)["error"]
         == "bad_request"
     )
+
+
+async def test_a_freelancer_joins_a_talent_cloud_once_whatever_the_contracts(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    freelancer = new_id("free")
+    first, second = Parties(freelancer_id=freelancer), Parties(freelancer_id=freelancer)
+    for parties in (first, second):
+        await extended(producer, probe, parties)
+        accept = command("AcceptOffer", freelancer, offer_id=parties.offer_id, version=1)
+        await send(producer, accept)
+        await probe.wait_for(of_type("ContractActivated", offer_id=parties.offer_id))
+    await probe.quiet()
+    joined = probe.matching(of_type("TalentCloudMemberAdded", freelancer_id=freelancer))
+    assert len(joined) == 1
+    members = (await api.get("/talent-clouds/tc-design/members", params={"limit": 200})).json()
+    listed = [m for m in members["items"] if m["freelancer_id"] == freelancer]
+    assert len(listed) <= 1  # the first page may end before this run's members
+
+
+async def test_log_time_on_an_unknown_contract_is_refused_after_the_wait(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    entry = command(
+        "LogTime",
+        new_id("free"),
+        contract_id=new_id("contract"),
+        entry_id=new_id("entry"),
+        work_date=today().isoformat(),
+        hours="1.00",
+    )
+    await send(producer, entry, topics.CONTRACTS_COMMANDS)
+    [seen] = await probe.wait_for(rejected(entry["command_id"]))
+    assert seen.value["code"] == "unknown_contract"
+    assert seen.key == entry["contract_id"]
+
+
+async def test_contracts_are_listed_per_party(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    client_id = new_id("client")
+    offers = [Parties(client_id=client_id) for _ in range(3)]
+    for parties in offers:
+        await extended(producer, probe, parties, terms=fixed_terms())
+        accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
+        await send(producer, accept)
+    for parties in offers:
+        await probe.wait_for(of_type("ContractActivated", offer_id=parties.offer_id))
+    first = (await api.get("/contracts", params={"client_id": client_id, "limit": 2})).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    rest = (
+        await api.get(
+            "/contracts",
+            params={"client_id": client_id, "limit": 2, "cursor": first["next_cursor"]},
+        )
+    ).json()
+    assert rest["next_cursor"] is None
+    listed = {c["offer_id"] for c in first["items"] + rest["items"]}
+    assert listed == {p.offer_id for p in offers}
+    assert all(c["status"] == "active" for c in first["items"] + rest["items"])
