@@ -12,7 +12,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts import topics
 from tests.infrastructure import Endpoints
+from tests.kit import start_at_the_end
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,3 +88,29 @@ def service_process(
         **extra,
     }
     return ServiceProcess(name, port, env, tmp / f"{name}.log")
+
+
+# The topics each service consumes, so a test can start its consumer group at their ends.
+CONSUMES = {
+    "offer_service": (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS),
+    "messaging_service": (topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS),
+    "notification_service": (
+        topics.OFFERS_EVENTS,
+        topics.CONTRACTS_EVENTS,
+        topics.TALENT_CLOUDS_EVENTS,
+        topics.NEGOTIATIONS_EVENTS,
+        topics.NOTIFICATIONS_COMMANDS,
+    ),
+}
+
+
+async def launch(name: str, port: int, infra: Endpoints, tmp: Path, run_id: str) -> ServiceProcess:
+    """Starts a service in a consumer group of this run's own that begins at the topics'
+    current ends (what earlier tests left there belongs to other databases)."""
+    service = service_process(name, port, infra, tmp, run_id)
+    service.env["KAFKA_GROUP_ID"] = f"e2e-{name}-{run_id}"
+    await start_at_the_end(
+        infra.kafka_bootstrap_servers, service.env["KAFKA_GROUP_ID"], CONSUMES[name]
+    )
+    service.start()
+    return service

@@ -15,9 +15,9 @@ import pytest
 
 from contracts import topics
 from tests.conftest import RUN_ID
-from tests.e2e.processes import service_process
+from tests.e2e.processes import launch
 from tests.infrastructure import Endpoints
-from tests.kit import Parties, Probe, Producer, command, hourly_terms, of_type, start_at_the_end
+from tests.kit import Parties, Probe, Producer, command, hourly_terms, of_type
 
 pytestmark = pytest.mark.e2e
 
@@ -32,14 +32,7 @@ def get_json(url: str) -> Any:
 async def test_kill_nine_loses_and_doubles_nothing(
     infra: Endpoints, producer: Producer, probe: Probe, tmp_path: Path
 ) -> None:
-    service = service_process("offer_service", 18101, infra, tmp_path, RUN_ID + "k9")
-    service.env["KAFKA_GROUP_ID"] = f"e2e-offer_service-k9-{RUN_ID}"
-    await start_at_the_end(
-        infra.kafka_bootstrap_servers,
-        service.env["KAFKA_GROUP_ID"],
-        (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS),
-    )
-    service.start()
+    service = await launch("offer_service", 18101, infra, tmp_path, RUN_ID + "k9")
     await asyncio.to_thread(service.wait_healthy)
     offers = [Parties() for _ in range(OFFERS)]
     rng = random.Random(7)

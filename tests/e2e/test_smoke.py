@@ -14,26 +14,13 @@ from pymongo import AsyncMongoClient
 
 from contracts import topics
 from tests.conftest import RUN_ID
-from tests.e2e.processes import ServiceProcess, service_process
+from tests.e2e.processes import ServiceProcess, launch
 from tests.infrastructure import Endpoints
-from tests.kit import Parties, Probe, Producer, command, of_type, start_at_the_end
+from tests.kit import Parties, Probe, Producer, command, of_type
 
 pytestmark = pytest.mark.e2e
 
 PORTS = {"offer_service": 18201, "messaging_service": 18202, "notification_service": 18203}
-
-
-CONSUMES = {
-    "offer_service": (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS),
-    "messaging_service": (topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS),
-    "notification_service": (
-        topics.OFFERS_EVENTS,
-        topics.CONTRACTS_EVENTS,
-        topics.TALENT_CLOUDS_EVENTS,
-        topics.NEGOTIATIONS_EVENTS,
-        topics.NOTIFICATIONS_COMMANDS,
-    ),
-}
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +28,7 @@ async def system(
     infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, ServiceProcess]]:
     logs = tmp_path_factory.mktemp("e2e-logs")
-    services = {
-        name: service_process(name, port, infra, logs, RUN_ID) for name, port in PORTS.items()
-    }
-    for name, service in services.items():
-        # A group of this run's own, starting at the topics' current ends.
-        service.env["KAFKA_GROUP_ID"] = f"e2e-{name}-{RUN_ID}"
-        await start_at_the_end(
-            infra.kafka_bootstrap_servers, service.env["KAFKA_GROUP_ID"], CONSUMES[name]
-        )
-        service.start()
+    services = {name: await launch(name, port, infra, logs, RUN_ID) for name, port in PORTS.items()}
     try:
         for service in services.values():
             await asyncio.to_thread(service.wait_healthy)
