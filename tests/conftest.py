@@ -11,6 +11,8 @@ from tests.infrastructure import Endpoints, InfrastructureUnavailable, endpoints
 from tests.kit import Probe, Producer, start_at_the_end
 
 RUN_ID = uuid.uuid4().hex[:8]
+# SPEC §4's bounded wait for an offer not heard of yet, shortened for the tests.
+UNKNOWN_OFFER_WAIT_SECONDS = 3.0
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +32,7 @@ def settings_for(infra: Endpoints, service: str, **overrides: object) -> Setting
         "mongodb_url": infra.mongodb_url,
         "database_name": f"test_{service}_{RUN_ID}",
         "kafka_group_id": f"test-{service}",
-        "unknown_offer_wait_seconds": 3.0,
+        "unknown_offer_wait_seconds": UNKNOWN_OFFER_WAIT_SECONDS,
         "outbox_relay_after_seconds": 1,
         **overrides,
     }

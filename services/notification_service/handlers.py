@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from contracts import (
+    NEGOTIATION_EVENT_ADAPTER,
     MarkNotificationsRead,
     MessagePosted,
     NotificationCreated,
@@ -84,22 +85,46 @@ class NotificationHandlers:
         if isinstance(event, OFFER_EVENTS):
             previous, offer = await self._project(event)
             await self._schedule_reminders(event, offer)
+            await self._notify(event, offer, previous)
+            await self._unpark(event.offer_id, offer)
         elif isinstance(event, MessagePosted | TermsProposed):
             offer = await self._wait_for_offer(event.offer_id)
             if offer is None:
-                # A stalled partition would hold up every later message; losing this one
-                # notification is the lesser harm. The message itself is in the thread.
-                log.error(
-                    "%s %s names offer %s, still unknown after %.1fs; no notification sent",
-                    event.type,
-                    event.event_id,
-                    event.offer_id,
-                    self.unknown_offer_wait,
-                    extra={"event_id": event.event_id, "offer_id": event.offer_id},
-                )
+                await self._park(event)
                 return
+            await self._notify(event, offer, None)
+        else:
+            await self._notify(event, None, None)
+
+    async def _notify(
+        self, event: SourceEvent, offer: OfferInfo | None, previous: OfferInfo | None
+    ) -> None:
         for plan in domain.notifications_for(event, offer, previous):
             await self.notify(plan, source_id=event.event_id)
+
+    async def _park(self, event: MessagePosted | TermsProposed) -> None:
+        """A message whose offer is still unknown after the bounded wait is kept, not lost,
+        and notified when the offer's events arrive; the partition moves on meanwhile."""
+        await self.store.park(event.offer_id, event.event_id, event.model_dump_json(), self.clock())
+        log.warning(
+            "%s %s names offer %s, still unknown after %.1fs; kept until the offer arrives",
+            event.type,
+            event.event_id,
+            event.offer_id,
+            self.unknown_offer_wait,
+            extra={"event_id": event.event_id, "offer_id": event.offer_id},
+        )
+        # The offer may have arrived between the wait and the parking.
+        stored = await self.store.get_offer(event.offer_id)
+        if stored is not None:
+            await self._unpark(event.offer_id, stored.value)
+
+    async def _unpark(self, offer_id: str, offer: OfferInfo) -> None:
+        for parked in await self.store.parked_for(offer_id):
+            message = NEGOTIATION_EVENT_ADAPTER.validate_json(parked["payload"])
+            if isinstance(message, MessagePosted | TermsProposed):
+                await self._notify(message, offer, None)  # idempotent: ids derive from it
+            await self.store.unpark(parked["_id"])
 
     async def notify(self, plan: Planned, *, source_id: str, flush_existing: bool = True) -> bool:
         """Stores the notification with its event (once per source and recipient) and

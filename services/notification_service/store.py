@@ -13,6 +13,7 @@ Collections:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class MongoNotificationStore:
         self.notifications = database["notifications"]
         self.offers = database["offers"]
         self.reminders = database["reminders"]
+        self.parked = database["parked_messages"]
         self.notifications_outbox = MongoOutbox(self.notifications)
         self.outboxes = (self.notifications_outbox,)
 
@@ -100,6 +102,7 @@ class MongoNotificationStore:
                 ("_id", DESCENDING),
             ]
         )
+        await self.parked.create_index("offer_id")
         # The reminder sweep, and cancelling an offer's reminders.
         await self.reminders.create_index([("state", ASCENDING), ("due_at", ASCENDING)])
         await self.reminders.create_index([("offer_id", ASCENDING), ("state", ASCENDING)])
@@ -128,6 +131,21 @@ class MongoNotificationStore:
             {"$set": {"read": True, "read_at": now}},
         )
         return result.modified_count
+
+    # --- messages about offers not known yet ------------------------------------------------
+
+    async def park(self, offer_id: str, event_id: str, payload: str, now: datetime) -> None:
+        """Keeps a message event until its offer arrives (once, however often delivered)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.parked.insert_one(
+                {"_id": event_id, "offer_id": offer_id, "payload": payload, "parked_at": now}
+            )
+
+    async def parked_for(self, offer_id: str) -> list[Document]:
+        return [document async for document in self.parked.find({"offer_id": offer_id})]
+
+    async def unpark(self, event_id: str) -> None:
+        await self.parked.delete_one({"_id": event_id})
 
     # --- the offers projection --------------------------------------------------------------
 

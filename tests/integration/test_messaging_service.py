@@ -14,7 +14,8 @@ import pytest
 
 from contracts import format_utc, topics
 from services.messaging_service.app import create_app
-from tests.conftest import RUN_ID, settings_for
+from tests.conftest import UNKNOWN_OFFER_WAIT_SECONDS as WAIT_SECONDS
+from tests.conftest import fresh_settings
 from tests.infrastructure import Endpoints
 from tests.kit import (
     Parties,
@@ -25,27 +26,15 @@ from tests.kit import (
     new_id,
     of_type,
     running,
-    start_at_the_end,
 )
 
 pytestmark = pytest.mark.integration
 
-WAIT_SECONDS = 3.0
-
 
 @pytest.fixture(scope="module")
 async def api(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
-    group_id = f"test-messaging_service-{RUN_ID}"
-    await start_at_the_end(
-        infra.kafka_bootstrap_servers,
-        group_id,
-        (topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS),
-    )
-    settings = settings_for(
-        infra,
-        "messaging_service",
-        unknown_offer_wait_seconds=WAIT_SECONDS,
-        kafka_group_id=group_id,
+    settings = await fresh_settings(
+        infra, "messaging_service", (topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS)
     )
     async with running(create_app(settings)) as client:
         yield client

@@ -22,7 +22,8 @@ from services.notification_service.store import MongoNotificationStore
 from services.runtime.clock import utc_now
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
-from tests.conftest import settings_for
+from tests.conftest import UNKNOWN_OFFER_WAIT_SECONDS as WAIT_SECONDS
+from tests.conftest import fresh_settings, settings_for
 from tests.infrastructure import Endpoints
 from tests.kit import Parties, Probe, Producer, Seen, hourly_terms, new_id, of_type, running
 
@@ -42,26 +43,21 @@ NOTIFICATION_FIELDS = (
 
 
 @pytest.fixture(scope="module")
-async def service(infra: Endpoints, producer: Producer) -> AsyncIterator[httpx.AsyncClient]:
-    settings = settings_for(
+async def service(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
+    settings = await fresh_settings(
         infra,
         "notification_service",
+        (
+            topics.OFFERS_EVENTS,
+            topics.CONTRACTS_EVENTS,
+            topics.TALENT_CLOUDS_EVENTS,
+            topics.NEGOTIATIONS_EVENTS,
+            topics.NOTIFICATIONS_COMMANDS,
+        ),
         offer_reminder_leads_seconds=(2, 1),
         expiry_sweep_interval_seconds=1,
     )
     async with running(create_app(settings)) as client:
-        # The consumer group may first have a backlog to work through (every earlier test's
-        # events): wait until an offer published now has been handled.
-        probe = Probe(infra.kafka_bootstrap_servers, [topics.NOTIFICATIONS_EVENTS])
-        await probe.start()
-        try:
-            p = Parties()
-            await producer.send(topics.OFFERS_EVENTS, extended(p), key=p.offer_id)
-            await probe.wait_for(
-                of_type("NotificationCreated", recipient_id=p.freelancer_id), within=180
-            )
-        finally:
-            await probe.stop()
         yield client
 
 
@@ -476,6 +472,32 @@ async def test_a_message_waits_for_its_offer(
         of_type("NotificationCreated", recipient_id=p.client_id, kind="new_message")
     )
     assert p.freelancer_id in message.value["body"]
+
+
+async def test_a_message_whose_offer_comes_after_the_wait_is_notified_when_it_does(
+    service: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    p = Parties()
+    posted = event(
+        "MessagePosted",
+        offer_id=p.offer_id,
+        message_id=new_id("msg"),
+        sender_id=p.client_id,
+        text="Are you available next week?",
+        sent_at=now_z(),
+    )
+    await publish(producer, topics.NEGOTIATIONS_EVENTS, posted, p.offer_id)
+    await asyncio.sleep(WAIT_SECONDS + 1.5)  # past the bounded wait: the message is kept
+    assert not probe.matching(of_type("NotificationCreated", recipient_id=p.freelancer_id))
+    offer = extended(p)
+    await publish(producer, topics.OFFERS_EVENTS, offer, p.offer_id)
+    kinds = await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=p.freelancer_id), count=2
+    )
+    assert sorted(k.value["kind"] for k in kinds) == ["new_message", "offer_received"]
+    await publish(producer, topics.OFFERS_EVENTS, offer, p.offer_id)  # redelivered
+    await probe.quiet()
+    assert len(probe.matching(of_type("NotificationCreated", recipient_id=p.freelancer_id))) == 2
 
 
 async def test_unreadable_records_are_skipped_or_dead_lettered(
