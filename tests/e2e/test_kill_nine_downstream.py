@@ -79,6 +79,8 @@ async def test_downstream_services_killed_lose_and_double_nothing(
             await kill_while_busy(notifications, "NotificationCreated")
         messaging.start()
         notifications.start()
+        for service in (messaging, notifications):
+            await asyncio.to_thread(service.wait_healthy)
         last = offers[-1]
         await probe.wait_for(
             of_type("NotificationCreated", recipient_id=last.freelancer_id, kind="new_message"),
