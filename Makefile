@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test infra-up infra-down infra-status install lint typecheck schemas unit clean
+.PHONY: run test infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults docs
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing the project (first run only)…"
@@ -28,6 +28,22 @@ infra-status:
 # Kafka and the database in the background, the three services in the foreground; Ctrl-C stops all.
 run: install infra-up
 	@$(BIN)/python -m services
+
+# With `make run` going in another terminal: a whole negotiation, step by step.
+demo: install
+	@$(BIN)/offers demo
+
+# Figures for the README: throughput beside a bare aiokafka baseline, latency, growth.
+bench: install infra-up
+	@$(BIN)/python -m bench
+
+# The fault scripts that restart Kafka or the database; each prints a verdict.
+faults: install infra-up
+	@$(BIN)/python -m faults
+
+# The AsyncAPI documents under docs/, regenerated from the code.
+docs: install
+	@$(BIN)/python -m services.asyncapi
 
 lint: install
 	@$(BIN)/ruff check .

@@ -18,6 +18,7 @@ from services.runtime.consumer import (
 )
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
+from services.runtime.metrics import ServiceMetrics
 from services.runtime.outbox import relay_forever
 from services.runtime.ownership import Ownership
 from services.runtime.refusals import Refusals
@@ -35,7 +36,8 @@ HTTP_PORT = 8002
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env(NAME, HTTP_PORT)
-    broker = new_broker(settings, log)
+    metrics = ServiceMetrics(NAME)
+    broker = new_broker(settings, log, metrics)
     mongo = mongo_client(settings)
     # Who writes which thread: the owner of its offer's offers.events partition.
     threads_ownership = Ownership(topics.OFFERS_EVENTS)
@@ -45,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         (topics.NEGOTIATIONS_EVENTS, topics.COMMANDS_REJECTED, topics.COMMANDS_DEAD_LETTER),
     )
     publish = publishers.publish
-    refusals = Refusals(mongo[settings.database_name], publish, utc_now)
+    refusals = Refusals(mongo[settings.database_name], publish, utc_now, metrics)
     outboxes = (*store.outboxes, refusals.outbox)
     handlers = MessagingHandlers(
         store,
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             handle=handlers.handle_command,
             refuse_invalid=refusals.refuse_invalid,
             dead_letter=publishers.dead_letter,
+            metrics=metrics,
         )
 
     @subscribe(
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             RecordOrigin.of(message.raw_message),
             adapter=OFFER_EVENT_ADAPTER,
             handle=handlers.on_offer_event,
+            metrics=metrics,
         )
 
     async def prepare() -> None:
@@ -93,6 +97,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         topics=(topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS, *publishers.topics),
         routes=read_routes(store),
         prepare=prepare,
+        metrics=metrics,
+        outboxes=outboxes,
         background=(relay_forever(outboxes, publish, settings),),
         ownerships=(threads_ownership,),
     )

@@ -15,6 +15,7 @@ from services.runtime.config import Settings, mongo_client
 from services.runtime.consumer import consume_command, consume_event
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
+from services.runtime.metrics import ServiceMetrics
 from services.runtime.outbox import relay_forever
 from services.runtime.refusals import Refusals
 from services.runtime.wire import RecordOrigin
@@ -37,7 +38,8 @@ SOURCE_TOPICS = (
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env(NAME, HTTP_PORT)
-    broker = new_broker(settings, log)
+    metrics = ServiceMetrics(NAME)
+    broker = new_broker(settings, log, metrics)
     mongo = mongo_client(settings)
     store = MongoNotificationStore(mongo[settings.database_name])
     publishers = Publishers(
@@ -45,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         (topics.NOTIFICATIONS_EVENTS, topics.COMMANDS_REJECTED, topics.COMMANDS_DEAD_LETTER),
     )
     publish = publishers.publish
-    refusals = Refusals(mongo[settings.database_name], publish, utc_now)
+    refusals = Refusals(mongo[settings.database_name], publish, utc_now, metrics)
     outboxes = (*store.outboxes, refusals.outbox)
     handlers = NotificationHandlers(
         store,
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 RecordOrigin.of(message.raw_message),
                 adapter=adapter,
                 handle=handlers.on_event,
+                metrics=metrics,
             )
 
     for topic in SOURCE_TOPICS:
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             handle=handlers.handle_command,
             refuse_invalid=refusals.refuse_invalid,
             dead_letter=publishers.dead_letter,
+            metrics=metrics,
         )
 
     async def prepare() -> None:
@@ -103,5 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         topics=(*SOURCE_TOPICS, topics.NOTIFICATIONS_COMMANDS, *publishers.topics),
         routes=read_routes(store),
         prepare=prepare,
+        metrics=metrics,
+        outboxes=outboxes,
         background=(relay_forever(outboxes, publish, settings), reminders),
     )

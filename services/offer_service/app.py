@@ -23,6 +23,7 @@ from services.runtime.config import Settings, mongo_client
 from services.runtime.consumer import consume_command, consume_event
 from services.runtime.http import service_http_app
 from services.runtime.kafka import Publishers, new_broker, subscribe
+from services.runtime.metrics import ServiceMetrics
 from services.runtime.outbox import relay_forever
 from services.runtime.ownership import Ownership
 from services.runtime.refusals import Refusals
@@ -41,7 +42,8 @@ HTTP_PORT = 8001
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env(NAME, HTTP_PORT)
-    broker = new_broker(settings, log)
+    metrics = ServiceMetrics(NAME)
+    broker = new_broker(settings, log, metrics)
     mongo = mongo_client(settings)
     # Who writes which offer and contract: the owner of its key's command partition.
     offers_ownership = Ownership(topics.OFFERS_COMMANDS)
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     publish, dead_letter = publishers.publish, publishers.dead_letter
 
-    refusals = Refusals(mongo[settings.database_name], publish, utc_now)
+    refusals = Refusals(mongo[settings.database_name], publish, utc_now, metrics)
     outboxes = (*store.outboxes, refusals.outbox)
     handlers = OfferHandlers(
         store,
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             handle=handlers.handle_offer_command,
             refuse_invalid=refusals.refuse_invalid,
             dead_letter=dead_letter,
+            metrics=metrics,
         )
 
     @subscribe(
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             handle=handlers.handle_log_time,
             refuse_invalid=refusals.refuse_invalid,
             dead_letter=dead_letter,
+            metrics=metrics,
         )
 
     @subscribe(broker, topics.OFFERS_EVENTS, group_id=settings.kafka_group_id)
@@ -120,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             RecordOrigin.of(message.raw_message),
             adapter=OFFER_EVENT_ADAPTER,
             handle=activate_contract,
+            metrics=metrics,
         )
 
     async def activate_contract(event: OfferEvent) -> None:
@@ -142,6 +147,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         topics=(topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, *publishers.topics),
         routes=read_routes(store),
         prepare=prepare,
+        metrics=metrics,
+        outboxes=outboxes,
         background=(relay_forever(outboxes, publish, settings), sweep),
         ownerships=(offers_ownership, contracts_ownership),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,9 @@ from pymongo.errors import ConnectionFailure
 
 from contracts import InvalidCommand, UnreadableCommand, parse_command
 
+from . import metrics as outcomes
+from .logs import message_context
+from .metrics import ServiceMetrics
 from .wire import RecordOrigin
 
 log = logging.getLogger(__name__)
@@ -49,19 +53,29 @@ async def consume_command(
     handle: Callable[[Any], Awaitable[None]],
     refuse_invalid: RefuseInvalid,
     dead_letter: DeadLetter,
+    metrics: ServiceMetrics,
 ) -> None:
+    started = time.perf_counter()
     today = datetime.now(UTC).date()
     match parse_command(adapter, raw, today=today, max_contract_days=max_contract_days):
         case UnreadableCommand(error=error):
             log.warning("dead-lettered record %s: %s", origin, error)
             await dead_letter(raw, origin, error)
+            outcome, type_ = outcomes.DEAD_LETTERED, "unreadable"
         case InvalidCommand() as invalid:
-            await refuse_invalid(invalid, origin)
+            with message_context(invalid):
+                await refuse_invalid(invalid, origin)
+            outcome, type_ = outcomes.INVALID, invalid.command_type or "unknown"
         case command:
             what = f"{command.type} {command.command_id} for {command.key} ({origin})"
-            if failure := await _failure(what, handle, command):
-                # A bug must not stall the partition: park the record where a person sees it.
-                await dead_letter(raw, origin, f"handler failed: {failure!r}")
+            with message_context(command):
+                if failure := await _failure(what, handle, command):
+                    # A bug must not stall the partition: park the record where a person
+                    # sees it.
+                    await dead_letter(raw, origin, f"handler failed: {failure!r}")
+            outcome = outcomes.DEAD_LETTERED if failure else outcomes.HANDLED
+            type_ = command.type
+    metrics.count(origin.topic, type_, outcome, time.perf_counter() - started)
 
 
 async def consume_event(
@@ -70,18 +84,25 @@ async def consume_event(
     *,
     adapter: TypeAdapter[Any],
     handle: Callable[[Any], Awaitable[None]],
+    metrics: ServiceMetrics,
 ) -> None:
     """One record of an events topic. An unreadable event, or one our handling fails on, is
     logged and skipped: events have no dead-letter topic, and a stalled partition would
     hold up every later event."""
+    started = time.perf_counter()
     try:
         event = adapter.validate_json(raw)
     except ValidationError as error:
         log.error("skipped an unreadable record %s: %s", origin, error)
+        metrics.count(origin.topic, "unreadable", outcomes.SKIPPED, time.perf_counter() - started)
         return
     what = f"{event.type} {event.event_id} ({origin})"
-    if await _failure(what, handle, event):
-        log.error("skipped %s: its effects are lost until it is replayed", what)
+    with message_context(event):
+        failure = await _failure(what, handle, event)
+        if failure:
+            log.error("skipped %s: its effects are lost until it is replayed", what)
+    outcome = outcomes.SKIPPED if failure else outcomes.HANDLED
+    metrics.count(origin.topic, event.type, outcome, time.perf_counter() - started)
 
 
 async def _failure(

@@ -9,10 +9,11 @@ import binascii
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
@@ -22,6 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .kafka import ensure_topics
+from .metrics import ServiceMetrics
+from .outbox import MongoOutbox
 from .ownership import Ownership
 
 log = logging.getLogger(__name__)
@@ -97,6 +100,8 @@ def service_http_app(
     topics: Sequence[str],
     routes: Sequence[Route],
     prepare: Callable[[], Awaitable[None]],
+    metrics: ServiceMetrics,
+    outboxes: Sequence[MongoOutbox],
     background: Sequence[BackgroundTask] = (),
     ownerships: Sequence[Ownership] = (),
 ) -> Starlette:
@@ -114,6 +119,15 @@ def service_http_app(
         if problems:
             return JSONResponse({"status": "unavailable", **problems}, status_code=503)
         return JSONResponse({"status": "ok", "kafka": "ok", "mongodb": "ok"})
+
+    async def metrics_page(_: Request) -> Response:
+        # Gauges that are cheaper to read on a scrape than to keep up to date.
+        for outbox in outboxes:
+            with suppress(PyMongoError, TimeoutError):  # /health reports the database
+                backlog = await asyncio.wait_for(outbox.unpublished(), timeout=2)
+                metrics.outbox_backlog.labels(metrics.service, outbox.collection.name).set(backlog)
+        await metrics.record_consumer_lag(broker)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -147,7 +161,7 @@ def service_http_app(
             log.info("%s stopped", name)
 
     return Starlette(
-        routes=[Route("/health", health), *routes],
+        routes=[Route("/health", health), Route("/metrics", metrics_page), *routes],
         lifespan=lifespan,
         exception_handlers={BadRequest: _bad_request, HTTPException: _http_error},
     )

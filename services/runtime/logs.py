@@ -6,13 +6,45 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from .http import StartupError
 
-# Fields a handler may pass with `extra=` that belong in the structured log.
+# The ids that name what a log line is about: taken from the message being handled (see
+# message_context) or passed with `extra=`.
 CONTEXT_FIELDS = ("offer_id", "contract_id", "command_id", "event_id", "recipient_id")
+
+_context: ContextVar[dict[str, str] | None] = ContextVar("message_context", default=None)
+
+
+@contextmanager
+def message_context(message: object) -> Iterator[None]:
+    """Every line logged while `message` is handled carries its type and ids."""
+    fields = {
+        name: str(value)
+        for name in CONTEXT_FIELDS
+        if (value := getattr(message, name, None)) is not None
+    }
+    message_type = getattr(message, "type", None) or getattr(message, "command_type", None)
+    if message_type is not None:
+        fields["message_type"] = str(message_type)
+    token = _context.set(fields)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, str]:
+    fields = dict(_context.get() or {})
+    for name in CONTEXT_FIELDS:
+        if (value := getattr(record, name, None)) is not None:
+            fields[name] = str(value)
+    return fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,12 +55,26 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name in CONTEXT_FIELDS:
-            if (value := getattr(record, name, None)) is not None:
-                entry[name] = value
+        entry.update(_fields(record))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+class TerminalFormatter(logging.Formatter):
+    """One readable line; the ids the message text does not already name go at the end."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"%(asctime)s {service} %(levelname)-7s %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        missing = [
+            f"{name}={value}"
+            for name, value in _fields(record).items()
+            if name != "message_type" and value not in line
+        ]
+        return f"{line}  [{' '.join(missing)}]" if missing else line
 
 
 class StartupErrorsInOneLine(logging.Filter):
@@ -43,9 +89,7 @@ class StartupErrorsInOneLine(logging.Filter):
 def setup_logging(service: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if sys.stderr.isatty():
-        handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {service} %(levelname)-7s %(message)s", "%H:%M:%S")
-        )
+        handler.setFormatter(TerminalFormatter(service))
     else:
         handler.setFormatter(JsonFormatter())
     handler.addFilter(StartupErrorsInOneLine())

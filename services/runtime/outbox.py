@@ -98,6 +98,10 @@ class MongoOutbox:
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("outbox_since")
 
+    async def unpublished(self) -> int:
+        """How many documents have events stored but not yet published."""
+        return await self.collection.count_documents({"outbox_since": {"$exists": True}})
+
     async def mark_published(self, document_id: str, revision: int) -> None:
         # Conditioned on the revision: a write that came in meanwhile keeps its own outbox.
         await self.collection.update_one(

@@ -22,6 +22,7 @@ from contracts import (
     topics,
 )
 
+from .metrics import ServiceMetrics
 from .outbox import MongoOutbox, OutboxEntry, Publish, outbox_fields
 from .wire import RecordOrigin, derived_id
 
@@ -47,8 +48,10 @@ class Refusals:
         database: AsyncDatabase[dict[str, Any]],
         publish: Publish,
         clock: Callable[[], datetime],
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.collection = database["rejections"]
+        self.metrics = metrics
         self.outbox = MongoOutbox(self.collection)
         self.publish = publish
         self.clock = clock
@@ -118,6 +121,8 @@ class Refusals:
             extra={"command_id": command_id},
         )
         if command_id is None:
+            if self.metrics:
+                self.metrics.rejected(command_type, rejection.code)
             await self.publish([entry])  # nothing to remember it by
             return
         record = {"_id": command_id, "revision": 1, "at": now, **outbox_fields([entry], now)}
@@ -127,4 +132,6 @@ class Refusals:
             # Refused before (a redelivery): publish what may still be unpublished, no more.
             await self.already_refused(command_id)
             return
+        if self.metrics:
+            self.metrics.rejected(command_type, rejection.code)
         await self.outbox.flush(record, self.publish)

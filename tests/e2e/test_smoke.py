@@ -102,3 +102,37 @@ async def test_an_offer_travels_through_the_whole_system(
     )
     inbox = await asyncio.to_thread(get_json, inbox_url)
     assert {"offer_received", "contract_active"} <= {n["kind"] for n in inbox["items"]}
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+async def test_every_service_counts_what_it_handled_in_prometheus_format(
+    system: dict[str, ServiceProcess], producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    await producer.send(topics.OFFERS_COMMANDS, parties.extend(), parties.offer_id)
+    post = command(
+        "PostMessage", parties.client_id, offer_id=parties.offer_id, message_id="m-1", text="Hi"
+    )
+    await producer.send(topics.NEGOTIATIONS_COMMANDS, post, parties.offer_id)
+    await probe.wait_for(
+        of_type("NotificationCreated", recipient_id=parties.freelancer_id, kind="new_message")
+    )
+    handled = {
+        "offer_service": 'type="ExtendOffer"',
+        "messaging_service": 'type="PostMessage"',
+        "notification_service": 'type="MessagePosted"',
+    }
+    for name, service in system.items():
+        page = await asyncio.to_thread(get_text, f"{service.url}/metrics")
+        counted = [
+            line
+            for line in page.splitlines()
+            if line.startswith("offers_messages_total{") and handled[name] in line
+        ]
+        assert counted and 'outcome="handled"' in counted[0], name
+        assert float(counted[0].rsplit(" ", 1)[1]) >= 1, name
+        assert "offers_outbox_backlog{" in page and "offers_handling_seconds_bucket{" in page

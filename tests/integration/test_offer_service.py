@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import topics
 from services.offer_service.app import create_app
@@ -478,3 +479,59 @@ async def test_contracts_are_listed_per_party(
     listed = {c["offer_id"] for c in first["items"] + rest["items"]}
     assert listed == {p.offer_id for p in offers}
     assert all(c["status"] == "active" for c in first["items"] + rest["items"])
+
+
+def metric_values(page: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a Prometheus page, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_count_what_became_of_each_message(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    before = metric_values((await api.get("/metrics")).text)
+    parties = Parties()
+    await extended(producer, probe, parties)
+    wrong_actor = command("AcceptOffer", parties.client_id, offer_id=parties.offer_id, version=1)
+    invalid = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=0)
+    for message in (wrong_actor, invalid):
+        await send(producer, message)
+    await producer.send(topics.OFFERS_COMMANDS, b"not json", parties.offer_id)
+    await probe.wait_for(rejected(invalid["command_id"]))
+    await probe.wait_for(
+        lambda s: s.topic == topics.COMMANDS_DEAD_LETTER and s.key == parties.offer_id
+    )
+
+    response = await api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    after = metric_values(response.text)
+
+    def increase(name: str, **labels: str) -> float:
+        sample = (name, frozenset({"service": "offer_service", **labels}.items()))
+        return after.get(sample, 0) - before.get(sample, 0)
+
+    def handled(type_: str, outcome: str) -> float:
+        return increase(
+            "offers_messages_total", topic=topics.OFFERS_COMMANDS, type=type_, outcome=outcome
+        )
+
+    assert handled("ExtendOffer", "handled") == 1
+    assert handled("AcceptOffer", "handled") == 1  # the wrong actor's: refused by a rule
+    assert handled("AcceptOffer", "invalid") == 1
+    assert handled("unreadable", "dead_lettered") == 1
+    for code in ("not_authorized", "invalid_command"):
+        assert increase("offers_rejections_total", command_type="AcceptOffer", code=code) == 1
+    assert (
+        increase("offers_handling_seconds_count", topic=topics.OFFERS_COMMANDS, type="ExtendOffer")
+        == 1
+    )
+    backlog = {dict(labels)["collection"] for name, labels in after if "outbox_backlog" in name}
+    assert {"offers", "contracts", "rejections"} <= backlog
+    lag = [value for (name, _), value in after.items() if name == "offers_consumer_lag"]
+    assert lag and all(value >= 0 for value in lag)
+    assert any(name.startswith("faststream_published_messages") for name, _ in after)

@@ -1,0 +1,87 @@
+"""What a service counts for Prometheus (GET /metrics).
+
+FastStream's middleware counts records received and published per topic; these say what
+became of each message, by type, and how long handling took. Each app has a registry of
+its own, so the tests can run several services in one process."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# The outcome of one record: exactly one of these.
+HANDLED = "handled"  # including a command refused by a rule (see offers_rejections)
+INVALID = "invalid"  # a command that breaks the contract's field rules: refused
+DEAD_LETTERED = "dead_lettered"
+SKIPPED = "skipped"  # an event we could not read or handle (events have no dead letter)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class ServiceMetrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.messages = Counter(
+            "offers_messages",
+            "Records taken off a topic, by message type and what became of them.",
+            ("service", "topic", "type", "outcome"),
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "offers_rejections",
+            "Commands refused (one CommandRejected each), by command type and code.",
+            ("service", "command_type", "code"),
+            registry=self.registry,
+        )
+        self.handling_seconds = Histogram(
+            "offers_handling_seconds",
+            "Time from taking a record off the topic to its effects being stored and "
+            "published, by message type.",
+            ("service", "topic", "type"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.outbox_backlog = Gauge(
+            "offers_outbox_backlog",
+            "Documents whose events are stored but not yet published, by collection.",
+            ("service", "collection"),
+            registry=self.registry,
+        )
+        self.consumer_lag = Gauge(
+            "offers_consumer_lag",
+            "Records on a partition this instance owns that it has not handled yet.",
+            ("service", "topic", "partition"),
+            registry=self.registry,
+        )
+        self.service = service
+
+    def rejected(self, command_type: str, code: str) -> None:
+        self.rejections.labels(self.service, command_type, code).inc()
+
+    def count(self, topic: str, type_: str, outcome: str, seconds: float) -> None:
+        self.messages.labels(self.service, topic, type_, outcome).inc()
+        if outcome != DEAD_LETTERED:
+            self.handling_seconds.labels(self.service, topic, type_).observe(seconds)
+
+    async def record_consumer_lag(self, broker: KafkaBroker) -> None:
+        """Lag of every partition this instance consumes: the newest offset the broker
+        reported minus the offset committed, which we commit only after handling."""
+        self.consumer_lag.clear()  # partitions handed to another instance drop out
+        for subscriber in broker.subscribers:
+            consumer: Any = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            for partition in consumer.assignment():
+                newest = consumer.highwater(partition)
+                if newest is None:
+                    continue  # nothing fetched yet
+                with suppress(KafkaError, TimeoutError):
+                    committed = await asyncio.wait_for(consumer.committed(partition), timeout=2)
+                    self.consumer_lag.labels(
+                        self.service, partition.topic, str(partition.partition)
+                    ).set(max(0, newest - (committed or 0)))
