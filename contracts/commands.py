@@ -43,6 +43,8 @@ ChatText = Annotated[str, StringConstraints(min_length=1, max_length=5_000), Non
 
 
 class ExtendOffer(Command):
+    """A client offers a contract to a freelancer: version 1 of the offer, pending for 30 days."""
+
     KEY_FIELD = "offer_id"
     type: Literal["ExtendOffer"] = "ExtendOffer"
     offer_id: Id
@@ -55,6 +57,10 @@ class ExtendOffer(Command):
 
 
 class ChangeOffer(Command):
+    """The client replaces a pending offer's terms (complete): a new version and
+    a new 30-day window.
+    """
+
     KEY_FIELD = "offer_id"
     type: Literal["ChangeOffer"] = "ChangeOffer"
     offer_id: Id
@@ -65,6 +71,8 @@ class ChangeOffer(Command):
 
 
 class WithdrawOffer(Command):
+    """The client takes back a pending offer."""
+
     KEY_FIELD = "offer_id"
     type: Literal["WithdrawOffer"] = "WithdrawOffer"
     offer_id: Id
@@ -72,6 +80,8 @@ class WithdrawOffer(Command):
 
 
 class AcceptOffer(Command):
+    """The freelancer accepts the version they reviewed; a contract is activated."""
+
     KEY_FIELD = "offer_id"
     type: Literal["AcceptOffer"] = "AcceptOffer"
     offer_id: Id
@@ -80,6 +90,8 @@ class AcceptOffer(Command):
 
 
 class DeclineOffer(Command):
+    """The freelancer turns a pending offer down."""
+
     KEY_FIELD = "offer_id"
     type: Literal["DeclineOffer"] = "DeclineOffer"
     offer_id: Id
@@ -90,6 +102,8 @@ class DeclineOffer(Command):
 
 
 class PostMessage(Command):
+    """A party writes in the offer's negotiation thread while the offer is pending."""
+
     KEY_FIELD = "offer_id"
     type: Literal["PostMessage"] = "PostMessage"
     offer_id: Id
@@ -98,7 +112,9 @@ class PostMessage(Command):
 
 
 class ProposeTerms(Command):
-    """Checked against the offer's current terms by the service: see ``proposed_terms``."""
+    """A party proposes changed terms in the thread (a counter-proposal); the offer is
+    unchanged. The service checks them against the current terms: see ``proposed_terms``.
+    """
 
     KEY_FIELD = "offer_id"
     type: Literal["ProposeTerms"] = "ProposeTerms"
@@ -112,6 +128,8 @@ class ProposeTerms(Command):
 
 
 class LogTime(Command):
+    """The freelancer logs hours worked on an hourly contract."""
+
     KEY_FIELD = "contract_id"
     type: Literal["LogTime"] = "LogTime"
     contract_id: Id
@@ -125,6 +143,8 @@ class LogTime(Command):
 
 
 class MarkNotificationsRead(Command):
+    """A recipient marks some of their notifications read."""
+
     KEY_FIELD = "recipient_id"
     type: Literal["MarkNotificationsRead"] = "MarkNotificationsRead"
     recipient_id: Id

@@ -68,6 +68,8 @@ class _OfferEvent(Event):
 
 
 class OfferExtended(_OfferEvent):
+    """An offer was extended: version 1, pending until expires_at."""
+
     type: Literal["OfferExtended"] = "OfferExtended"
     job_id: Id
     proposal_id: Id
@@ -77,6 +79,8 @@ class OfferExtended(_OfferEvent):
 
 
 class OfferChanged(_OfferEvent):
+    """The client changed a pending offer: a new version with new terms and a new expiry."""
+
     type: Literal["OfferChanged"] = "OfferChanged"
     terms: OfferTerms
     message: OfferMessageText | None = None
@@ -85,6 +89,8 @@ class OfferChanged(_OfferEvent):
 
 
 class OfferWithdrawn(_OfferEvent):
+    """The client withdrew a pending offer."""
+
     type: Literal["OfferWithdrawn"] = "OfferWithdrawn"
     reason: Reason | None = None
 
@@ -98,11 +104,15 @@ class OfferDeclined(_OfferEvent):
 
 
 class OfferExpired(_OfferEvent):
+    """A pending offer reached expires_at without an answer."""
+
     type: Literal["OfferExpired"] = "OfferExpired"
     reason: Reason | None = None
 
 
 class OfferAccepted(_OfferEvent):
+    """The freelancer accepted the current version; a contract follows."""
+
     type: Literal["OfferAccepted"] = "OfferAccepted"
     terms: OfferTerms
     """Exactly the terms of the accepted version."""
@@ -113,6 +123,8 @@ class OfferAccepted(_OfferEvent):
 
 
 class ContractActivated(Event):
+    """A contract was activated from an accepted offer, on its accepted terms."""
+
     KEY_FIELD = "contract_id"
     type: Literal["ContractActivated"] = "ContractActivated"
     contract_id: Id
@@ -126,6 +138,8 @@ class ContractActivated(Event):
 
 
 class TimeLogged(Event):
+    """Hours were logged on an hourly contract."""
+
     KEY_FIELD = "contract_id"
     type: Literal["TimeLogged"] = "TimeLogged"
     contract_id: Id
@@ -138,6 +152,8 @@ class TimeLogged(Event):
 
 
 class TalentCloudMemberAdded(Event):
+    """A freelancer joined a Talent Cloud (once, whatever the number of contracts)."""
+
     KEY_FIELD = "talent_cloud_id"
     type: Literal["TalentCloudMemberAdded"] = "TalentCloudMemberAdded"
     talent_cloud_id: Id
@@ -149,6 +165,8 @@ class TalentCloudMemberAdded(Event):
 
 
 class MessagePosted(Event):
+    """A message was posted in an offer's negotiation thread."""
+
     KEY_FIELD = "offer_id"
     type: Literal["MessagePosted"] = "MessagePosted"
     offer_id: Id
@@ -159,6 +177,10 @@ class MessagePosted(Event):
 
 
 class TermsProposed(Event):
+    """A party proposed changed terms in the thread, with their differences
+    from the current terms.
+    """
+
     KEY_FIELD = "offer_id"
     type: Literal["TermsProposed"] = "TermsProposed"
     offer_id: Id
@@ -171,6 +193,8 @@ class TermsProposed(Event):
 
 
 class ThreadClosed(Event):
+    """An offer's thread closed because the offer did (accepted, declined, withdrawn, expired)."""
+
     KEY_FIELD = "offer_id"
     type: Literal["ThreadClosed"] = "ThreadClosed"
     offer_id: Id
@@ -195,6 +219,8 @@ NotificationKind = Literal[
 
 
 class NotificationCreated(Event):
+    """A notification for one recipient about one event (or expiry reminder)."""
+
     KEY_FIELD = "recipient_id"
     type: Literal["NotificationCreated"] = "NotificationCreated"
     notification_id: Id

@@ -14,11 +14,46 @@ NOTIFICATIONS_EVENTS: Final = "notifications.events"
 COMMANDS_REJECTED: Final = "commands.rejected"
 COMMANDS_DEAD_LETTER: Final = "commands.dead-letter"
 
+# What travels on each topic, for the AsyncAPI documents and the people who read them.
+DESCRIPTIONS: Final[dict[str, str]] = {
+    OFFERS_COMMANDS: "What clients and freelancers ask of an offer: extend, change, withdraw, "
+    "accept, decline.",
+    OFFERS_EVENTS: "What happened to offers; every event carries the terms whole.",
+    CONTRACTS_COMMANDS: "Time a freelancer logs on an hourly contract.",
+    CONTRACTS_EVENTS: "Contracts activated, and time logged on them.",
+    TALENT_CLOUDS_EVENTS: "Freelancers who joined a Talent Cloud.",
+    NEGOTIATIONS_COMMANDS: "Messages and counter-proposals posted in an offer's thread.",
+    NEGOTIATIONS_EVENTS: "Messages and counter-proposals in an offer's thread.",
+    NOTIFICATIONS_COMMANDS: "A recipient marking notifications read.",
+    NOTIFICATIONS_EVENTS: "One NotificationCreated per (source event, recipient).",
+    COMMANDS_REJECTED: "One CommandRejected per refused command, keyed like the command.",
+    COMMANDS_DEAD_LETTER: "Records that could not be read as commands, bytes unchanged; headers "
+    "name the source topic, partition, offset and the error.",
+}
+
+# The field whose value is each topic's record key: all of one aggregate's records share a
+# partition, so they are read in the order they were written.
+KEYS: Final[dict[str, str]] = {
+    OFFERS_COMMANDS: "offer_id",
+    OFFERS_EVENTS: "offer_id",
+    CONTRACTS_COMMANDS: "contract_id",
+    CONTRACTS_EVENTS: "contract_id",
+    TALENT_CLOUDS_EVENTS: "talent_cloud_id",
+    NEGOTIATIONS_COMMANDS: "offer_id",
+    NEGOTIATIONS_EVENTS: "offer_id",
+    NOTIFICATIONS_COMMANDS: "recipient_id",
+    NOTIFICATIONS_EVENTS: "recipient_id",
+    COMMANDS_REJECTED: "the refused command's key",
+    COMMANDS_DEAD_LETTER: "the unreadable record's key, unchanged",
+}
+
 __all__ = [
     "COMMANDS_DEAD_LETTER",
     "COMMANDS_REJECTED",
     "CONTRACTS_COMMANDS",
     "CONTRACTS_EVENTS",
+    "DESCRIPTIONS",
+    "KEYS",
     "NEGOTIATIONS_COMMANDS",
     "NEGOTIATIONS_EVENTS",
     "NOTIFICATIONS_COMMANDS",

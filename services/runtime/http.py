@@ -160,8 +160,10 @@ def service_http_app(
             await mongo.close()
             log.info("%s stopped", name)
 
-    return Starlette(
+    app = Starlette(
         routes=[Route("/health", health), Route("/metrics", metrics_page), *routes],
         lifespan=lifespan,
         exception_handlers={BadRequest: _bad_request, HTTPException: _http_error},
     )
+    app.state.broker = broker  # for the AsyncAPI documents (services.asyncapi)
+    return app
