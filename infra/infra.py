@@ -1,6 +1,7 @@
 """Local infrastructure for development and tests: Kafka and a MongoDB-compatible database.
 
     python3 infra/infra.py up | down | status
+    python3 infra/infra.py start | stop | restart kafka|ferretdb   (one component; fault tests)
 
 Why this exists: the machines this project runs on (developers' and CI's) have no Docker, so the
 services are run as plain background processes from artefacts fetched through the package
@@ -642,8 +643,9 @@ def wait_ready(service: Service, proc: subprocess.Popen[bytes] | None, pid: int)
         time.sleep(0.3)
 
 
-def cmd_up(ports: Ports) -> None:
-    services = make_services(ports)
+def cmd_up(ports: Ports, only: str | None = None) -> None:
+    """Starts every component (or only the one named), idempotently, and waits until ready."""
+    services = [s for s in make_services(ports) if only is None or s.name == only]
     began = time.monotonic()
     with locked():
         to_start = [service for service in services if service.running_pid() is None]
@@ -695,11 +697,21 @@ def stop(service: Service) -> None:
     say(f"stopped {service.name} (pid {pid})")
 
 
-def cmd_down(ports: Ports) -> None:
+def cmd_down(ports: Ports, only: str | None = None) -> None:
     with locked():
         # Stop in reverse start order; each waits, as the next `up` needs the ports again.
         for service in reversed(make_services(ports)):
-            stop(service)
+            if only is None or service.name == only:
+                stop(service)
+
+
+def cmd_restart(ports: Ports, name: str) -> None:
+    """Stops one component (SIGTERM, as an operator would) and starts it again on the same data:
+    what the fault scripts (`python -m faults`) do to Kafka or the database mid-stream."""
+    began = time.monotonic()
+    cmd_down(ports, name)
+    cmd_up(ports, name)
+    say(f"restarted {name} in {time.monotonic() - began:.1f}s")
 
 
 def cmd_status(ports: Ports) -> bool:
@@ -718,20 +730,31 @@ def cmd_status(ports: Ports) -> bool:
     return all_up
 
 
+COMPONENTS = ("kafka", "ferretdb")
+
+
 def usage() -> NoReturn:
-    print(f"usage: {sys.argv[0]} up|down|status", file=sys.stderr)
+    print(
+        f"usage: {sys.argv[0]} up|down|status, or start|stop|restart {'|'.join(COMPONENTS)}",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in ("up", "down", "status"):
+    whole = len(argv) == 1 and argv[0] in ("up", "down", "status")
+    one = len(argv) == 2 and argv[0] in ("start", "stop", "restart") and argv[1] in COMPONENTS
+    if not (whole or one):
         usage()
     try:
         ports = Ports.from_env()
-        if argv[0] == "up":
-            cmd_up(ports)
-        elif argv[0] == "down":
-            cmd_down(ports)
+        only = argv[1] if one else None
+        if argv[0] in ("up", "start"):
+            cmd_up(ports, only)
+        elif argv[0] in ("down", "stop"):
+            cmd_down(ports, only)
+        elif argv[0] == "restart":
+            cmd_restart(ports, argv[1])
         else:
             return 0 if cmd_status(ports) else 1
     except InfraError as exc:
