@@ -15,7 +15,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
 from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import ConnectionFailure
 
@@ -60,7 +65,7 @@ async def consume_command(
     match parse_command(adapter, raw, today=today, max_contract_days=max_contract_days):
         case UnreadableCommand(error=error):
             log.warning("dead-lettered record %s: %s", origin, error)
-            await dead_letter(raw, origin, error)
+            await _dead_letter(dead_letter, raw, origin, error)
             outcome, type_ = outcomes.DEAD_LETTERED, "unreadable"
         case InvalidCommand() as invalid:
             with message_context(invalid):
@@ -72,10 +77,27 @@ async def consume_command(
                 if failure := await _failure(what, handle, command):
                     # A bug must not stall the partition: park the record where a person
                     # sees it.
-                    await dead_letter(raw, origin, f"handler failed: {failure!r}")
+                    await _dead_letter(dead_letter, raw, origin, f"handler failed: {failure!r}")
             outcome = outcomes.DEAD_LETTERED if failure else outcomes.HANDLED
             type_ = command.type
     metrics.count(origin.topic, type_, outcome, time.perf_counter() - started)
+
+
+async def _dead_letter(
+    dead_letter: DeadLetter, raw: bytes, origin: RecordOrigin, error: str
+) -> None:
+    """Dead-letters the record; one too large for the dead-letter topic goes there without
+    its bytes (the headers say where it still is), so that it cannot stall the partition."""
+    try:
+        await dead_letter(raw, origin, error)
+    except (MessageSizeTooLargeError, RecordTooLargeError):
+        log.error(
+            "record %s (%d bytes) is too large for the dead-letter topic; dead-lettered "
+            "without its bytes: read it at its source offset while the topic retains it",
+            origin,
+            len(raw),
+        )
+        await dead_letter(b"", origin, f"{error}; its {len(raw)} bytes were too large to copy")
 
 
 async def consume_event(
