@@ -50,7 +50,7 @@ lint: install
 	@$(BIN)/ruff format --check .
 
 typecheck: install
-	@$(BIN)/mypy contracts services offers_cli faults tests infra/infra.py
+	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py
 
 schemas: install
 	@$(BIN)/python -m contracts.schemas
@@ -61,7 +61,7 @@ unit: install
 # Every tier: unit, integration (real Kafka + FerretDB) and end to end (services as processes).
 test: install infra-up
 	@$(BIN)/ruff check .
-	@$(BIN)/mypy contracts services offers_cli faults tests infra/infra.py
+	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py
 	@$(BIN)/pytest -q
 
 clean: infra-down

@@ -91,7 +91,6 @@ def document(service: str) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for channel in spec["channels"].values():
         topic = channel["address"]
-        channel["description"] = topics.DESCRIPTIONS[topic]
         found = _messages_of(topic, schemas)
         messages.update(found)
         channel["messages"] = {name: {"$ref": f"#/components/messages/{name}"} for name in found}

@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         threads=threads_ownership,
     )
 
-    @subscribe(broker, topics.NEGOTIATIONS_COMMANDS, group_id=settings.kafka_group_id)
+    @subscribe(broker, topics.NEGOTIATIONS_COMMANDS, settings)
     async def on_negotiation_command(body: bytes, message: KafkaMessage) -> None:
         await consume_command(
             body,
@@ -72,9 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics=metrics,
         )
 
-    @subscribe(
-        broker, topics.OFFERS_EVENTS, group_id=settings.kafka_group_id, ownership=threads_ownership
-    )
+    @subscribe(broker, topics.OFFERS_EVENTS, settings, ownership=threads_ownership)
     async def on_offer_event(body: bytes, message: KafkaMessage) -> None:
         await consume_event(
             body,

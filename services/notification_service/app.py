@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     def subscribe_events(topic: str) -> None:
         adapter = EVENT_ADAPTERS[topic]
 
-        @subscribe(broker, topic, group_id=settings.kafka_group_id)
+        @subscribe(broker, topic, settings)
         async def on_event(body: bytes, message: KafkaMessage) -> None:
             await consume_event(
                 body,
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     for topic in SOURCE_TOPICS:
         subscribe_events(topic)
 
-    @subscribe(broker, topics.NOTIFICATIONS_COMMANDS, group_id=settings.kafka_group_id)
+    @subscribe(broker, topics.NOTIFICATIONS_COMMANDS, settings)
     async def on_command(body: bytes, message: KafkaMessage) -> None:
         await consume_command(
             body,

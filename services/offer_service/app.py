@@ -81,9 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         refusals=refusals,
     )
 
-    @subscribe(
-        broker, topics.OFFERS_COMMANDS, group_id=settings.kafka_group_id, ownership=offers_ownership
-    )
+    @subscribe(broker, topics.OFFERS_COMMANDS, settings, ownership=offers_ownership)
     async def on_offer_command(body: bytes, message: KafkaMessage) -> None:
         await consume_command(
             body,
@@ -99,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @subscribe(
         broker,
         topics.CONTRACTS_COMMANDS,
-        group_id=settings.kafka_group_id,
+        settings,
         ownership=contracts_ownership,
     )
     async def on_contract_command(body: bytes, message: KafkaMessage) -> None:
@@ -114,7 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics=metrics,
         )
 
-    @subscribe(broker, topics.OFFERS_EVENTS, group_id=settings.kafka_group_id)
+    @subscribe(broker, topics.OFFERS_EVENTS, settings)
     async def on_offer_event(body: bytes, message: KafkaMessage) -> None:
         # Only acceptances matter here: they activate the contract.
         if message.headers.get("type") not in (None, "OfferAccepted"):

@@ -60,6 +60,14 @@ class Settings:
     database_name: str
     kafka_group_id: str
 
+    # Kafka tuning (see bench/ for the figures behind the defaults). How long the broker may
+    # hold a fetch that finds no records; it answers as soon as one arrives, so lowering this
+    # (10 ms was measured) bought no latency, only more idle polling.
+    kafka_fetch_max_wait_ms: int = 50
+    # How long the producer waits to fill a batch; every publish is awaited (the outbox is
+    # cleared only once the broker has the events), so this adds to each hop's latency.
+    kafka_linger_ms: int = 0
+
     @classmethod
     def from_env(cls, service_name: str, default_http_port: int) -> Settings:
         return cls(
@@ -78,6 +86,8 @@ class Settings:
             outbox_relay_after_seconds=_int("OUTBOX_RELAY_AFTER_SECONDS", 5, minimum=1),
             database_name=os.environ.get("MONGODB_DATABASE", service_name),
             kafka_group_id=os.environ.get("KAFKA_GROUP_ID", service_name),
+            kafka_fetch_max_wait_ms=_int("KAFKA_FETCH_MAX_WAIT_MS", 50, minimum=1),
+            kafka_linger_ms=_int("KAFKA_LINGER_MS", 0),
         )
 
 

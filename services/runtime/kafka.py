@@ -21,31 +21,24 @@ from .outbox import OutboxEntry
 from .ownership import Ownership
 from .wire import RecordOrigin, raw_body
 
-TOPIC_DESCRIPTIONS = {
-    topics.OFFERS_EVENTS: "What happened to offers; every event carries the terms whole.",
-    topics.CONTRACTS_EVENTS: "Contracts activated, and time logged on them.",
-    topics.TALENT_CLOUDS_EVENTS: "Freelancers who joined a Talent Cloud.",
-    topics.NEGOTIATIONS_EVENTS: "Messages and counter-proposals in an offer's thread.",
-    topics.NOTIFICATIONS_EVENTS: "One NotificationCreated per (source event, recipient).",
-    topics.COMMANDS_REJECTED: "One CommandRejected per refused command, keyed like the command.",
-    topics.COMMANDS_DEAD_LETTER: (
-        "Records that could not be read as commands, bytes unchanged; headers name the source "
-        "topic, partition, offset and the error."
-    ),
-}
-
-
 TOPIC_PARTITIONS = 3
+# Room for a dead-lettered record larger than Kafka's default 1 MiB (an operator may allow
+# larger records on the command topics); one larger still is dead-lettered without its bytes.
+DEAD_LETTER_MAX_BYTES = 8 * 1024 * 1024
+TOPIC_CONFIGS = {topics.COMMANDS_DEAD_LETTER: {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}}
 
 
 def new_broker(settings: Settings, logger: logging.Logger, metrics: ServiceMetrics) -> KafkaBroker:
-    # Idempotent producer: a retried send never writes an event twice within a session.
+    # Idempotent producer: a retried send never writes an event twice within a session, and
+    # (with aiokafka's one request in flight per partition) events of one key stay in order.
     # FastStream's per-message "Received"/"Processed" lines go to DEBUG; ours say more.
     # Its Prometheus middleware counts records received and published, per topic.
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=settings.service_name,
         enable_idempotence=True,
+        linger_ms=settings.kafka_linger_ms,
+        max_request_size=DEAD_LETTER_MAX_BYTES + 64 * 1024,  # the record plus its headers
         logger=logger,
         log_level=logging.DEBUG,
         middlewares=(
@@ -65,7 +58,12 @@ async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[st
         missing = [name for name in names if name not in existing]
         if missing:
             # A topic another service created meanwhile comes back as an error code: fine.
-            await admin.create_topics([NewTopic(name, TOPIC_PARTITIONS, 1) for name in missing])
+            await admin.create_topics(
+                [
+                    NewTopic(name, TOPIC_PARTITIONS, 1, topic_configs=TOPIC_CONFIGS.get(name, {}))
+                    for name in missing
+                ]
+            )
         described = await admin.describe_topics(list(names))
         return {topic["topic"]: len(topic["partitions"]) for topic in described}
     finally:
@@ -73,20 +71,21 @@ async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[st
 
 
 def subscribe(
-    broker: KafkaBroker, topic: str, *, group_id: str, ownership: Ownership | None = None
+    broker: KafkaBroker, topic: str, settings: Settings, ownership: Ownership | None = None
 ) -> DefaultSubscriber:
     """A subscriber in the service's own consumer group that hands over the raw bytes and
     commits the offset only after the handler returned (NACK_ON_ERROR: on an exception the
     partition is rewound and the record is handled again)."""
     return broker.subscriber(
         topic,
-        group_id=group_id,
+        group_id=settings.kafka_group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         decoder=raw_body,
-        # Latency: do not sit 500 ms on an empty fetch (aiokafka's default).
-        fetch_max_wait_ms=50,
+        # Latency: do not sit 500 ms on an empty fetch (aiokafka's default); see config.py.
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         title=f"{topic}:consume",
+        description=topics.DESCRIPTIONS[topic],
         listener=ownership,
     )
 
@@ -98,12 +97,14 @@ class Publishers:
         self.topics = tuple(names)
         self._by_topic: dict[str, DefaultPublisher] = {
             name: broker.publisher(
-                name, title=f"{name}:publish", description=TOPIC_DESCRIPTIONS[name]
+                name, title=f"{name}:publish", description=topics.DESCRIPTIONS[name]
             )
             for name in names
         }
 
     async def publish(self, entries: Sequence[OutboxEntry]) -> None:
+        """Returns once the broker has acknowledged every entry (only then may the outbox be
+        cleared), one after another, so that events reach the topic in their order."""
         for entry in entries:
             await self._by_topic[entry.topic].publish(
                 entry.payload.encode(),

@@ -1,6 +1,6 @@
 """Records over 1 MiB on a command topic (SPEC §4: dead-lettered, bytes unchanged, and the
-consumer carries on). Named to run last in tests/faults: while the bug below stands, the
-record stalls its offers.commands partition in the shared offer_service for good."""
+consumer carries on). Named to run last in tests/faults: it raises the command topics'
+record limit, and a consumer that could not dead-letter such a record would stall on it."""
 
 from __future__ import annotations
 
@@ -21,15 +21,6 @@ pytestmark = pytest.mark.e2e
 OVERSIZED = 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG (services/runtime/kafka.py Publishers.dead_letter): the service's producer keeps "
-        "aiokafka's 1 MiB max_request_size, so dead-lettering an over-1-MiB record raises "
-        "MessageSizeTooLargeError, which escapes consume_command; NACK_ON_ERROR rewinds the "
-        "partition and the record is retried forever: the partition is stuck"
-    ),
-)
 async def test_records_over_1_mib_are_dead_lettered_and_the_consumer_carries_on(
     infra: Endpoints, system: System, recorder: Recorder, sender: Sender, databases: Databases
 ) -> None:
