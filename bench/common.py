@@ -1,0 +1,337 @@
+"""What every benchmark shares: endpoints, a run id, service processes, command payloads,
+progress lines, percentiles and the printed tables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo import AsyncMongoClient
+
+from services.runtime.kafka import ensure_topics
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Endpoints:
+    """Where the bench's Kafka and FerretDB are: by default a private pair started for the
+    run (see private_infra), else KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL or the defaults."""
+
+    kafka: str = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    mongodb_url: str = os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017")
+
+
+INFRA = Endpoints()
+# A Kafka and FerretDB of the bench's own: the shared topics carry other people's test
+# traffic, and every other consumer group on them (each test's services) would also handle
+# the bench's commands, racing ours to the notification and loading their databases.
+PRIVATE_INFRA_DIR = REPO / ".bench" / "infra"
+PRIVATE_PORTS = {"KAFKA_PORT": "29392", "KAFKA_CONTROLLER_PORT": "29393", "MONGO_PORT": "27317"}
+PORTS = {"offer_service": 18401, "messaging_service": 18402, "notification_service": 18403}
+LOG_DIR = REPO / ".bench"
+
+# The topics each service consumes, so its consumer group can start at their ends.
+CONSUMES = {
+    "offer_service": ("offers.commands", "contracts.commands", "offers.events"),
+    "messaging_service": ("negotiations.commands", "offers.events"),
+    "notification_service": (
+        "offers.events",
+        "contracts.events",
+        "talent-clouds.events",
+        "negotiations.events",
+        "notifications.commands",
+    ),
+}
+
+
+def _infra(command: str) -> None:
+    PRIVATE_INFRA_DIR.mkdir(parents=True, exist_ok=True)
+    cache = PRIVATE_INFRA_DIR / "cache"
+    if not cache.exists():  # the jars and the FerretDB binary `make infra-up` fetched
+        cache.symlink_to(REPO / ".infra" / "cache")
+    env = {**os.environ, "INFRA_DIR": str(PRIVATE_INFRA_DIR), **PRIVATE_PORTS}
+    subprocess.run([sys.executable, str(REPO / "infra" / "infra.py"), command], env=env, check=True)
+
+
+def private_infra_up() -> None:
+    say(f"starting the bench's own Kafka and FerretDB under {PRIVATE_INFRA_DIR}")
+    _infra("up")
+    INFRA.kafka = f"127.0.0.1:{PRIVATE_PORTS['KAFKA_PORT']}"
+    INFRA.mongodb_url = f"mongodb://127.0.0.1:{PRIVATE_PORTS['MONGO_PORT']}"
+
+
+def private_infra_down() -> None:
+    say("stopping the bench's own Kafka and FerretDB")
+    _infra("down")
+
+
+def add_infra_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shared-infra",
+        action="store_true",
+        help="use KAFKA_BOOTSTRAP_SERVERS/MONGODB_URL (default: a Kafka and FerretDB of the "
+        "bench's own, started and stopped by the run)",
+    )
+
+
+def run_with_infra(args: argparse.Namespace, work: Coroutine[Any, Any, object]) -> None:
+    if args.shared_infra:
+        asyncio.run(work)
+        return
+    private_infra_up()
+    try:
+        asyncio.run(work)
+    finally:
+        if not args.keep:
+            private_infra_down()
+
+
+def run_id() -> str:
+    return f"{datetime.now(UTC):%m%d%H%M%S}{uuid.uuid4().hex[:4]}"
+
+
+def say(message: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def mongo() -> AsyncMongoClient[dict[str, Any]]:
+    return AsyncMongoClient(INFRA.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10000)
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kb = int(meminfo.readline().split()[1])
+        memory = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        memory = "?"
+    return f"{cores} cores, {memory}, Python {platform.python_version()}, {platform.system()}"
+
+
+# --- service processes ----------------------------------------------------------------------
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.env["HTTP_PORT"])
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait_healthy(self, within: float = 90) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{tail}")
+            if await asyncio.to_thread(self._healthy):
+                return
+            await asyncio.sleep(0.3)
+        raise RuntimeError(f"{self.name} not healthy after {within}s (log: {self.log_path})")
+
+    def _healthy(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.port}/health"
+            with urllib.request.urlopen(url, timeout=3) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+async def start_at_the_end(group_id: str, names: Sequence[str]) -> None:
+    """Commits the topics' current ends for a fresh group: the service skips what others
+    left on the shared topics (their offers live in other databases)."""
+    counts = await ensure_topics(INFRA.kafka, names)
+    consumer = AIOKafkaConsumer(bootstrap_servers=INFRA.kafka, group_id=group_id)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(name, n) for name in names for n in range(counts[name])]
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class Services:
+    """The services of one benchmark phase, each with a database and a group of its own."""
+
+    tag: str
+    names: Sequence[str]
+    extra_env: dict[str, str] = field(default_factory=dict)
+    databases: dict[str, str] = field(default_factory=dict)
+    processes: list[ServiceProcess] = field(default_factory=list)
+
+    def database(self, name: str) -> str:
+        return self.databases.get(name, f"bench_{name}_{self.tag}")
+
+    async def __aenter__(self) -> Services:
+        for name in self.names:
+            group = f"bench-{name}-{self.tag}"
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": INFRA.kafka,
+                "MONGODB_URL": INFRA.mongodb_url,
+                "MONGODB_DATABASE": self.database(name),
+                "KAFKA_GROUP_ID": group,
+                "HTTP_PORT": str(PORTS[name]),
+                **self.extra_env,
+            }
+            await start_at_the_end(group, CONSUMES[name])
+            process = ServiceProcess(name, env, LOG_DIR / f"{self.tag}-{name}.log")
+            process.start()
+            self.processes.append(process)
+        for process in self.processes:
+            await process.wait_healthy()
+        # Let the consumer groups settle (the first assignment takes a moment).
+        await asyncio.sleep(3)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for process in self.processes:
+            await asyncio.to_thread(process.stop)
+
+    async def handling_ms(self) -> dict[tuple[str, str], tuple[int, float]]:
+        """(service, message type) -> (records, mean handling ms), from each /metrics."""
+        out: dict[tuple[str, str], tuple[int, float]] = {}
+        for process in self.processes:
+            text = await asyncio.to_thread(_get, f"http://127.0.0.1:{process.port}/metrics")
+            sums: dict[str, float] = {}
+            counts: dict[str, float] = {}
+            for line in text.splitlines():
+                for suffix, into in (("_sum{", sums), ("_count{", counts)):
+                    if line.startswith("offers_handling_seconds" + suffix):
+                        labels, value = line.rsplit(" ", 1)
+                        type_ = labels.split('type="', 1)[1].split('"', 1)[0]
+                        into[type_] = into.get(type_, 0.0) + float(value)
+            for type_, count in counts.items():
+                if count:
+                    out[(process.name, type_)] = (int(count), 1000 * sums[type_] / count)
+        return out
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+    except (urllib.error.URLError, OSError):
+        return ""
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def hourly_terms() -> dict[str, Any]:
+    start = datetime.now(UTC).date() + timedelta(days=5)
+    return {
+        "title": "Checkout redesign",
+        "description": "Redesign the checkout flow as agreed in chat.",
+        "contract_type": "hourly",
+        "currency": "USD",
+        "hourly_rate": "45.00",
+        "weekly_limit_hours": 30,
+        "start_date": start.isoformat(),
+        "end_date": (start + timedelta(days=90)).isoformat(),
+        "talent_cloud_id": "tc-design",
+        "po_number": "PO-2026-0042",
+        "custom_fields": {"cost_center": "R&D-12", "billable": True},
+    }
+
+
+def extend_offer(tag: str, n: int, terms: dict[str, Any]) -> dict[str, Any]:
+    client = f"bench-client-{tag}-{n % 97}"
+    return {
+        "type": "ExtendOffer",
+        "command_id": str(uuid.uuid4()),
+        "actor_id": client,
+        "offer_id": f"bench-offer-{tag}-{n}",
+        "job_id": f"bench-job-{tag}-{n}",
+        "proposal_id": f"bench-prop-{tag}-{n}",
+        "client_id": client,
+        "freelancer_id": f"bench-free-{tag}-{n}",
+        "terms": terms,
+    }
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    out = [f"\n### {title}\n", line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out.extend(line(row) for row in cells[1:])
+    return "\n".join(out) + "\n"
+
+
+def stamp() -> str:
+    return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}"
+
+
+async def drop_databases(names: Sequence[str]) -> None:
+    client = mongo()
+    try:
+        existing = set(await client.list_database_names())
+        for name in names:
+            if name in existing:
+                await client.drop_database(name)
+    finally:
+        await client.close()

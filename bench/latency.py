@@ -1,0 +1,220 @@
+"""Latency at a steady rate: command published → NotificationCreated seen on
+notifications.events, for ExtendOffer (→ the freelancer's `offer_received`) and for
+PostMessage (→ the other party's `new_message`; needs messaging_service as well).
+
+The three services run as real processes. Commands go out at a fixed rate (default: half
+the maximum the throughput benchmark measured in the same run); each latency is the time
+from handing the command to the producer until the watcher, reading notifications.events
+with a 5 ms fetch wait, sees the notification.
+
+    python -m bench.latency --rate 5 [--seconds 40] [--profiles before,after]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+
+from .common import (
+    INFRA,
+    Services,
+    add_infra_options,
+    drop_databases,
+    extend_offer,
+    hourly_terms,
+    percentile,
+    run_id,
+    run_with_infra,
+    say,
+    stamp,
+    table,
+)
+from .throughput import PROFILES
+from .watch import Watcher
+
+NAMES = ("offer_service", "messaging_service", "notification_service")
+
+
+@dataclass(frozen=True)
+class Latencies:
+    profile: str
+    path: str
+    rate: float
+    sent: int
+    seconds: list[float]
+
+    def row(self) -> tuple[str, ...]:
+        ms = [1000 * s for s in self.seconds]
+        return (
+            self.profile,
+            self.path,
+            f"{self.rate:.1f}",
+            f"{len(ms)}/{self.sent}",
+            f"{percentile(ms, 50):.0f}",
+            f"{percentile(ms, 95):.0f}",
+            f"{percentile(ms, 99):.0f}",
+            f"{max(ms) if ms else float('nan'):.0f}",
+        )
+
+
+async def steady(
+    producer: AIOKafkaProducer,
+    topic: str,
+    messages: list[tuple[str, bytes]],
+    rate: float,
+    label: str,
+) -> dict[str, float]:
+    """Sends at `rate` per second; returns each key's send time."""
+    sent: dict[str, float] = {}
+    started = time.perf_counter()
+    next_line = started + 5
+    for i, (key, value) in enumerate(messages):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent[key] = time.perf_counter()
+        await producer.send(topic, value, key=key.encode())
+        if time.perf_counter() >= next_line:
+            say(f"{label}: sent {i + 1}/{len(messages)}")
+            next_line += 5
+    return sent
+
+
+def latencies(sent: dict[str, float], watcher: Watcher, kind: str) -> list[float]:
+    """Latency per command, matched by the freelancer id the command's offer belongs to."""
+    out = []
+    for offer_id, at in sent.items():
+        freelancer = offer_id.replace("bench-offer-", "bench-free-", 1)
+        arrived = watcher.arrived.get((freelancer, kind))
+        if arrived is not None:
+            out.append(arrived - at)
+    return out
+
+
+async def measure(tag: str, profile: str, rate: float, seconds: float) -> list[Latencies]:
+    count = max(10, int(rate * seconds))
+    terms = hourly_terms()
+    extends = [extend_offer(tag, i, terms) for i in range(count)]
+    watcher = Watcher("notifications.events", f"bench-free-{tag}-")
+    producer = AIOKafkaProducer(bootstrap_servers=INFRA.kafka, linger_ms=0)
+    results = []
+    async with Services(tag, NAMES, PROFILES[profile]):
+        await watcher.start()
+        await producer.start()
+        try:
+            label = f"latency {profile} ExtendOffer"
+            say(f"{label}: {count} commands at {rate:.1f}/s")
+            sent = await steady(
+                producer,
+                "offers.commands",
+                [(c["offer_id"], json.dumps(c).encode()) for c in extends],
+                rate,
+                label,
+            )
+            since = time.perf_counter()
+            try:
+                await watcher.wait_for(
+                    count, kind="offer_received", within=120, label=label, since=since
+                )
+            except TimeoutError as error:
+                say(f"{label}: {error}")
+            results.append(
+                Latencies(
+                    profile,
+                    "ExtendOffer → offer_received",
+                    rate,
+                    count,
+                    latencies(sent, watcher, "offer_received"),
+                )
+            )
+            # The client writes in each offer's thread; the freelancer is notified.
+            label = f"latency {profile} PostMessage"
+            posts = [
+                {
+                    "type": "PostMessage",
+                    "command_id": str(uuid.uuid4()),
+                    "actor_id": c["client_id"],
+                    "offer_id": c["offer_id"],
+                    "message_id": str(uuid.uuid4()),
+                    "text": "Could we start a week later?",
+                }
+                for c in extends
+            ]
+            say(f"{label}: {count} commands at {rate:.1f}/s")
+            sent = await steady(
+                producer,
+                "negotiations.commands",
+                [(p["offer_id"], json.dumps(p).encode()) for p in posts],
+                rate,
+                label,
+            )
+            since = time.perf_counter()
+            try:
+                await watcher.wait_for(
+                    count, kind="new_message", within=120, label=label, since=since
+                )
+            except TimeoutError as error:
+                say(f"{label}: {error}")
+            results.append(
+                Latencies(
+                    profile,
+                    "PostMessage → new_message",
+                    rate,
+                    count,
+                    latencies(sent, watcher, "new_message"),
+                )
+            )
+        finally:
+            await producer.stop()
+            await watcher.stop()
+    return results
+
+
+async def run(
+    rate: float, seconds: float, profiles: list[str], keep: bool, tag: str | None = None
+) -> list[Latencies]:
+    tag = tag or run_id()
+    say(f"latency: run {tag}, {rate:.1f} commands/s for {seconds:.0f}s per path, {profiles}")
+    results: list[Latencies] = []
+    try:
+        for profile in profiles:
+            results.extend(await measure(f"{tag}{profile[0]}", profile, rate, seconds))
+    finally:
+        if not keep:
+            await drop_databases(
+                [f"bench_{name}_{tag}{profile[0]}" for name in NAMES for profile in profiles]
+            )
+    print(
+        table(
+            f"Latency at a steady rate, command published → NotificationCreated ({stamp()})",
+            ("profile", "path", "rate/s", "seen", "p50 ms", "p95 ms", "p99 ms", "max ms"),
+            [result.row() for result in results],
+        )
+    )
+    for profile in profiles:
+        knobs = PROFILES[profile]
+        print(f"  {profile}: " + ", ".join(f"{k}={v}" for k, v in knobs.items()))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, required=True, help="commands per second")
+    parser.add_argument("--seconds", type=float, default=40, help="seconds of sending per path")
+    parser.add_argument("--profiles", default="before,after")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the bench databases (and its own infra)"
+    )
+    add_infra_options(parser)
+    args = parser.parse_args()
+    run_with_infra(args, run(args.rate, args.seconds, args.profiles.split(","), args.keep))
+
+
+if __name__ == "__main__":
+    main()
