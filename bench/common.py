@@ -7,23 +7,21 @@ import argparse
 import asyncio
 import os
 import platform
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
-from services.runtime.kafka import ensure_topics
+from services.processes import CONSUMES, ServiceProcess, start_at_the_end
+from tests.kit import hourly_terms as hourly_terms  # the same sample terms as the tests
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,19 +43,6 @@ PRIVATE_INFRA_DIR = REPO / ".bench" / "infra"
 PRIVATE_PORTS = {"KAFKA_PORT": "29392", "KAFKA_CONTROLLER_PORT": "29393", "MONGO_PORT": "27317"}
 PORTS = {"offer_service": 18401, "messaging_service": 18402, "notification_service": 18403}
 LOG_DIR = REPO / ".bench"
-
-# The topics each service consumes, so its consumer group can start at their ends.
-CONSUMES = {
-    "offer_service": ("offers.commands", "contracts.commands", "offers.events"),
-    "messaging_service": ("negotiations.commands", "offers.events"),
-    "notification_service": (
-        "offers.events",
-        "contracts.events",
-        "talent-clouds.events",
-        "negotiations.events",
-        "notifications.commands",
-    ),
-}
 
 
 def _infra(command: str) -> None:
@@ -129,72 +114,6 @@ def machine() -> str:
 
 
 @dataclass
-class ServiceProcess:
-    name: str
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self.env["HTTP_PORT"])
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    async def wait_healthy(self, within: float = 90) -> None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{tail}")
-            if await asyncio.to_thread(self._healthy):
-                return
-            await asyncio.sleep(0.3)
-        raise RuntimeError(f"{self.name} not healthy after {within}s (log: {self.log_path})")
-
-    def _healthy(self) -> bool:
-        try:
-            url = f"http://127.0.0.1:{self.port}/health"
-            with urllib.request.urlopen(url, timeout=3) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-async def start_at_the_end(group_id: str, names: Sequence[str]) -> None:
-    """Commits the topics' current ends for a fresh group: the service skips what others
-    left on the shared topics (their offers live in other databases)."""
-    counts = await ensure_topics(INFRA.kafka, names)
-    consumer = AIOKafkaConsumer(bootstrap_servers=INFRA.kafka, group_id=group_id)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(name, n) for name in names for n in range(counts[name])]
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
-
-
-@dataclass
 class Services:
     """The services of one benchmark phase, each with a database and a group of its own."""
 
@@ -219,12 +138,12 @@ class Services:
                 "HTTP_PORT": str(PORTS[name]),
                 **self.extra_env,
             }
-            await start_at_the_end(group, CONSUMES[name])
-            process = ServiceProcess(name, env, LOG_DIR / f"{self.tag}-{name}.log")
+            await start_at_the_end(INFRA.kafka, group, CONSUMES[name])
+            process = ServiceProcess(name, PORTS[name], env, LOG_DIR / f"{self.tag}-{name}.log")
             process.start()
             self.processes.append(process)
         for process in self.processes:
-            await process.wait_healthy()
+            await asyncio.to_thread(process.wait_healthy, 90)
         # Let the consumer groups settle (the first assignment takes a moment).
         await asyncio.sleep(3)
         return self
@@ -237,7 +156,7 @@ class Services:
         """(service, message type) -> (records, mean handling ms), from each /metrics."""
         out: dict[tuple[str, str], tuple[int, float]] = {}
         for process in self.processes:
-            text = await asyncio.to_thread(_get, f"http://127.0.0.1:{process.port}/metrics")
+            text = await asyncio.to_thread(_get, f"{process.url}/metrics")
             sums: dict[str, float] = {}
             counts: dict[str, float] = {}
             for line in text.splitlines():
@@ -261,23 +180,6 @@ def _get(url: str) -> str:
 
 
 # --- commands -------------------------------------------------------------------------------
-
-
-def hourly_terms() -> dict[str, Any]:
-    start = datetime.now(UTC).date() + timedelta(days=5)
-    return {
-        "title": "Checkout redesign",
-        "description": "Redesign the checkout flow as agreed in chat.",
-        "contract_type": "hourly",
-        "currency": "USD",
-        "hourly_rate": "45.00",
-        "weekly_limit_hours": 30,
-        "start_date": start.isoformat(),
-        "end_date": (start + timedelta(days=90)).isoformat(),
-        "talent_cloud_id": "tc-design",
-        "po_number": "PO-2026-0042",
-        "custom_fields": {"cost_center": "R&D-12", "billable": True},
-    }
 
 
 def extend_offer(tag: str, n: int, terms: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from contracts import topics
 from contracts.base import Command, Date, Event, Hours, Id, Message, Money, UtcDateTime, format_utc
 from contracts.commands import (
     COMMAND_ADAPTERS,
+    COMMAND_TOPICS,
     COMMAND_TYPES,
     CONTRACT_COMMAND_ADAPTER,
     NEGOTIATION_COMMAND_ADAPTER,
@@ -92,6 +93,7 @@ from contracts.terms import (
 __all__ = [
     "COMMAND_ADAPTERS",
     "COMMAND_REJECTED_ADAPTER",
+    "COMMAND_TOPICS",
     "COMMAND_TYPES",
     "CONTRACT_COMMAND_ADAPTER",
     "CONTRACT_EVENT_ADAPTER",

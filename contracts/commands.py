@@ -12,6 +12,7 @@ from contracts.terms import OfferTerms, TermsChanges
 
 __all__ = [
     "COMMAND_ADAPTERS",
+    "COMMAND_TOPICS",
     "COMMAND_TYPES",
     "CONTRACT_COMMAND_ADAPTER",
     "NEGOTIATION_COMMAND_ADAPTER",
@@ -195,6 +196,17 @@ CONTRACT_COMMAND_ADAPTER: Final[TypeAdapter[LogTime]] = TypeAdapter(ContractComm
 NOTIFICATION_COMMAND_ADAPTER: Final[TypeAdapter[MarkNotificationsRead]] = TypeAdapter(
     NotificationCommand
 )
+# The topic each command type is published on (SPEC §4).
+COMMAND_TOPICS: Final[dict[str, str]] = {
+    command.__name__: topic
+    for topic, union in (
+        (topics.OFFERS_COMMANDS, OfferCommand),
+        (topics.NEGOTIATIONS_COMMANDS, NegotiationCommand),
+        (topics.CONTRACTS_COMMANDS, ContractCommand),
+        (topics.NOTIFICATIONS_COMMANDS, NotificationCommand),
+    )
+    for command in (get_args(get_args(union)[0]) or (get_args(union)[0],))
+}
 COMMAND_ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
     topics.OFFERS_COMMANDS: OFFER_COMMAND_ADAPTER,
     topics.NEGOTIATIONS_COMMANDS: NEGOTIATION_COMMAND_ADAPTER,

@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .system import SERVICES, System, infra
+from services.processes import SERVICES
+
+from .system import System, infra
 from .traffic import Ledger, interleave, scatter
 from .verdict import Databases, Verdict, settle
 from .wire import Recorder, Sender, Step

@@ -20,11 +20,11 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from contracts import topics
 from services.runtime.wire import derived_id
+from tests.kit import hourly_terms
 
 from .wire import Position, Step
 
@@ -36,21 +36,10 @@ def new_id(prefix: str) -> str:
 
 
 def terms(talent_cloud_id: str | None, **changes: Any) -> dict[str, Any]:
-    start = datetime.now(UTC).date() + timedelta(days=5)
-    result: dict[str, Any] = {
-        "title": "Checkout redesign",
-        "description": "Redesign the checkout flow as agreed in chat.",
-        "contract_type": "hourly",
-        "currency": "USD",
-        "hourly_rate": "45.00",
-        "weekly_limit_hours": 30,
-        "start_date": start.isoformat(),
-        "end_date": (start + timedelta(days=90)).isoformat(),
-        "po_number": "PO-2026-0042",
-    }
-    if talent_cloud_id:
-        result["talent_cloud_id"] = talent_cloud_id
-    result.update(changes)
+    """Hourly terms; without a Talent Cloud when `talent_cloud_id` is None."""
+    result = hourly_terms(talent_cloud_id=talent_cloud_id, **changes)
+    if talent_cloud_id is None:
+        del result["talent_cloud_id"]
     return result
 
 

@@ -21,20 +21,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from contracts import EVENT_ADAPTERS, Command, Event, topics
+from contracts import COMMAND_TOPICS, EVENT_ADAPTERS, Command, Event, topics
 from offers_cli.errors import CliError, Unavailable
 
-COMMAND_TOPICS: Final = {
-    "ExtendOffer": topics.OFFERS_COMMANDS,
-    "ChangeOffer": topics.OFFERS_COMMANDS,
-    "WithdrawOffer": topics.OFFERS_COMMANDS,
-    "AcceptOffer": topics.OFFERS_COMMANDS,
-    "DeclineOffer": topics.OFFERS_COMMANDS,
-    "PostMessage": topics.NEGOTIATIONS_COMMANDS,
-    "ProposeTerms": topics.NEGOTIATIONS_COMMANDS,
-    "LogTime": topics.CONTRACTS_COMMANDS,
-    "MarkNotificationsRead": topics.NOTIFICATIONS_COMMANDS,
-}
 EVENT_TOPICS: Final = (
     topics.OFFERS_EVENTS,
     topics.CONTRACTS_EVENTS,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-SERVICES = ("offer_service", "messaging_service", "notification_service")
+from .processes import SERVICES
 
 
 def main() -> int:

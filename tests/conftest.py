@@ -6,9 +6,10 @@ from dataclasses import replace
 
 import pytest
 
+from services.processes import start_at_the_end
 from services.runtime.config import Settings
 from tests.infrastructure import Endpoints, InfrastructureUnavailable, endpoints
-from tests.kit import Probe, Producer, start_at_the_end
+from tests.kit import Probe, Producer
 
 RUN_ID = uuid.uuid4().hex[:8]
 # SPEC §4's bounded wait for an offer not heard of yet, shortened for the tests.

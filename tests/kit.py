@@ -206,18 +206,3 @@ async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client
-
-
-async def start_at_the_end(bootstrap: str, group_id: str, names: tuple[str, ...]) -> None:
-    """Commits the topics' current ends for a fresh consumer group, so the service under test
-    skips what earlier runs left on the topics (their offers live in other databases: each
-    old command would wait out the unknown-offer wait)."""
-    counts = await ensure_topics(bootstrap, names)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(name, n) for name in names for n in range(counts[name])]
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()

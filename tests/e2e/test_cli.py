@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from services.processes import REPO
 from tests.conftest import RUN_ID
-from tests.e2e.processes import REPO, ServiceProcess, launch
+from tests.e2e.processes import ServiceProcess, launch
 from tests.infrastructure import Endpoints
 
 pytestmark = pytest.mark.e2e

@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from faults.system import SERVICES, System
+from faults.system import System
 from faults.traffic import Ledger, interleave
 from faults.verdict import Databases, settle
 from faults.wire import Recorder, Sender
+from services.processes import SERVICES
 
 pytestmark = pytest.mark.e2e
 

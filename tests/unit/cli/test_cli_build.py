@@ -11,6 +11,7 @@ import pytest
 
 from contracts import (
     COMMAND_ADAPTERS,
+    COMMAND_TOPICS,
     COMMAND_TYPES,
     AcceptOffer,
     ChangeOffer,
@@ -24,7 +25,7 @@ from contracts import (
 from offers_cli import build
 from offers_cli.__main__ import run
 from offers_cli.actions import make_command
-from offers_cli.bus import COMMAND_TOPICS, answer_topics
+from offers_cli.bus import answer_topics
 from offers_cli.config import Config
 from offers_cli.errors import UsageError
 from offers_cli.parser import build_parser

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts import (
     COMMAND_ADAPTERS,
+    COMMAND_TOPICS,
     COMMAND_TYPES,
     CONTRACT_COMMAND_ADAPTER,
     MAX_MESSAGE_BYTES,
@@ -93,6 +94,7 @@ def test_commands_round_trip(name: str) -> None:
 
 def test_every_command_type_belongs_to_exactly_one_topic() -> None:
     assert set(TOPIC_OF) == set(COMMAND_TYPES)
+    assert COMMAND_TOPICS == TOPIC_OF
     assert set(COMMAND_ADAPTERS) == {
         topics.OFFERS_COMMANDS,
         topics.NEGOTIATIONS_COMMANDS,
