@@ -14,6 +14,25 @@ NOTIFICATIONS_EVENTS: Final = "notifications.events"
 COMMANDS_REJECTED: Final = "commands.rejected"
 COMMANDS_DEAD_LETTER: Final = "commands.dead-letter"
 
+# Where producers publish commands.
+COMMANDS: Final = (
+    OFFERS_COMMANDS,
+    CONTRACTS_COMMANDS,
+    NEGOTIATIONS_COMMANDS,
+    NOTIFICATIONS_COMMANDS,
+)
+# Where the services answer: every event, each refusal.
+ANSWERS: Final = (
+    OFFERS_EVENTS,
+    CONTRACTS_EVENTS,
+    TALENT_CLOUDS_EVENTS,
+    NEGOTIATIONS_EVENTS,
+    NOTIFICATIONS_EVENTS,
+    COMMANDS_REJECTED,
+)
+# Everything the services write.
+OUTPUTS: Final = (*ANSWERS, COMMANDS_DEAD_LETTER)
+
 # What travels on each topic, for the AsyncAPI documents and the people who read them.
 DESCRIPTIONS: Final[dict[str, str]] = {
     OFFERS_COMMANDS: "What clients and freelancers ask of an offer: extend, change, withdraw, "
@@ -48,6 +67,8 @@ KEYS: Final[dict[str, str]] = {
 }
 
 __all__ = [
+    "ANSWERS",
+    "COMMANDS",
     "COMMANDS_DEAD_LETTER",
     "COMMANDS_REJECTED",
     "CONTRACTS_COMMANDS",
@@ -60,5 +81,6 @@ __all__ = [
     "NOTIFICATIONS_EVENTS",
     "OFFERS_COMMANDS",
     "OFFERS_EVENTS",
+    "OUTPUTS",
     "TALENT_CLOUDS_EVENTS",
 ]

@@ -22,21 +22,8 @@ from services.runtime.kafka import ensure_topics
 
 log = logging.getLogger("faults")
 
-OUTPUT_TOPICS = (
-    topics.OFFERS_EVENTS,
-    topics.CONTRACTS_EVENTS,
-    topics.TALENT_CLOUDS_EVENTS,
-    topics.NEGOTIATIONS_EVENTS,
-    topics.NOTIFICATIONS_EVENTS,
-    topics.COMMANDS_REJECTED,
-    topics.COMMANDS_DEAD_LETTER,
-)
-COMMAND_TOPICS = (
-    topics.OFFERS_COMMANDS,
-    topics.CONTRACTS_COMMANDS,
-    topics.NEGOTIATIONS_COMMANDS,
-    topics.NOTIFICATIONS_COMMANDS,
-)
+OUTPUT_TOPICS = topics.OUTPUTS
+COMMAND_TOPICS = topics.COMMANDS
 LARGE = 4 * 1024 * 1024  # room for the over-1-MiB records of the malformed fault
 
 

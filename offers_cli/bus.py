@@ -24,22 +24,8 @@ from pydantic import ValidationError
 from contracts import COMMAND_TOPICS, EVENT_ADAPTERS, Command, Event, topics
 from offers_cli.errors import CliError, Unavailable
 
-EVENT_TOPICS: Final = (
-    topics.OFFERS_EVENTS,
-    topics.CONTRACTS_EVENTS,
-    topics.TALENT_CLOUDS_EVENTS,
-    topics.NEGOTIATIONS_EVENTS,
-    topics.NOTIFICATIONS_EVENTS,
-    topics.COMMANDS_REJECTED,
-)
-ALL_TOPICS: Final = (
-    topics.OFFERS_COMMANDS,
-    topics.NEGOTIATIONS_COMMANDS,
-    topics.CONTRACTS_COMMANDS,
-    topics.NOTIFICATIONS_COMMANDS,
-    *EVENT_TOPICS,
-    topics.COMMANDS_DEAD_LETTER,
-)
+EVENT_TOPICS: Final = topics.ANSWERS
+ALL_TOPICS: Final = (*topics.COMMANDS, *topics.OUTPUTS)
 CONNECT_TIMEOUT: Final = 10.0
 
 

@@ -52,18 +52,7 @@ async def producer(infra: Endpoints) -> AsyncIterator[Producer]:
 async def probe(infra: Endpoints) -> AsyncIterator[Probe]:
     from contracts import topics
 
-    probe = Probe(
-        infra.kafka_bootstrap_servers,
-        [
-            topics.OFFERS_EVENTS,
-            topics.CONTRACTS_EVENTS,
-            topics.TALENT_CLOUDS_EVENTS,
-            topics.NEGOTIATIONS_EVENTS,
-            topics.NOTIFICATIONS_EVENTS,
-            topics.COMMANDS_REJECTED,
-            topics.COMMANDS_DEAD_LETTER,
-        ],
-    )
+    probe = Probe(infra.kafka_bootstrap_servers, list(topics.OUTPUTS))
     await probe.start()
     yield probe
     await probe.stop()
