@@ -43,7 +43,9 @@ async def system(
     infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, ServiceProcess]]:
     logs = tmp_path_factory.mktemp("e2e-cli-logs")
-    services = {name: await launch(name, port, infra, logs, RUN_ID) for name, port in PORTS.items()}
+    # A run id of its own: consumer groups and databases apart from the other e2e modules.
+    run = RUN_ID + "cli"
+    services = {name: await launch(name, port, infra, logs, run) for name, port in PORTS.items()}
     try:
         for service in services.values():
             await asyncio.to_thread(service.wait_healthy)
