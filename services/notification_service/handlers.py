@@ -213,8 +213,8 @@ class NotificationHandlers:
             return
         if not domain.is_current_pending(offer, event):
             return  # a late event of an older version: its reminders would be stale
-        # A change restarts the window: the older versions' reminders are void.
-        await self.store.cancel_reminders(event.offer_id, now, before_version=event.version)
+        if event.version > 1:  # a change restarts the window: older versions' reminders are void
+            await self.store.cancel_reminders(event.offer_id, now, before_version=event.version)
         for plan in domain.reminder_schedule(event.expires_at, self.reminder_leads_seconds, now):
             await self.store.add_reminder(
                 reminder_id_for(event.offer_id, event.version, plan.lead_seconds),
