@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults docs
+.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults docs
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing the project (first run only)…"
@@ -38,8 +38,9 @@ bench: install infra-up
 	@$(BIN)/python -m bench
 
 # The fault scripts that restart Kafka or the database; each prints a verdict.
-faults: install infra-up
-	@$(BIN)/python -m faults
+faults: install
+	@$(TEST_ENV) $(PYTHON) infra/infra.py up
+	@$(TEST_ENV) $(BIN)/python -m faults
 
 # The AsyncAPI documents under docs/, regenerated from the code.
 docs: install
@@ -58,11 +59,19 @@ schemas: install
 unit: install
 	@$(BIN)/pytest -q tests/unit
 
+# The tests (and the fault scripts) get a Kafka and a database of their own (infra/test.env),
+# so that what they leave on the topics never reaches the services `make run` starts.
+TEST_ENV := env $$(cat infra/test.env)
+
 # Every tier: unit, integration (real Kafka + FerretDB) and end to end (services as processes).
-test: install infra-up
+test: install
+	@$(TEST_ENV) $(PYTHON) infra/infra.py up
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py
-	@$(BIN)/pytest -q
+	@$(TEST_ENV) $(BIN)/pytest -q
 
-clean: infra-down
+test-infra-down:
+	@$(TEST_ENV) $(PYTHON) infra/infra.py down
+
+clean: infra-down test-infra-down
 	rm -rf $(VENV) .infra

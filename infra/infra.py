@@ -50,7 +50,8 @@ HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 INFRA_SRC = REPO / "infra"
 INFRA_DIR = Path(os.environ.get("INFRA_DIR") or REPO / ".infra").resolve()
-CACHE_DIR = INFRA_DIR / "cache"
+# The downloads and builds, shareable between infra folders (the tests' own, infra/test.env).
+CACHE_DIR = Path(os.environ.get("INFRA_CACHE_DIR") or INFRA_DIR / "cache").resolve()
 DATA_DIR = INFRA_DIR / "data"
 LOG_DIR = INFRA_DIR / "logs"
 RUN_DIR = INFRA_DIR / "run"

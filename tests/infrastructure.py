@@ -51,20 +51,29 @@ def _containers() -> Iterator[Endpoints]:
         yield Endpoints(kafka.get_bootstrap_server(), mongo.get_connection_url(), "testcontainers")
 
 
+def own_infra_env() -> dict[str, str]:
+    """infra/test.env: the tests' own Kafka and database, apart from `make run`'s."""
+    lines = (REPO / "infra" / "test.env").read_text().split()
+    return dict(line.split("=", 1) for line in lines)
+
+
 def _local() -> Endpoints:
+    own = own_infra_env()
     result = subprocess.run(
         [sys.executable, str(REPO / "infra" / "infra.py"), "up"],
         capture_output=True,
         text=True,
         check=False,
+        cwd=REPO,
+        env={**os.environ, **own},
     )
     if result.returncode != 0:
         raise InfrastructureUnavailable(
             "no Kafka/MongoDB for the integration tests: KAFKA_BOOTSTRAP_SERVERS and "
             "MONGODB_URL are not set, no Docker engine answers, and `infra/infra.py up` "
-            f"failed:\n{result.stdout}{result.stderr}"
+            f"(with infra/test.env) failed:\n{result.stdout}{result.stderr}"
         )
-    return Endpoints("127.0.0.1:9092", "mongodb://127.0.0.1:27017", "infra/infra.py")
+    return Endpoints(own["KAFKA_BOOTSTRAP_SERVERS"], own["MONGODB_URL"], "infra/infra.py")
 
 
 @contextmanager
