@@ -101,7 +101,9 @@ async def races(rig: Rig) -> Verdict:
     ledger = Ledger("1,000 accept/withdraw races")
     stories = [ledger.race(rng) for _ in range(1000)]
     await rig.sender.send_all([s[0] for s in stories] + [s for t in stories for s in t[1:]])
-    return await settle(ledger, rig.recorder, rig.databases, within=600, progress=say)
+    # 25 minutes: on FerretDB/SQLite each write scans its collection, so the last of the
+    # 3,000 commands is handled about 15 minutes in on two cores (README, Benchmarks).
+    return await settle(ledger, rig.recorder, rig.databases, within=1500, progress=say)
 
 
 async def malformed(rig: Rig) -> Verdict:
