@@ -121,8 +121,7 @@ class Refusals:
             extra={"command_id": command_id},
         )
         if command_id is None:
-            if self.metrics:
-                self.metrics.rejected(command_type, rejection.code)
+            self._count(command_type, rejection)
             await self.publish([entry])  # nothing to remember it by
             return
         record = {"_id": command_id, "revision": 1, "at": now, **outbox_fields([entry], now)}
@@ -132,6 +131,10 @@ class Refusals:
             # Refused before (a redelivery): publish what may still be unpublished, no more.
             await self.already_refused(command_id)
             return
-        if self.metrics:
-            self.metrics.rejected(command_type, rejection.code)
+        self._count(command_type, rejection)
         await self.outbox.flush(record, self.publish)
+
+    def _count(self, command_type: CommandType, rejection: Rejection) -> None:
+        """Counts a refusal once: a redelivered command's refusal is not counted again."""
+        if self.metrics is not None:
+            self.metrics.rejected(command_type, rejection.code)
