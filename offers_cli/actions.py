@@ -174,6 +174,8 @@ def show(args: argparse.Namespace, config: Config) -> int:
             data = api.offer(args.id)
             lines = render.offer_view(data)
         case "offers":
+            if not (args.client or args.freelancer or args.job):
+                raise UsageError("whose offers? give --client, --freelancer and/or --job")
             data = api.offers(
                 client_id=args.client,
                 freelancer_id=args.freelancer,

@@ -173,17 +173,15 @@ class MongoThreadStore:
 
     async def record_answer(self, offer_id: str, message_id: str, version: int) -> None:
         """Links a proposal to the offer version that answered it (the first such)."""
-        await self.messages.update_one(
-            {
-                "_id": message_document_id(offer_id, message_id),
-                "kind": "terms_proposal",
-                "$or": [
-                    {"answered_by_version": None},
-                    {"answered_by_version": {"$gt": version}},
-                ],
-            },
-            {"$set": {"answered_by_version": version}},
-        )
+        document_id = message_document_id(offer_id, message_id)
+        proposal = await self.messages.find_one({"_id": document_id, "kind": "terms_proposal"})
+        if proposal is None:
+            return
+        answered = proposal.get("answered_by_version")
+        if answered is None or answered > version:
+            await self.messages.update_one(
+                {"_id": document_id}, {"$set": {"answered_by_version": version}}
+            )
 
     async def next_seq(self, offer_id: str) -> int:
         """The next message number in the thread (gaps are harmless; order is what counts)."""

@@ -34,7 +34,7 @@ from services.runtime.wire import derived_id
 
 from . import domain
 from .domain import OfferEvent, OfferInfo, Planned, SourceEvent
-from .store import CANCELLED, SENT, Conflict, Document, MongoNotificationStore
+from .store import CANCELLED, PENDING, SENT, Conflict, Document, MongoNotificationStore
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class NotificationHandlers:
                 },
             )
 
-    async def send_due_reminders(self, batch: int = 200) -> int:
+    async def send_due_reminders(self) -> int:
         """Sends every due reminder of a still-pending offer, exactly once, also with many
         instances sweeping at the same time.
 
@@ -240,14 +240,16 @@ class NotificationHandlers:
         insert succeeded publishes; anything it leaves unpublished, the relay publishes.
         """
         sent = 0
-        while True:
-            now = self.clock()
-            due = await self.store.due_reminders(now, batch)
-            for reminder in due:
-                if await self._send_reminder(reminder):
-                    sent += 1
-            if len(due) < batch:
-                return sent
+
+        async def send_if_due(reminder: Document) -> bool:
+            nonlocal sent
+            if reminder["state"] != PENDING or reminder["due_at"] > self.clock():
+                return False
+            sent += await self._send_reminder(reminder)
+            return True  # sent or cancelled: out of its bucket either way
+
+        await self.store.reminders_due.sweep(self.clock(), send_if_due)
+        return sent
 
     async def _send_reminder(self, reminder: Document) -> bool:
         stored = await self.store.get_offer(reminder["offer_id"])

@@ -6,7 +6,8 @@ Collections:
   NotificationCreated event sits in the same document's outbox until published.
 * `offers`: the local projection of offers.events (parties, title, status, expiry).
 * `reminders`: one per (offer, version, lead time), `pending` until due, then `sent` or
-  `cancelled`. (No "claimed" state: FerretDB's conditional updates are not atomic across
+  `cancelled`; while pending, in the bucket of the minute it falls due in
+  (services.runtime.due). (No "claimed" state: FerretDB's conditional updates are not atomic across
   connections, so the unique `_id` of the reminder's notification decides who sends it.)
 * `rejections`: refused commands by command_id, each with its CommandRejected in an outbox.
 """
@@ -20,10 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.runtime.clock import utc_now
+from services.runtime.due import FIELD as DUE_BUCKET
+from services.runtime.due import DueBuckets, due_bucket
 from services.runtime.outbox import MongoOutbox, OutboxEntry, outbox_fields
 
 from .domain import OfferInfo
@@ -84,6 +88,7 @@ class MongoNotificationStore:
         self.offers = database["offers"]
         self.reminders = database["reminders"]
         self.parked = database["parked_messages"]
+        self.reminders_due = DueBuckets(self.reminders, database["sweeps"], "reminders")
         self.notifications_outbox = MongoOutbox(self.notifications)
         self.outboxes = (self.notifications_outbox,)
 
@@ -104,8 +109,8 @@ class MongoNotificationStore:
         )
         await self.parked.create_index("offer_id")
         # The reminder sweep, and cancelling an offer's reminders.
-        await self.reminders.create_index([("state", ASCENDING), ("due_at", ASCENDING)])
-        await self.reminders.create_index([("offer_id", ASCENDING), ("state", ASCENDING)])
+        await self.reminders_due.ensure_ready(utc_now())
+        await self.reminders.create_index("offer_id")
 
     # --- notifications --------------------------------------------------------------------
 
@@ -125,10 +130,17 @@ class MongoNotificationStore:
 
     async def mark_read(self, recipient_id: str, ids: Sequence[str], now: datetime) -> int:
         """Marks the recipient's own notifications among `ids` read; returns how many
-        changed. Leaves `revision` alone: it guards the outbox, which this does not touch."""
-        result = await self.notifications.update_many(
-            {"_id": {"$in": list(ids)}, "recipient_id": recipient_id, "read": False},
-            {"$set": {"read": True, "read_at": now}},
+        changed. Leaves `revision` alone: it guards the outbox, which this does not touch.
+        One round trip, each id its own `_id` lookup (an `$in` is never pushed down)."""
+        result = await self.notifications.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": notification_id, "recipient_id": recipient_id, "read": False},
+                    {"$set": {"read": True, "read_at": now}},
+                )
+                for notification_id in dict.fromkeys(ids)
+            ],
+            ordered=False,
         )
         return result.modified_count
 
@@ -175,29 +187,28 @@ class MongoNotificationStore:
     # --- reminders --------------------------------------------------------------------------
 
     async def add_reminder(self, reminder_id: str, fields: Document) -> None:
+        document = {
+            "_id": reminder_id,
+            **fields,
+            "state": PENDING,
+            DUE_BUCKET: due_bucket(fields["due_at"]),
+        }
         with suppress(DuplicateKeyError):  # scheduled already (a redelivered event)
-            await self.reminders.insert_one({"_id": reminder_id, **fields, "state": PENDING})
+            await self.reminders.insert_one(document)
 
     async def cancel_reminders(
         self, offer_id: str, now: datetime, *, before_version: int | None = None
     ) -> int:
-        query: Document = {"offer_id": offer_id, "state": PENDING}
-        if before_version is not None:
-            query["version"] = {"$lt": before_version}
-        result = await self.reminders.update_many(
-            query, {"$set": {"state": CANCELLED, "closed_at": now}}
-        )
-        return result.modified_count
-
-    async def due_reminders(self, now: datetime, limit: int) -> list[Document]:
-        cursor = self.reminders.find(
-            {"state": PENDING, "due_at": {"$lte": now}},
-            sort=[("due_at", ASCENDING)],
-            limit=limit,
-        )
-        return [document async for document in cursor]
+        """Cancels the offer's pending reminders (of versions before `before_version`)."""
+        cancelled = 0
+        async for reminder in self.reminders.find({"offer_id": offer_id, "state": PENDING}):
+            if before_version is None or reminder["version"] < before_version:
+                await self.close_reminder(reminder["_id"], CANCELLED, now)
+                cancelled += 1
+        return cancelled
 
     async def close_reminder(self, reminder_id: str, state: str, now: datetime) -> None:
         await self.reminders.update_one(
-            {"_id": reminder_id, "state": PENDING}, {"$set": {"state": state, "closed_at": now}}
+            {"_id": reminder_id, "state": PENDING},
+            {"$set": {"state": state, "closed_at": now}, "$unset": {DUE_BUCKET: ""}},
         )

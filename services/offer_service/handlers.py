@@ -148,14 +148,16 @@ class OfferHandlers:
         an offer is its one writer, so each offer expires exactly once however many
         instances sweep."""
         sweep_id = str(uuid.uuid4())
-        expired = 0
-        async for offer_id in self.store.offers_due_for_expiry(self.clock()):
-            if not self.offers.owns(offer_id):
-                continue  # its owner sweeps it
+        now = self.clock()
+
+        async def expire_if_due(document: Document) -> bool:
+            offer_id: str = document["_id"]
+            if document["expires_at"] > now or not self.offers.owns(offer_id):
+                return False  # not yet, or its owner sweeps it
             async with self.offers.writing(offer_id):
-                if await self._expire(offer_id, sweep_id):
-                    expired += 1
-        return expired
+                return await self._expire(offer_id, sweep_id)
+
+        return await self.store.expiry.sweep(now, expire_if_due)
 
     async def _expire(self, offer_id: str, sweep_id: str) -> bool:
         stored = await self.store.get_offer(offer_id)  # again: a command may have come first

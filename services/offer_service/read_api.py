@@ -78,8 +78,14 @@ def render_member(document: Document) -> dict[str, Any]:
     }
 
 
-def _filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
-    return {name: value for name in names if (value := request.query_params.get(name))}
+def _party_filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """A list is one party's or one job's view ("Pending Offers", "My Jobs → Contracts"), so
+    its query is an equality that an index serves; a list of everything would be a full scan
+    and sort on every backend, and is refused."""
+    filters = {name: value for name in names if (value := request.query_params.get(name))}
+    if not filters:
+        raise BadRequest(f"name whose list this is: give {' and/or '.join(names)}")
+    return filters
 
 
 def read_routes(store: MongoOfferStore) -> list[Route]:
@@ -91,7 +97,7 @@ def read_routes(store: MongoOfferStore) -> list[Route]:
         return JSONResponse(render_offer(document))
 
     async def list_offers(request: Request) -> Response:
-        query: dict[str, Any] = _filters(request, ("client_id", "freelancer_id", "job_id"))
+        query: dict[str, Any] = _party_filters(request, ("client_id", "freelancer_id", "job_id"))
         status = request.query_params.get("status")
         if status:
             if status not in {s.value for s in OfferStatus}:
@@ -110,7 +116,7 @@ def read_routes(store: MongoOfferStore) -> list[Route]:
         return JSONResponse(render_contract(document))
 
     async def list_contracts(request: Request) -> Response:
-        query = _filters(request, ("client_id", "freelancer_id"))
+        query = _party_filters(request, ("client_id", "freelancer_id"))
         return await page(
             request, store.contracts, query, order_field="activated_at", render=render_contract
         )

@@ -6,7 +6,7 @@ that also fills the document's outbox (see services.runtime.outbox).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +19,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from contracts import OfferTerms
+from services.runtime.clock import utc_now
+from services.runtime.due import DueBuckets, due_bucket
 from services.runtime.outbox import MongoOutbox, OutboxEntry, outbox_fields
 from services.runtime.ownership import Ownership
 
@@ -61,6 +63,8 @@ def offer_to_document(offer: Offer) -> Document:
         "status": str(offer.status),
         "version": offer.version,
         "expires_at": offer.expires_at,
+        # Found by the expiry sweep while pending (services.runtime.due).
+        "due_bucket": due_bucket(offer.expires_at) if offer.status is OfferStatus.PENDING else None,
         "closed_at": offer.closed_at,
         "close_reason": offer.close_reason,
         "versions": [
@@ -154,8 +158,6 @@ class OfferStore(Protocol):
         now: datetime,
     ) -> Document: ...
 
-    def offers_due_for_expiry(self, now: datetime) -> AsyncIterator[str]: ...
-
 
 class MongoOfferStore:
     """Collections: offers, contracts, talent_cloud_members."""
@@ -170,6 +172,8 @@ class MongoOfferStore:
         self.offers = database["offers"]
         self.contracts = database["contracts"]
         self.members = database["talent_cloud_members"]
+        # Pending offers by the minute they expire in, for the expiry sweep.
+        self.expiry = DueBuckets(self.offers, database["sweeps"], "offer-expiry")
         # Offers and contracts change many times, so only their owner may write them; members
         # are written once and cleared once (services.runtime.ownership).
         self.offers_outbox = MongoOutbox(self.offers, offers_ownership)
@@ -184,8 +188,8 @@ class MongoOfferStore:
     async def ensure_indexes(self) -> None:
         for outbox in self.outboxes:
             await outbox.ensure_indexes()
-        # The expiry sweep, and each "Pending Offers" / "Contracts" list the read API serves.
-        await self.offers.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
+        await self.expiry.ensure_ready(utc_now())
+        # Each "Pending Offers" / "Contracts" list the read API serves.
         for party in ("client_id", "freelancer_id", "job_id"):
             await self.offers.create_index(
                 [(party, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
@@ -249,16 +253,6 @@ class MongoOfferStore:
         if document is None:
             raise Conflict(offer.offer_id)
         return document
-
-    async def offers_due_for_expiry(self, now: datetime) -> AsyncIterator[str]:
-        """The ids of pending offers past expires_at, soonest due first, streamed."""
-        cursor = self.offers.find(
-            {"status": str(OfferStatus.PENDING), "expires_at": {"$lte": now}},
-            {"_id": 1},
-            sort=[("expires_at", ASCENDING)],
-        )
-        async for document in cursor:
-            yield document["_id"]
 
     # contracts and memberships
 

@@ -4,11 +4,14 @@ FerretDB (and a MongoDB without a replica set) has no multi-document transaction
 state change and the events it causes are written in ONE update of ONE document: the
 document carries an `outbox` array and an `outbox_since` timestamp while anything in it
 is unpublished. After the write the handler publishes the outbox and clears it; if the
-process dies in between, the relay finds the document by `outbox_since` and publishes it
+process dies in between, the relay finds the document by `outbox_pending` and publishes it
 again. Events keep their `event_id`, so a repeat on the wire is harmless to consumers.
 
 Every outbox-bearing document has `revision` (bumped by every write), `outbox` and, while
-the outbox is not empty, `outbox_since`.
+the outbox is not empty, `outbox_since` and `outbox_pending: true`. The flag is there for
+the relay's query: an equality, which every backend serves from an index (FerretDB 1.x
+never pushes a range such as `outbox_since <= t` or an `$exists` down), on a set that stays
+small, as the flag is removed once the events are out.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from .config import Settings
 from .ownership import Ownership
 
 log = logging.getLogger(__name__)
+
+PENDING = "outbox_pending"
+PAGE_SIZE = 500  # documents per round trip while the relay reads the pending ones
 
 
 class EventLike(Protocol):
@@ -74,7 +80,11 @@ class OutboxEntry:
 
 def outbox_fields(entries: Sequence[OutboxEntry], now: datetime) -> dict[str, Any]:
     """The `$set` fields that put entries in a document's outbox."""
-    return {"outbox": [entry.to_document() for entry in entries], "outbox_since": now}
+    return {
+        "outbox": [entry.to_document() for entry in entries],
+        "outbox_since": now,
+        "outbox_pending": True,
+    }
 
 
 class Publish(Protocol):
@@ -96,17 +106,17 @@ class MongoOutbox:
         self.ownership = ownership
 
     async def ensure_indexes(self) -> None:
-        await self.collection.create_index("outbox_since")
+        await self.collection.create_index(PENDING)
 
     async def unpublished(self) -> int:
         """How many documents have events stored but not yet published."""
-        return await self.collection.count_documents({"outbox_since": {"$exists": True}})
+        return await self.collection.count_documents({PENDING: True})
 
     async def mark_published(self, document_id: str, revision: int) -> None:
         # Conditioned on the revision: a write that came in meanwhile keeps its own outbox.
         await self.collection.update_one(
             {"_id": document_id, "revision": revision},
-            {"$set": {"outbox": []}, "$unset": {"outbox_since": ""}},
+            {"$set": {"outbox": []}, "$unset": {"outbox_since": "", PENDING: ""}},
         )
 
     async def flush(self, document: Mapping[str, Any], publish: Publish) -> None:
@@ -115,10 +125,9 @@ class MongoOutbox:
             await publish(entries)
             await self.mark_published(document["_id"], document["revision"])
 
-    async def relay_stale(self, publish: Publish, older_than: datetime, limit: int = 500) -> int:
+    async def relay_stale(self, publish: Publish, older_than: datetime) -> int:
         """Publishes outboxes left behind (a crash, a failed publish). Returns how many."""
-        stale = {"outbox_since": {"$lte": older_than}}
-        cursor = self.collection.find(stale, {"_id": 1}, limit=limit)
+        cursor = self.collection.find({PENDING: True}, {"_id": 1}, batch_size=PAGE_SIZE)
         count = 0
         async for found in cursor:
             document_id = found["_id"]
@@ -130,8 +139,8 @@ class MongoOutbox:
                 continue  # its owner relays it
             async with guard:
                 # Read again under the guard: the owner may have published it meanwhile.
-                document = await self.collection.find_one({"_id": document_id, **stale})
-                if document is not None:
+                document = await self.collection.find_one({"_id": document_id, PENDING: True})
+                if document is not None and document["outbox_since"] <= older_than:
                     await self.flush(document, publish)
                     count += 1
         return count

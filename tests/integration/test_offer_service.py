@@ -412,11 +412,15 @@ async def test_read_api_lists_paginates_and_404s(
     missing = await api.get("/offers/nope")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     assert (await api.get("/contracts/nope")).status_code == 404
-    bad = await api.get("/offers", params={"limit": 10_000})
+    bad = await api.get("/offers", params={"client_id": client_id, "limit": 10_000})
     assert bad.status_code == 400 and "limit" in bad.json()["message"]
+    everyone = await api.get("/offers")
+    assert everyone.status_code == 400 and "client_id" in everyone.json()["message"]
     assert (await api.get("/health")).json()["status"] == "ok"
     assert (
-        json.loads((await api.get("/offers", params={"status": "bogus"})).text)["error"]
+        json.loads(
+            (await api.get("/offers", params={"client_id": client_id, "status": "bogus"})).text
+        )["error"]
         == "bad_request"
     )
 

@@ -1,0 +1,88 @@
+"""Work that falls due (offer expiry, reminders), found by equality instead of by range.
+
+FerretDB 1.x never pushes a range (`expires_at <= now`) down to PostgreSQL, so a sweep
+asking for "everything due" would read every candidate document on each pass. Instead each
+document waiting for a moment carries `due_bucket`: the number of the minute it falls due
+in, while it still waits, and nothing once it is done. A sweep then asks for one bucket at
+a time by equality, an index lookup on any backend, from the oldest bucket that may still
+hold work up to the current one.
+
+That oldest bucket is kept in a `sweeps` document per kind of work. It moves on only past a
+bucket that is wholly in the past and that a pass found with nothing left in it, so work
+that another instance owns (and has not done yet) is found again on the next pass. Several
+instances may write it; a lost write only moves it back, which costs a rescan, never a
+missed item.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+
+BUCKET_SECONDS = 60
+# Buckets this close to now are not yet called done: the clocks of the instances that
+# stored the work and of the one sweeping may differ by a little.
+CLOCK_SKEW = timedelta(seconds=BUCKET_SECONDS)
+# Documents per round trip while a bucket is read.
+PAGE_SIZE = 500
+
+FIELD = "due_bucket"
+
+
+def due_bucket(at: datetime) -> int:
+    """The bucket of a moment: minutes since the epoch."""
+    return int(at.timestamp()) // BUCKET_SECONDS
+
+
+class DueBuckets:
+    """The due work of one collection: `sweep` hands each document of each bucket that may
+    hold due work to `handle`, which says whether the document has left its bucket."""
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        sweeps: AsyncCollection[Document],
+        name: str,
+    ) -> None:
+        self.collection = collection
+        self.sweeps = sweeps
+        self.name = name
+
+    async def ensure_ready(self, now: datetime) -> None:
+        """The index, and the first bucket to look at. Called before anything is stored:
+        whatever is stored later falls due after `now`."""
+        await self.collection.create_index(FIELD)
+        with suppress(DuplicateKeyError):
+            await self.sweeps.insert_one({"_id": self.name, "bucket": due_bucket(now - CLOCK_SKEW)})
+
+    async def sweep(self, now: datetime, handle: Callable[[Document], Awaitable[bool]]) -> int:
+        """Hands every document of every bucket up to now to `handle`; returns how many it
+        took out of their buckets."""
+        found = await self.sweeps.find_one({"_id": self.name})
+        first = found["bucket"] if found else due_bucket(now - CLOCK_SKEW)
+        settled = due_bucket(now - CLOCK_SKEW)  # buckets before this one are wholly past
+        done_until = first
+        taken = 0
+        for bucket in range(first, due_bucket(now) + 1):
+            emptied = True
+            cursor = self.collection.find({FIELD: bucket}, batch_size=PAGE_SIZE)
+            async for document in cursor:
+                if await handle(document):
+                    taken += 1
+                else:
+                    emptied = False
+            if emptied and bucket == done_until and bucket < settled:
+                done_until = bucket + 1
+        if done_until > first:
+            await self.sweeps.update_one({"_id": self.name}, {"$max": {"bucket": done_until}})
+        return taken
