@@ -10,10 +10,18 @@ from services.processes import start_at_the_end
 from services.runtime.config import Settings
 from tests.infrastructure import Endpoints, InfrastructureUnavailable, endpoints
 from tests.kit import Probe, Producer
+from tests.query_plans import record_every_query
+
+record_every_query()  # before any client exists: see tests/integration/test_zz_query_plans.py
 
 RUN_ID = uuid.uuid4().hex[:8]
 # SPEC §4's bounded wait for an offer not heard of yet, shortened for the tests.
 UNKNOWN_OFFER_WAIT_SECONDS = 3.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The query-plan check runs last, when every query of the session has been seen."""
+    items.sort(key=lambda item: item.get_closest_marker("query_plans") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,105 @@
+"""The sweeps' due buckets (services.runtime.due) on the real database: everything due is
+found by equality on its bucket, however long ago it fell due, and the stored cursor moves
+on only past buckets with nothing left in them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.runtime.due import BUCKET_SECONDS, FIELD, DueBuckets, due_bucket
+from tests.infrastructure import Endpoints
+from tests.kit import new_id
+
+pytestmark = pytest.mark.integration
+
+Document = dict[str, Any]
+NOW = datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def database(infra: Endpoints) -> AsyncIterator[AsyncDatabase[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(infra.mongodb_url, tz_aware=True)
+    db = client[f"test_due_{new_id('db')}"]
+    yield db
+    await client.drop_database(db.name)
+    await client.close()
+
+
+async def store(db: AsyncDatabase[Document], *due: datetime) -> list[str]:
+    ids = [f"item-{i}" for i in range(len(due))]
+    await db["items"].insert_many(
+        [
+            {"_id": item, "due_at": at, FIELD: due_bucket(at)}
+            for item, at in zip(ids, due, strict=True)
+        ]
+    )
+    return ids
+
+
+def done_by(
+    db: AsyncDatabase[Document],
+    taken: list[str],
+    now: datetime = NOW,
+    skip: frozenset[str] = frozenset(),
+) -> Callable[[Document], Awaitable[bool]]:
+    """A sweep's handler: does what is due and not another instance's, and says so."""
+
+    async def handle(document: Document) -> bool:
+        if document["_id"] in skip or document["due_at"] > now:
+            return False
+        taken.append(document["_id"])
+        await db["items"].update_one({"_id": document["_id"]}, {"$unset": {FIELD: ""}})
+        return True
+
+    return handle
+
+
+async def cursor(db: AsyncDatabase[Document]) -> int:
+    found = await db["sweeps"].find_one({"_id": "items"})
+    assert found is not None
+    return int(found["bucket"])
+
+
+async def test_a_sweep_after_a_long_stop_finds_everything_due_and_nothing_early(
+    database: AsyncDatabase[Document],
+) -> None:
+    due = DueBuckets(database["items"], database["sweeps"], "items")
+    await due.ensure_ready(NOW - timedelta(hours=6))  # the service started 6 hours ago
+    overdue = [NOW - timedelta(hours=5, minutes=m) for m in (0, 1, 7)]
+    early = NOW + timedelta(seconds=10)  # in the current bucket, but not due yet
+    ids = await store(database, *overdue, NOW - timedelta(seconds=20), early)
+    taken: list[str] = []
+    assert await due.sweep(NOW, done_by(database, taken)) == 4
+    assert sorted(taken) == sorted(ids[:4])
+    # Past the emptied buckets, not into the ones the clocks could still disagree on.
+    assert await cursor(database) == due_bucket(NOW) - 1
+    taken.clear()
+    assert await due.sweep(NOW, done_by(database, taken)) == 0
+    later = NOW + timedelta(seconds=BUCKET_SECONDS)
+    assert await due.sweep(later, done_by(database, taken, later)) == 1
+    assert taken == [ids[4]]
+
+
+async def test_the_cursor_waits_for_work_left_to_another_instance(
+    database: AsyncDatabase[Document],
+) -> None:
+    due = DueBuckets(database["items"], database["sweeps"], "items")
+    start = NOW - timedelta(hours=1)
+    await due.ensure_ready(start)
+    first = await cursor(database)
+    ids = await store(database, NOW - timedelta(minutes=30), NOW - timedelta(minutes=10))
+    taken: list[str] = []
+    await due.sweep(NOW, done_by(database, taken, skip=frozenset(ids[:1])))  # not its own
+    assert taken == [ids[1]]
+    assert await cursor(database) == due_bucket(NOW - timedelta(minutes=30))
+    await due.sweep(NOW, done_by(database, taken))  # its owner's pass
+    assert taken == [ids[1], ids[0]]
+    assert await cursor(database) > first
+    await due.ensure_ready(NOW + timedelta(days=1))  # a restart keeps the stored cursor
+    assert await cursor(database) == due_bucket(NOW) - 1
