@@ -5,6 +5,9 @@
 // cmd/ferretdb from the module zip: that command panics at start because the module zip lacks the
 // generated build/version/version.txt, while the embeddable package does not need it.
 // The embeddable package never starts the telemetry reporter and disables telemetry explicitly.
+//
+// Beside FerretDB runs the GIN indexer (gin.go), which gives every indexed field the index that
+// FerretDB's equality queries can use.
 package main
 
 import (
@@ -54,8 +57,17 @@ func main() {
 		os.Exit(1)
 	}
 
+	indexerDone := make(chan struct{})
+	go func() {
+		defer close(indexerDone)
+		runGINIndexer(ctx, *postgresqlURL, logger.With("component", "gin-indexer"))
+	}()
+
 	logger.Info("FerretDB starting", "listen", *listenAddr, "postgresql", parsed.Redacted())
-	if err = f.Run(ctx); err != nil {
+	err = f.Run(ctx)
+	stop() // Run may also return by itself: stop the indexer either way
+	<-indexerDone
+	if err != nil {
 		logger.Error("FerretDB stopped with an error", "error", err)
 		os.Exit(1)
 	}
