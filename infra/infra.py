@@ -921,6 +921,14 @@ def with_needs(services: list[Service], only: str | None) -> list[Service]:
     return [service for service in services if service.name in names]
 
 
+def started_otherwise(service: Service, pid: int) -> bool:
+    """Whether a running component's arguments differ from those it would be started with now
+    (a change of infra.py since it was started: it runs on as it was until restarted)."""
+    actual, expected = cmdline(pid), service.command()
+    # A wrapper that execs the program (unshare) is no longer in the process's command line.
+    return not actual or expected[len(expected) - len(actual) :] != actual
+
+
 def cmd_up(ports: Ports, only: str | None = None) -> None:
     """Starts every component (or only the one named, and what it needs), idempotently, and waits
     until ready. A component that needs another starts once that one answers; the others boot in
@@ -944,6 +952,11 @@ def cmd_up(ports: Ports, only: str | None = None) -> None:
                 pid = service.running_pid()
                 if pid is not None:
                     say(f"{service.name} already running (pid {pid})")
+                    if started_otherwise(service, pid):
+                        say(
+                            f"  ... but started with other arguments than this infra.py gives "
+                            f"(an older version?): `infra.py restart {service.name}` applies them"
+                        )
                     waiting[service.name] = (service, None, pid)
                 else:
                     new = start(service)
