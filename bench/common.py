@@ -40,7 +40,12 @@ INFRA = Endpoints()
 # traffic, and every other consumer group on them (each test's services) would also handle
 # the bench's commands, racing ours to the notification and loading their databases.
 PRIVATE_INFRA_DIR = REPO / ".bench" / "infra"
-PRIVATE_PORTS = {"KAFKA_PORT": "29392", "KAFKA_CONTROLLER_PORT": "29393", "MONGO_PORT": "27317"}
+PRIVATE_PORTS = {
+    "KAFKA_PORT": "29392",
+    "KAFKA_CONTROLLER_PORT": "29393",
+    "MONGO_PORT": "27317",
+    "POSTGRES_PORT": "29432",  # FerretDB's PostgreSQL (infra.py)
+}
 PORTS = {"offer_service": 18401, "messaging_service": 18402, "notification_service": 18403}
 LOG_DIR = REPO / ".bench"
 
