@@ -7,7 +7,10 @@ the maximum the throughput benchmark measured in the same run); each latency is 
 from handing the command to the producer until the watcher, reading notifications.events
 with a 5 ms fetch wait, sees the notification.
 
-    python -m bench.latency --rate 5 [--seconds 40] [--profiles before,after]
+    python -m bench.latency --rate 5 [--seconds 40]
+
+The services run with their default settings (an earlier before/after pair of Kafka
+settings measured no difference and was dropped).
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from .common import (
     stamp,
     table,
 )
-from .throughput import PROFILES
 from .watch import Watcher
 
 NAMES = ("offer_service", "messaging_service", "notification_service")
@@ -43,7 +45,6 @@ NAMES = ("offer_service", "messaging_service", "notification_service")
 
 @dataclass(frozen=True)
 class Latencies:
-    profile: str
     path: str
     rate: float
     sent: int
@@ -52,7 +53,6 @@ class Latencies:
     def row(self) -> tuple[str, ...]:
         ms = [1000 * s for s in self.seconds]
         return (
-            self.profile,
             self.path,
             f"{self.rate:.1f}",
             f"{len(ms)}/{self.sent}",
@@ -97,18 +97,18 @@ def latencies(sent: dict[str, float], watcher: Watcher, kind: str) -> list[float
     return out
 
 
-async def measure(tag: str, profile: str, rate: float, seconds: float) -> list[Latencies]:
+async def measure(tag: str, rate: float, seconds: float) -> list[Latencies]:
     count = max(10, int(rate * seconds))
     terms = hourly_terms()
     extends = [extend_offer(tag, i, terms) for i in range(count)]
     watcher = Watcher("notifications.events", f"bench-free-{tag}-")
     producer = AIOKafkaProducer(bootstrap_servers=INFRA.kafka, linger_ms=0)
     results = []
-    async with Services(tag, NAMES, PROFILES[profile]):
+    async with Services(tag, NAMES):
         await watcher.start()
         await producer.start()
         try:
-            label = f"latency {profile} ExtendOffer"
+            label = "latency ExtendOffer"
             say(f"{label}: {count} commands at {rate:.1f}/s")
             sent = await steady(
                 producer,
@@ -126,7 +126,6 @@ async def measure(tag: str, profile: str, rate: float, seconds: float) -> list[L
                 say(f"{label}: {error}")
             results.append(
                 Latencies(
-                    profile,
                     "ExtendOffer → offer_received",
                     rate,
                     count,
@@ -134,7 +133,7 @@ async def measure(tag: str, profile: str, rate: float, seconds: float) -> list[L
                 )
             )
             # The client writes in each offer's thread; the freelancer is notified.
-            label = f"latency {profile} PostMessage"
+            label = "latency PostMessage"
             posts = [
                 {
                     "type": "PostMessage",
@@ -163,7 +162,6 @@ async def measure(tag: str, profile: str, rate: float, seconds: float) -> list[L
                 say(f"{label}: {error}")
             results.append(
                 Latencies(
-                    profile,
                     "PostMessage → new_message",
                     rate,
                     count,
@@ -176,30 +174,22 @@ async def measure(tag: str, profile: str, rate: float, seconds: float) -> list[L
     return results
 
 
-async def run(
-    rate: float, seconds: float, profiles: list[str], keep: bool, tag: str | None = None
-) -> list[Latencies]:
+async def run(rate: float, seconds: float, keep: bool, tag: str | None = None) -> list[Latencies]:
     tag = tag or run_id()
-    say(f"latency: run {tag}, {rate:.1f} commands/s for {seconds:.0f}s per path, {profiles}")
+    say(f"latency: run {tag}, {rate:.1f} commands/s for {seconds:.0f}s per path")
     results: list[Latencies] = []
     try:
-        for profile in profiles:
-            results.extend(await measure(f"{tag}{profile[0]}", profile, rate, seconds))
+        results.extend(await measure(tag, rate, seconds))
     finally:
         if not keep:
-            await drop_databases(
-                [f"bench_{name}_{tag}{profile[0]}" for name in NAMES for profile in profiles]
-            )
+            await drop_databases([f"bench_{name}_{tag}" for name in NAMES])
     print(
         table(
             f"Latency at a steady rate, command published → NotificationCreated ({stamp()})",
-            ("profile", "path", "rate/s", "seen", "p50 ms", "p95 ms", "p99 ms", "max ms"),
+            ("path", "rate/s", "seen", "p50 ms", "p95 ms", "p99 ms", "max ms"),
             [result.row() for result in results],
         )
     )
-    for profile in profiles:
-        knobs = PROFILES[profile]
-        print(f"  {profile}: " + ", ".join(f"{k}={v}" for k, v in knobs.items()))
     return results
 
 
@@ -207,13 +197,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, required=True, help="commands per second")
     parser.add_argument("--seconds", type=float, default=40, help="seconds of sending per path")
-    parser.add_argument("--profiles", default="before,after")
     parser.add_argument(
         "--keep", action="store_true", help="keep the bench databases (and its own infra)"
     )
     add_infra_options(parser)
     args = parser.parse_args()
-    run_with_infra(args, run(args.rate, args.seconds, args.profiles.split(","), args.keep))
+    run_with_infra(args, run(args.rate, args.seconds, args.keep))
 
 
 if __name__ == "__main__":
