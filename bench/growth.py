@@ -1,20 +1,27 @@
-"""Growth: how the extend rate and the expiry sweep behave with many offers stored.
+"""Growth: the cost of one command, and the expiry sweep, with many offers stored.
 
 The offers are inserted straight into a database of offer_service's (insert_many batches)
 in exactly the shape offer_service's store leaves an offer after its events are published:
 the template is one offer written through the real path (parse_command → domain.extend →
 MongoOfferStore.create_offer → MongoOutbox.mark_published) and read back; copies differ in
-ids, parties and times. One offer in 100 expires 1 day from now, the rest in 30 days; the
-sweep is timed with a clock 2 days ahead, so exactly those 1% are due for it and never for
-the running offer_service (whose own sweep uses the real clock).
+ids, parties and times, and each carries the `due_bucket` of its own expires_at
+(services.runtime.due). One offer in 100 expires 1 day after the run started, the rest 30
+days after; the sweep is timed with a clock 2 days ahead, so exactly those 1 % are due for
+it and never for the running offer_service (whose own sweep uses the real clock).
 
 At each size (default 10k, then topped up to 100k, then to 1M):
-- direct store timings: one get_offer, one create_offer + mark_published of a new offer;
+- direct store timings, the median of 50 each: get_offer of a random stored offer;
+  create_offer, then mark_published, of a new offer (what an ExtendOffer writes);
 - the end-to-end extend rate with offer_service and notification_service as processes
   (N commands, capped by a time limit: the rate is what completed within it);
-- the sweep: the query plan FerretDB reports, the time of the due-offers query alone, and
-  handlers.sweep_expired timed as offer_service runs it, limited to a few expiries at the
-  larger sizes (each expiry is timed; the full pass is extrapolated and labelled so).
+- the sweep, with the sweep's cursor (the `sweeps` document) at the due offers' bucket, as
+  the services would have left it: the query plan FerretDB reports for one bucket; finding
+  the due offers (every bucket from the cursor to the clock read, nothing written); and
+  handlers.sweep_expired, the full pass, expiring every due offer through the real handler
+  with a recording publish function (no Kafka). The expired offers are then put back as
+  they were, so the next size again has 1 % due.
+Each size's costs are printed beside the first size's, as a ratio (goal: 1M within 1.5x of
+10k).
 
     python -m bench.growth [--sizes 10000,100000,1000000] [--keep]
 """
@@ -24,28 +31,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
+import statistics
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from pymongo import ASCENDING
+from pymongo import ReplaceOne
 
 from contracts import OFFER_COMMAND_ADAPTER, ExtendOffer, parse_command
 from services.offer_service.domain import offer as offer_rules
 from services.offer_service.domain.offer import Policy
 from services.offer_service.handlers import OfferHandlers, offer_entries
 from services.offer_service.store import MongoOfferStore
-from services.runtime.kafka import ensure_topics
+from services.runtime.due import CLOCK_SKEW, due_bucket
+from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.outbox import MongoOutbox, OutboxEntry
 from services.runtime.ownership import Ownership
 from services.runtime.refusals import Refusals, Rejection
 
 from .common import (
-    INFRA,
     add_infra_options,
     drop_databases,
     extend_offer,
@@ -63,6 +71,21 @@ from .throughput import measure_ours
 Document = dict[str, Any]
 BATCH = 2000
 DUE_EVERY = 100  # one offer in 100 is due for the sweep
+SAMPLES = 50  # timed operations per store figure (the median is printed)
+GOAL = 1.5  # the largest size's cost within this many times the first size's
+
+
+@dataclass
+class SweepFigures:
+    due: int = 0
+    buckets: int = 0
+    find_s: float = 0.0
+    found: int = 0
+    on_schedule_s: float = 0.0
+    on_schedule_found: int = 0
+    pass_s: float = 0.0
+    expired: int = 0
+    published: int = 0
 
 
 @dataclass
@@ -74,96 +97,88 @@ class SizeFigures:
     mark_published_ms: float
     extend_rate: float | None = None
     extend_note: str = ""
-    sweep_query_s: float | None = None
-    sweep_due: int = 0
-    sweep_expired: int = 0
-    sweep_pass_s: float | None = None
-    expire_ms: float | None = None
-    plan: str = ""
+    sweep: SweepFigures | None = None
+    plans: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
-    def sweep_full_s(self) -> float | None:
-        if self.sweep_query_s is None or self.expire_ms is None:
-            return None
-        return self.sweep_query_s + self.sweep_due * self.expire_ms / 1000
+    def write_ms(self) -> float:
+        return self.create_ms + self.mark_published_ms
 
 
-def expiries_for(size: int) -> int:
-    """How many offers the timed sweep pass expires: every due one would take hours at the
-    larger sizes (each expiry's writes scan the collection on FerretDB/SQLite)."""
-    return 10 if size <= 10_000 else 2 if size <= 100_000 else 0
-
-
-class LimitedOwnership(Ownership):
-    """Owns every offer, but lets the sweep expire only the first `limit` it asks about."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__("offers.commands")
-        self.partitions = 3
-        self._owned = frozenset({0, 1, 2})
-        self.limit = limit
-        self.asked = 0
+class OwnsAll(Ownership):
+    """This instance owns every aggregate (the only offer_service there is)."""
 
     def owns(self, key: str) -> bool:
-        self.asked += 1
-        return self.asked <= self.limit
+        return True
+
+
+def parsed_extend(tag: str, n: int) -> ExtendOffer:
+    raw = json.dumps(extend_offer(tag, n, hourly_terms())).encode()
+    command = parse_command(OFFER_COMMAND_ADAPTER, raw, today=today(), max_contract_days=180)
+    assert isinstance(command, ExtendOffer), command
+    return command
+
+
+async def create_offer(store: MongoOfferStore, command: ExtendOffer) -> tuple[Document, float]:
+    """create_offer of the command's offer; returns the document and the seconds it took."""
+    now = datetime.now(UTC)
+    decision = offer_rules.extend(command, now=now, policy=Policy())
+    assert not isinstance(decision, Rejection)
+    started = time.perf_counter()
+    document = await store.create_offer(
+        decision.offer, command.command_id, offer_entries(decision), now
+    )
+    return document, time.perf_counter() - started
 
 
 async def template_offer(store: MongoOfferStore, tag: str) -> Document:
     """One offer through the real path, as the store leaves it once published."""
-    raw = json.dumps(extend_offer(f"{tag}-template", 0, hourly_terms())).encode()
-    command = parse_command(OFFER_COMMAND_ADAPTER, raw, today=today(), max_contract_days=180)
-    assert isinstance(command, ExtendOffer), command
-    now = datetime.now(UTC)
-    decision = offer_rules.extend(command, now=now, policy=Policy())
-    assert not isinstance(decision, Rejection)
-    document = await store.create_offer(
-        decision.offer, command.command_id, offer_entries(decision), now
-    )
+    document, _ = await create_offer(store, parsed_extend(f"{tag}-template", 0))
     await store.offers_outbox.mark_published(document["_id"], document["revision"])
     stored = await store.offers.find_one({"_id": document["_id"]})
     assert stored is not None
     return stored
 
 
-def copies(template: Document, tag: str, start: int, stop: int, now: datetime) -> list[Document]:
-    out = []
-    soon, later = now + timedelta(days=1), now + timedelta(days=30)
-    version = dict(template["versions"][0], sent_at=now)
-    for i in range(start, stop):
-        offer_id = f"growth-{tag}-{i}"
-        out.append(
-            {
-                **template,
-                "_id": offer_id,
-                "offer_id": offer_id,
-                "job_id": f"growth-job-{i}",
-                "proposal_id": f"growth-prop-{i}",
-                "client_id": f"growth-client-{i % 5000}",
-                "freelancer_id": f"growth-free-{i % 20000}",
-                "expires_at": soon if i % DUE_EVERY == 0 else later,
-                "versions": [version],
-                "created_at": now,
-                "updated_at": now,
-                "handled": [str(uuid.uuid4())],
-            }
-        )
-    return out
+def offer_id(tag: str, i: int) -> str:
+    return f"growth-{tag}-{i}"
 
 
-async def fill(store: MongoOfferStore, template: Document, tag: str, have: int, want: int) -> float:
+def copy_of(template: Document, tag: str, i: int, base: datetime) -> Document:
+    expires_at = base + (timedelta(days=1) if i % DUE_EVERY == 0 else timedelta(days=30))
+    return {
+        **template,
+        "_id": offer_id(tag, i),
+        "offer_id": offer_id(tag, i),
+        "job_id": f"growth-job-{i}",
+        "proposal_id": f"growth-prop-{i}",
+        "client_id": f"growth-client-{i % 5000}",
+        "freelancer_id": f"growth-free-{i % 20000}",
+        "expires_at": expires_at,
+        DUE_BUCKET: due_bucket(expires_at),
+        "versions": [dict(template["versions"][0], sent_at=base)],
+        "created_at": base,
+        "updated_at": base,
+        "handled": [f"growth-cmd-{tag}-{i}"],
+    }
+
+
+async def fill(
+    store: MongoOfferStore, template: Document, tag: str, have: int, want: int, base: datetime
+) -> float:
     """Inserts offers up to `want`; returns the insert rate (offers/s)."""
     started = time.perf_counter()
     next_line = started + 10
-    now = datetime.now(UTC)
     for start in range(have, want, BATCH):
-        await store.offers.insert_many(copies(template, tag, start, min(want, start + BATCH), now))
+        stop = min(want, start + BATCH)
+        await store.offers.insert_many(
+            [copy_of(template, tag, i, base) for i in range(start, stop)]
+        )
         if time.perf_counter() >= next_line:
-            done = min(want, start + BATCH)
-            rate = (done - have) / (time.perf_counter() - started)
-            eta = (want - done) / rate
-            say(f"growth: {done:,}/{want:,} offers stored ({rate:,.0f}/s, ~{eta:.0f}s to go)")
+            rate = (stop - have) / (time.perf_counter() - started)
+            eta = (want - stop) / rate
+            say(f"growth: {stop:,}/{want:,} offers stored ({rate:,.0f}/s, ~{eta:.0f}s to go)")
             next_line += 10
     rate = (want - have) / (time.perf_counter() - started)
     say(f"growth: {want:,} offers stored (this step {rate:,.0f} offers/s)")
@@ -171,114 +186,147 @@ async def fill(store: MongoOfferStore, template: Document, tag: str, have: int, 
 
 
 async def store_timings(store: MongoOfferStore, tag: str, size: int) -> tuple[float, float, float]:
-    """One get_offer of an existing offer; create_offer + mark_published of a new one."""
-    started = time.perf_counter()
-    await store.get_offer(f"growth-{tag}-{size // 2}")
-    get_ms = 1000 * (time.perf_counter() - started)
-    raw = json.dumps(extend_offer(f"{tag}-probe{size}", 0, hourly_terms())).encode()
-    command = parse_command(OFFER_COMMAND_ADAPTER, raw, today=today(), max_contract_days=180)
-    assert isinstance(command, ExtendOffer)
-    now = datetime.now(UTC)
-    decision = offer_rules.extend(command, now=now, policy=Policy())
-    assert not isinstance(decision, Rejection)
-    started = time.perf_counter()
-    document = await store.create_offer(
-        decision.offer, command.command_id, offer_entries(decision), now
+    """Medians of SAMPLES get_offer of random stored offers, and of SAMPLES create_offer and
+    mark_published of new ones, in ms."""
+    picks = random.Random(size).sample(range(size), min(size, SAMPLES))
+    for i in picks[:3]:  # warm the connection pool; untimed
+        await store.get_offer(offer_id(tag, i))
+    gets = []
+    for i in picks:
+        started = time.perf_counter()
+        found = await store.get_offer(offer_id(tag, i))
+        gets.append(time.perf_counter() - started)
+        assert found is not None, offer_id(tag, i)
+    creates, marks = [], []
+    for k in range(SAMPLES):
+        document, seconds = await create_offer(store, parsed_extend(f"{tag}-probe{size}", k))
+        creates.append(seconds)
+        started = time.perf_counter()
+        await store.offers_outbox.mark_published(document["_id"], document["revision"])
+        marks.append(time.perf_counter() - started)
+    get_ms, create_ms, mark_ms = (
+        1000 * statistics.median(values) for values in (gets, creates, marks)
     )
-    create_ms = 1000 * (time.perf_counter() - started)
-    started = time.perf_counter()
-    await store.offers_outbox.mark_published(document["_id"], document["revision"])
-    mark_ms = 1000 * (time.perf_counter() - started)
     say(
-        f"growth {size:,}: get_offer {get_ms:.1f} ms, create_offer {create_ms:.1f} ms, "
-        f"mark_published {mark_ms:.0f} ms"
+        f"growth {size:,}: medians of {SAMPLES}: get_offer {get_ms:.2f} ms, create_offer "
+        f"{create_ms:.2f} ms, mark_published {mark_ms:.2f} ms"
     )
     return get_ms, create_ms, mark_ms
 
 
-async def sweep(store: MongoOfferStore, database: Any, tag: str, figures: SizeFigures) -> None:
-    clock_ahead = datetime.now(UTC) + timedelta(days=2)
-    query = {"status": "pending", "expires_at": {"$lte": clock_ahead}}
-    explained = await database.command(
-        {"explain": {"find": "offers", "filter": query, "sort": {"expires_at": ASCENDING}}}
-    )
-    plan = explained.get("queryPlanner", {}).get("Plan") or explained.get("queryPlanner")
-    figures.plan = (
-        f"filterPushdown={explained.get('filterPushdown')}, "
-        f"sortPushdown={explained.get('sortPushdown')}, plan={plan}"
-    )
-    say(f"growth {figures.size:,}: sweep query plan: {figures.plan}")
-    started = time.perf_counter()
-    due = [offer_id async for offer_id in store.offers_due_for_expiry(clock_ahead)]
-    figures.sweep_query_s = time.perf_counter() - started
-    figures.sweep_due = len(due)
-    say(
-        f"growth {figures.size:,}: due-offers query alone {figures.sweep_query_s:.1f}s "
-        f"({len(due):,} due)"
-    )
+async def explain(database: Any, query: Document) -> str:
+    """FerretDB's answer to explain: whether the filter went down to the backend, and the
+    backend's plan nodes (with their index names)."""
+    explained = await database.command({"explain": {"find": "offers", "filter": query}})
+    plan = explained.get("queryPlanner", {})
+    plan = plan.get("Plan", plan) if isinstance(plan, dict) else plan
+    nodes: list[str] = []
 
-    limit = min(len(due), expiries_for(figures.size))
-    if limit == 0:
-        # Each expiry is a get_offer and two revision-conditioned writes of the offer
-        # (update_offer, mark_published): estimated from the store timings of this size.
-        figures.expire_ms = figures.get_offer_ms + 2 * figures.mark_published_ms
-        figures.notes.append(
-            "sweep pass not run at this size; ms per expiry estimated as get_offer + "
-            "2 x mark_published (both writes are conditioned on _id and revision)"
-        )
-        say(f"growth {figures.size:,}: sweep pass skipped, ~{figures.expire_ms:,.0f} ms/expiry")
-        return
-    topic = f"bench.{tag}.offers-events"
-    await ensure_topics(INFRA.kafka, [topic])
-    producer = AIOKafkaProducer(bootstrap_servers=INFRA.kafka, enable_idempotence=True)
-    await producer.start()
-    published = 0
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "Node Type" in node:
+                index = node.get("Index Name")
+                nodes.append(node["Node Type"] + (f" ({index})" if index else ""))
+            for child in node.get("Plans", []):
+                walk(child)
+
+    walk(plan)
+    described = " ← ".join(nodes) if nodes else str(plan)[:300]
+    return f"filterPushdown={explained.get('filterPushdown')}: {described}"
+
+
+async def while_running(work: Awaitable[int], every: float, line: Callable[[], str]) -> int:
+    """Awaits `work`, printing `line()` every `every` seconds meanwhile."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every)
+        if done:
+            return task.result()
+        say(line())
+
+
+async def sweep(
+    store: MongoOfferStore,
+    database: Any,
+    template: Document,
+    tag: str,
+    figures: SizeFigures,
+    base: datetime,
+    restore: bool,
+) -> None:
+    size = figures.size
+    due_at = base + timedelta(days=1)
+    first = due_bucket(due_at)
+    # The cursor where a service sweeping all along would have it: at the bucket of the
+    # oldest pending work (nothing before it holds any).
+    sweeps = database["sweeps"]
+    await sweeps.update_one({"_id": store.expiry.name}, {"$set": {"bucket": first}}, upsert=True)
+    clock = datetime.now(UTC) + timedelta(days=2)
+    result = figures.sweep = SweepFigures()
+    result.due = len(range(0, size, DUE_EVERY))
+    result.buckets = due_bucket(clock) - first + 1
+
+    # Finding the due offers: the bucket reads alone (a handler that takes nothing, so the
+    # cursor stays where it is). First as a sweep on schedule finds them, a minute after
+    # they fell due (the services sweep every 60 s); then with the clock 2 days ahead.
+    async def find(at: datetime) -> tuple[float, int]:
+        found = 0
+
+        async def count(document: Document) -> bool:
+            nonlocal found
+            found += document["expires_at"] <= at
+            return False
+
+        started = time.perf_counter()
+        await store.expiry.sweep(at, count)
+        return time.perf_counter() - started, found
+
+    on_schedule = due_at + CLOCK_SKEW + timedelta(minutes=1)
+    result.on_schedule_s, result.on_schedule_found = await find(on_schedule)
+    say(
+        f"growth {size:,}: on schedule ({due_bucket(on_schedule) - first + 1} buckets): found "
+        f"{result.on_schedule_found:,} due in {result.on_schedule_s:.2f}s"
+    )
+    say(f"growth {size:,}: finding the due offers, {result.buckets:,} buckets from the cursor")
+    result.find_s, result.found = await find(clock)
+    say(f"growth {size:,}: found {result.found:,} due in {result.find_s:.2f}s")
+
+    # The full pass, through the real handler; the events are recorded, not sent.
+    published: list[OutboxEntry] = []
 
     async def publish(entries: Sequence[OutboxEntry]) -> None:
-        nonlocal published
-        futures = [
-            await producer.send(topic, e.payload.encode(), key=e.key.encode()) for e in entries
-        ]
-        await asyncio.gather(*futures)
-        published += len(futures)
+        published.extend(entries)
 
-    ownership = LimitedOwnership(limit)
     handlers = OfferHandlers(
         store,
         publish,
         policy=Policy(),
-        clock=lambda: datetime.now(UTC) + timedelta(days=2),
+        clock=lambda: clock,
         unknown_contract_wait=0,
-        offers=ownership,
-        contracts=Ownership("contracts.commands"),
-        refusals=Refusals(database, publish, lambda: datetime.now(UTC)),
+        offers=OwnsAll("offers.commands"),
+        contracts=OwnsAll("contracts.commands"),
+        refusals=Refusals(database, publish, lambda: clock),
     )
-    say(f"growth {figures.size:,}: sweep pass, expiring at most {limit} of {len(due):,} due")
-    try:
-        # Each expiry timed on its own (the pass also streams the whole due query).
-        expire = handlers._expire
-        expiry_seconds: list[float] = []
-
-        async def timed_expire(offer_id: str, sweep_id: str) -> bool:
-            began = time.perf_counter()
-            try:
-                return await expire(offer_id, sweep_id)
-            finally:
-                expiry_seconds.append(time.perf_counter() - began)
-
-        setattr(handlers, "_expire", timed_expire)  # noqa: B010
-        started = time.perf_counter()
-        expired = await handlers.sweep_expired()
-        figures.sweep_pass_s = time.perf_counter() - started
-    finally:
-        await producer.stop()
-    figures.sweep_expired = expired
-    if expiry_seconds:
-        figures.expire_ms = 1000 * sum(expiry_seconds) / len(expiry_seconds)
+    say(f"growth {size:,}: sweep_expired, full pass")
+    started = time.perf_counter()
+    result.expired = await while_running(
+        handlers.sweep_expired(),
+        10,
+        lambda: f"growth {size:,}: sweep pass: {len(published):,} expiries published so far",
+    )
+    result.pass_s = time.perf_counter() - started
+    result.published = len(published)
     say(
-        f"growth {figures.size:,}: sweep pass {figures.sweep_pass_s:.1f}s, expired {expired} "
-        f"({published} events published), ~{figures.expire_ms or 0:.0f} ms per expiry"
+        f"growth {size:,}: full pass {result.pass_s:.1f}s, {result.expired:,} expired "
+        f"({result.published:,} events recorded)"
     )
+    if restore:  # the expired offers as they were, so that the next size has 1 % due again
+        due = [copy_of(template, tag, i, base) for i in range(0, size, DUE_EVERY)]
+        for start in range(0, len(due), BATCH):
+            await store.offers.bulk_write(
+                [ReplaceOne({"_id": d["_id"]}, d) for d in due[start : start + BATCH]],
+                ordered=False,
+            )
 
 
 async def run(
@@ -287,8 +335,8 @@ async def run(
     extend_within: float,
     keep: bool,
     tag: str | None = None,
-    insert_budget_s: float = 1200,
-    e2e_up_to: int = 100_000,
+    insert_budget_s: float = 2400,
+    e2e_up_to: int = 1_000_000,
 ) -> list[SizeFigures]:
     tag = tag or run_id()
     database_name = f"bench_offer_service_{tag}g"
@@ -297,6 +345,7 @@ async def run(
     store = MongoOfferStore(database)
     extra_databases = []
     results: list[SizeFigures] = []
+    base = datetime.now(UTC)
     say(f"growth: run {tag}, sizes {sizes}, database {database_name}")
     try:
         await store.ensure_indexes()  # as offer_service does on start, before the data
@@ -305,10 +354,19 @@ async def run(
         await store.offers.delete_one({"_id": template["_id"]})
         have = 0
         for size in sizes:
-            rate = await fill(store, template, tag, have, size)
+            rate = await fill(store, template, tag, have, size, base)
             have = size
             figures = SizeFigures(size, rate, *await store_timings(store, tag, size))
             results.append(figures)
+            figures.plans = {
+                "get_offer {_id}": await explain(database, {"_id": offer_id(tag, 0)}),
+                "sweep {due_bucket}": await explain(
+                    database, {DUE_BUCKET: due_bucket(base + timedelta(days=1))}
+                ),
+                "relay {outbox_pending}": await explain(database, {"outbox_pending": True}),
+            }
+            for name, plan in figures.plans.items():
+                say(f"growth {size:,}: plan of {name}: {plan}")
             # End to end, with this database as offer_service's.
             notifications_db = f"bench_notification_service_{tag}g{size}"
             extra_databases.append(notifications_db)
@@ -318,9 +376,9 @@ async def run(
                 measured = await measure_ours(
                     f"{tag}g{size}",
                     extend_n,
-                    "after",
                     within=extend_within,
                     partial=True,
+                    label=f"growth {size:,} e2e",
                     databases={
                         "offer_service": database_name,
                         "notification_service": notifications_db,
@@ -334,8 +392,9 @@ async def run(
             except (TimeoutError, RuntimeError) as error:
                 figures.extend_note = str(error)
                 say(f"growth {size:,}: {error}")
-            await sweep(store, database, f"{tag}g{size}", figures)
-            if size != sizes[-1]:
+            last = size == sizes[-1]
+            await sweep(store, database, template, tag, figures, base, restore=not last)
+            if not last:
                 following = sizes[sizes.index(size) + 1]
                 projected = (following - size) / rate
                 if projected > insert_budget_s:
@@ -347,7 +406,8 @@ async def run(
                     say(f"growth: {note}")
                     break
     finally:
-        await client.close()
+        with suppress(Exception):
+            await client.close()
         if not keep:
             await drop_databases([database_name, *extra_databases])
     report(results, extend_n, extend_within)
@@ -355,62 +415,92 @@ async def run(
 
 
 def report(results: list[SizeFigures], extend_n: int, extend_within: float) -> None:
+    if not results:
+        return
+    first = results[0]
+
     def fmt(value: float | None, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
+    def times(value: float | None, reference: float | None) -> str:
+        if value is None or not reference:
+            return "-"
+        ratio = value / reference
+        return f"{ratio:.2f}x" + ("" if ratio <= GOAL else " ✘")
+
+    def rate_cost(rate: float | None) -> str:
+        # A rate's cost is its inverse: the first size's rate over this one's.
+        if rate is None or not rate or first.extend_rate is None:
+            return "-"
+        return times(first.extend_rate / rate, 1.0)
+
     print(
         table(
-            f"Growth: offers already stored in offer_service's database ({stamp()})",
+            f"Growth: the cost of one command with offers already stored ({stamp()})",
             (
                 "stored offers",
                 "insert offers/s",
                 "get_offer ms",
-                "create_offer ms",
-                "mark_published ms",
+                f"x {first.size:,}",
+                "create_offer + mark_published ms",
+                f"x {first.size:,}",
                 f"extend offers/s (e2e, {extend_n} cmds, ≤{extend_within:.0f}s)",
+                f"cost x {first.size:,}",
             ),
             [
                 (
                     f"{f.size:,}",
                     f"{f.insert_rate:,.0f}",
-                    f"{f.get_offer_ms:.1f}",
-                    f"{f.create_ms:.1f}",
-                    f"{f.mark_published_ms:,.0f}",
-                    fmt(f.extend_rate, ".2f") + (f" ({f.extend_note})" if f.extend_note else ""),
+                    f"{f.get_offer_ms:.2f}",
+                    times(f.get_offer_ms, first.get_offer_ms),
+                    f"{f.create_ms:.2f} + {f.mark_published_ms:.2f}",
+                    times(f.write_ms, first.write_ms),
+                    fmt(f.extend_rate, ".1f") + (f" ({f.extend_note})" if f.extend_note else ""),
+                    rate_cost(f.extend_rate),
                 )
                 for f in results
             ],
         )
     )
+    print(f"  store timings: medians of {SAMPLES} operations each; goal: ≤ {GOAL}x the first size")
+    swept = [f for f in results if f.sweep is not None]
     print(
         table(
-            "Expiry sweep, 1% of the stored pending offers due",
+            "Expiry sweep, 1% of the stored pending offers due (clock 2 days ahead)",
             (
                 "stored offers",
                 "due",
-                "query alone s",
-                "expired in pass",
-                "pass s",
+                "finding s, on schedule (3 buckets)",
+                "buckets read",
+                "finding the due offers s",
+                "full pass s (every due offer expired)",
+                "expired",
                 "ms per expiry",
-                "full pass s (extrapolated)",
             ),
             [
                 (
                     f"{f.size:,}",
-                    f"{f.sweep_due:,}",
-                    fmt(f.sweep_query_s, ".1f"),
-                    f"{f.sweep_expired}",
-                    fmt(f.sweep_pass_s, ".1f"),
-                    fmt(f.expire_ms, ",.0f"),
-                    fmt(f.sweep_full_s, ",.0f")
-                    + (" (measured)" if f.sweep_expired >= f.sweep_due else " (estimate)"),
+                    f"{s.found:,}/{s.due:,}",
+                    f"{s.on_schedule_s:.2f} ({s.on_schedule_found:,} found)",
+                    f"{s.buckets:,}",
+                    f"{s.find_s:.2f}",
+                    f"{s.pass_s:.2f}",
+                    f"{s.expired:,}",
+                    fmt(1000 * (s.pass_s - s.find_s) / s.expired if s.expired else None, ".2f"),
                 )
-                for f in results
+                for f in swept
+                if (s := f.sweep) is not None
             ],
         )
     )
+    print(
+        "  finding: the bucket reads alone, from the sweep's cursor (at the due offers' bucket)\n"
+        "  to the clock; on schedule: the clock a minute after they fell due, as a sweep every\n"
+        "  60 s finds them. ms per expiry: (full pass - finding) / expired"
+    )
     for f in results:
-        print(f"  {f.size:,}: sweep query plan: {f.plan}")
+        for name, plan in f.plans.items():
+            print(f"  {f.size:,}: plan of {name}: {plan}")
         if f.extend_note:
             print(f"  {f.size:,}: extend: {f.extend_note}")
         for note in f.notes:
@@ -419,11 +509,17 @@ def report(results: list[SizeFigures], extend_n: int, extend_within: float) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--e2e-up-to", type=int, default=100_000)
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--e2e-up-to", type=int, default=1_000_000)
     parser.add_argument("--extend-n", type=int, default=200, help="commands per e2e measurement")
     parser.add_argument(
         "--extend-within", type=float, default=180, help="time limit of each e2e measurement"
+    )
+    parser.add_argument(
+        "--insert-budget",
+        type=float,
+        default=2400,
+        help="stop before a size whose prefill would take longer than this, seconds",
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the bench databases (and its own infra)"
@@ -433,7 +529,14 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     run_with_infra(
         args,
-        run(sizes, args.extend_n, args.extend_within, args.keep, e2e_up_to=args.e2e_up_to),
+        run(
+            sizes,
+            args.extend_n,
+            args.extend_within,
+            args.keep,
+            insert_budget_s=args.insert_budget,
+            e2e_up_to=args.e2e_up_to,
+        ),
     )
 
 
