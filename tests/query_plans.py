@@ -62,16 +62,27 @@ class Query:
 class QueryRecorder(monitoring.CommandListener):
     def __init__(self) -> None:
         self.queries: dict[str, Query] = {}
+        # The indexes the services declared, by (database, collection): kept here because
+        # most tests drop their databases before the check runs.
+        self.indexes: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         extract = FILTERS.get(event.command_name)
-        if extract is None or event.database_name in ("admin", "config", "local"):
+        declaring = event.command_name == "createIndexes"
+        if not (extract or declaring) or event.database_name in ("admin", "config", "local"):
             return
         caller = _service_caller()
         if caller is None:
             return
         collection = str(event.command[event.command_name])
+        if declaring:
+            with self._lock:
+                declared = self.indexes.setdefault((event.database_name, collection), {})
+                for index in event.command.get("indexes", []):
+                    declared[index["name"]] = dict(index["key"])
+            return
+        assert extract is not None
         for found in extract(event.command):
             query = Query(event.database_name, collection, event.command_name, found, caller)
             with self._lock:
