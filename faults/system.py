@@ -38,9 +38,7 @@ class System:
                 "MONGODB_DATABASE": f"faults_{name}_{self.run_id}",
                 "KAFKA_GROUP_ID": f"faults-{name}-{self.run_id}",
                 "HTTP_PORT": str(self.base_port + n),
-                # The services' default: the relay scans every outbox collection this often,
-                # and on FerretDB/SQLite a scan reads the whole collection (1 s slows every
-                # service down as the run's collections grow).
+                # The services' default: the relay looks for unpublished outboxes this often.
                 "OUTBOX_RELAY_AFTER_SECONDS": "5",
                 # SPEC §4's bounded wait for an offer not heard of yet: a fault can hold
                 # offer_service's events back well past the 5 s default (a burst of 1,000s of

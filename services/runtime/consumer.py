@@ -22,7 +22,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 from pydantic import TypeAdapter, ValidationError
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, OperationFailure
 
 from contracts import InvalidCommand, UnreadableCommand, parse_command
 
@@ -44,6 +44,30 @@ INFRASTRUCTURE_ERRORS = (
     TimeoutError,
 )
 INFRASTRUCTURE_BACKOFF_SECONDS = 1.0
+# FerretDB keeps answering while the PostgreSQL behind it is down or restarting, with an
+# InternalError (code 1) that carries PostgreSQL's reason: an outage like any other.
+# SQLSTATE class 08 is a lost connection, 57P0x an administrator's shutdown or a start-up.
+INTERNAL_ERROR = 1
+BACKEND_LOST = (
+    "failed to connect",
+    "SQLSTATE 08",
+    "SQLSTATE 57P0",
+    "conn closed",
+    "unexpected EOF",
+    "connection reset",
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """True for a failure that passes with time: the record is to be handled again."""
+    if isinstance(error, INFRASTRUCTURE_ERRORS):
+        return True
+    return (
+        isinstance(error, OperationFailure)
+        and error.code == INTERNAL_ERROR
+        and any(sign in str(error) for sign in BACKEND_LOST)
+    )
+
 
 DeadLetter = Callable[[bytes, RecordOrigin, str], Awaitable[None]]
 RefuseInvalid = Callable[[InvalidCommand, RecordOrigin], Awaitable[None]]
@@ -134,11 +158,17 @@ async def _failure(
     infrastructure outage is raised instead, so the partition is rewound and retried."""
     try:
         await handle(message)
-    except INFRASTRUCTURE_ERRORS:
-        log.exception("could not handle %s: infrastructure unavailable; will retry", what)
-        await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
-        raise
     except Exception as error:
+        if is_outage(error):
+            log.error(
+                "could not handle %s: the database or broker is unavailable (%s); "
+                "will retry in %.0fs",
+                what,
+                str(error).splitlines()[-1][:200],
+                INFRASTRUCTURE_BACKOFF_SECONDS,
+            )
+            await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
+            raise
         log.exception("handling %s failed", what)
         return error
     return None
