@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReplaceOne
-
 from contracts import OFFER_COMMAND_ADAPTER, ExtendOffer, parse_command
 from services.offer_service.domain import offer as offer_rules
 from services.offer_service.domain.offer import Policy
@@ -321,12 +319,13 @@ async def sweep(
         f"({result.published:,} events recorded)"
     )
     if restore:  # the expired offers as they were, so that the next size has 1 % due again
-        due = [copy_of(template, tag, i, base) for i in range(0, size, DUE_EVERY)]
-        for start in range(0, len(due), BATCH):
-            await store.offers.bulk_write(
-                [ReplaceOne({"_id": d["_id"]}, d) for d in due[start : start + BATCH]],
-                ordered=False,
-            )
+        # One replace per command: FerretDB 1.24.2 holds a PostgreSQL connection for each
+        # statement of an update command until the command ends (handler/msg_update.go, a
+        # defer in the loop), so a bulk_write of 50 or more updates takes its whole pool (50)
+        # and stalls every client of that FerretDB.
+        for i in range(0, size, DUE_EVERY):
+            document = copy_of(template, tag, i, base)
+            await store.offers.replace_one({"_id": document["_id"]}, document)
 
 
 async def run(
