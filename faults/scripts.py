@@ -104,10 +104,13 @@ async def races(rig: Rig) -> Verdict:
     rng = random.Random()
     ledger = Ledger("1,000 accept/withdraw races")
     stories = [ledger.race(rng) for _ in range(1000)]
+    began = time.monotonic()
     await rig.sender.send_all([s[0] for s in stories] + [s for t in stories for s in t[1:]])
     # A generous bound for 3,000 commands on two cores (README, Fault injection: the time
     # it took is printed with the verdict).
-    return await settle(ledger, rig.recorder, rig.databases, within=900, progress=say)
+    verdict = await settle(ledger, rig.recorder, rig.databases, within=900, progress=say)
+    verdict.summary += f"; {time.monotonic() - began:.0f}s"
+    return verdict
 
 
 async def malformed(rig: Rig) -> Verdict:
