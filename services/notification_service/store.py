@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -131,18 +131,17 @@ class MongoNotificationStore:
     async def mark_read(self, recipient_id: str, ids: Sequence[str], now: datetime) -> int:
         """Marks the recipient's own notifications among `ids` read; returns how many
         changed. Leaves `revision` alone: it guards the outbox, which this does not touch.
-        One round trip, each id its own `_id` lookup (an `$in` is never pushed down)."""
-        result = await self.notifications.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": notification_id, "recipient_id": recipient_id, "read": False},
-                    {"$set": {"read": True, "read_at": now}},
-                )
-                for notification_id in dict.fromkeys(ids)
-            ],
-            ordered=False,
-        )
-        return result.modified_count
+        Each id is its own `_id` lookup (an `$in` is never pushed down), one update at a
+        time: FerretDB 1.24 holds a PostgreSQL connection per statement of one update
+        command, and a bulk of 100 exhausted its pool and stalled (measured)."""
+        changed = 0
+        for notification_id in dict.fromkeys(ids):
+            result = await self.notifications.update_one(
+                {"_id": notification_id, "recipient_id": recipient_id, "read": False},
+                {"$set": {"read": True, "read_at": now}},
+            )
+            changed += result.modified_count
+        return changed
 
     # --- messages about offers not known yet ------------------------------------------------
 

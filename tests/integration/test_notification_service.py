@@ -603,3 +603,30 @@ async def test_a_notification_stored_but_not_published_is_relayed(
     assert {k: stored[k] for k in NOTIFICATION_FIELDS} == {
         k: relayed.value[k] for k in NOTIFICATION_FIELDS
     }
+
+
+async def test_marking_the_most_notifications_a_command_may_name_read_in_one_go(
+    infra: Endpoints,
+) -> None:
+    """500 ids (MarkNotificationsRead's maximum) in one call: a bulk update of that many
+    statements exhausted FerretDB's PostgreSQL pool and stalled the whole database."""
+    settings = settings_for(
+        infra, "notification_service", database_name=f"test_notification_read_{new_id('db')}"
+    )
+    client = AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True)
+    try:
+        store = MongoNotificationStore(client[settings.database_name])
+        await store.ensure_indexes()
+        mine, theirs = [f"n-{i}" for i in range(450)], [f"t-{i}" for i in range(50)]
+        await store.notifications.insert_many(
+            [{"_id": n, "recipient_id": "free-1", "read": False} for n in mine]
+            + [{"_id": n, "recipient_id": "free-2", "read": False} for n in theirs]
+        )
+        ids = mine + theirs
+        changed = await asyncio.wait_for(store.mark_read("free-1", ids, utc_now()), 60)
+        assert changed == 450
+        assert await store.notifications.count_documents({"read": True}) == 450
+        assert await asyncio.wait_for(store.mark_read("free-1", ids, utc_now()), 60) == 0
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
