@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import platform
 import subprocess
@@ -132,6 +133,7 @@ class Services:
         return self.databases.get(name, f"bench_{name}_{self.tag}")
 
     async def __aenter__(self) -> Services:
+        say(f"{self.tag}: starting {', '.join(self.names)} from {code_state()}")
         for name in self.names:
             group = f"bench-{name}-{self.tag}"
             env = {
@@ -229,8 +231,29 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -
     return "\n".join(out) + "\n"
 
 
+def code_state() -> str:
+    """The commit the services run from, and whether their code has uncommitted changes
+    (the services run from the working tree, which others may be editing meanwhile)."""
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return done.stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "?"
+    diff = git("diff", "HEAD", "--", "services", "contracts")
+    if not diff:
+        return f"code {head}"
+    digest = hashlib.sha1(diff.encode()).hexdigest()[:8]
+    return f"code {head} + uncommitted changes in services/contracts (diff {digest})"
+
+
 def stamp() -> str:
-    return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}"
+    return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}; {code_state()}"
 
 
 async def drop_databases(names: Sequence[str]) -> None:
