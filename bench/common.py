@@ -61,14 +61,14 @@ def _infra(command: str) -> None:
 
 
 def private_infra_up() -> None:
-    say(f"starting the bench's own Kafka and FerretDB under {PRIVATE_INFRA_DIR}")
+    say(f"starting the bench's own Kafka and FerretDB (on PostgreSQL) under {PRIVATE_INFRA_DIR}")
     _infra("up")
     INFRA.kafka = f"127.0.0.1:{PRIVATE_PORTS['KAFKA_PORT']}"
     INFRA.mongodb_url = f"mongodb://127.0.0.1:{PRIVATE_PORTS['MONGO_PORT']}"
 
 
 def private_infra_down() -> None:
-    say("stopping the bench's own Kafka and FerretDB")
+    say("stopping the bench's own Kafka, FerretDB and PostgreSQL")
     _infra("down")
 
 
