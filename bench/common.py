@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import os
 import platform
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -47,24 +48,45 @@ PRIVATE_PORTS = {
     "MONGO_PORT": "27317",
     "POSTGRES_PORT": "29432",  # FerretDB's PostgreSQL (infra.py)
 }
-PORTS = {"offer_service": 18401, "messaging_service": 18402, "notification_service": 18403}
 LOG_DIR = REPO / ".bench"
 
 
-def _infra(command: str) -> None:
+def free_port() -> int:
+    """A loopback port nothing listens on now. Each run's services get their own: with fixed
+    ports a second bench run's service fails to bind, and the first run's health check then
+    answers for it (seen once: a measurement of 0 of 200 offers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _infra(command: str, check: bool = True) -> int:
     PRIVATE_INFRA_DIR.mkdir(parents=True, exist_ok=True)
     cache = PRIVATE_INFRA_DIR / "cache"
     if not cache.exists():  # the jars and the FerretDB binary `make infra-up` fetched
         cache.symlink_to(REPO / ".infra" / "cache")
     env = {**os.environ, "INFRA_DIR": str(PRIVATE_INFRA_DIR), **PRIVATE_PORTS}
-    subprocess.run([sys.executable, str(REPO / "infra" / "infra.py"), command], env=env, check=True)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "infra" / "infra.py"), command],
+        env=env,
+        check=check,
+        stdout=None if check else subprocess.DEVNULL,
+    )
+    return done.returncode
 
 
-def private_infra_up() -> None:
-    say(f"starting the bench's own Kafka and FerretDB (on PostgreSQL) under {PRIVATE_INFRA_DIR}")
-    _infra("up")
+def private_infra_up() -> bool:
+    """Starts the bench's own infra unless it runs already; True when this call started it
+    (so that a run stops only what it started, not another run's infra under its feet)."""
     INFRA.kafka = f"127.0.0.1:{PRIVATE_PORTS['KAFKA_PORT']}"
     INFRA.mongodb_url = f"mongodb://127.0.0.1:{PRIVATE_PORTS['MONGO_PORT']}"
+    if _infra("status", check=False) == 0:
+        say(f"the bench's own Kafka and FerretDB run already ({PRIVATE_INFRA_DIR}); left running")
+        return False
+    say(f"starting the bench's own Kafka and FerretDB (on PostgreSQL) under {PRIVATE_INFRA_DIR}")
+    _infra("up")
+    return True
 
 
 def private_infra_down() -> None:
@@ -85,11 +107,11 @@ def run_with_infra(args: argparse.Namespace, work: Coroutine[Any, Any, object]) 
     if args.shared_infra:
         asyncio.run(work)
         return
-    private_infra_up()
+    started = private_infra_up()
     try:
         asyncio.run(work)
     finally:
-        if not args.keep:
+        if started and not args.keep:
             private_infra_down()
 
 
@@ -136,17 +158,18 @@ class Services:
         say(f"{self.tag}: starting {', '.join(self.names)} from {code_state()}")
         for name in self.names:
             group = f"bench-{name}-{self.tag}"
+            port = free_port()
             env = {
                 **os.environ,
                 "KAFKA_BOOTSTRAP_SERVERS": INFRA.kafka,
                 "MONGODB_URL": INFRA.mongodb_url,
                 "MONGODB_DATABASE": self.database(name),
                 "KAFKA_GROUP_ID": group,
-                "HTTP_PORT": str(PORTS[name]),
+                "HTTP_PORT": str(port),
                 **self.extra_env,
             }
             await start_at_the_end(INFRA.kafka, group, CONSUMES[name])
-            process = ServiceProcess(name, PORTS[name], env, LOG_DIR / f"{self.tag}-{name}.log")
+            process = ServiceProcess(name, port, env, LOG_DIR / f"{self.tag}-{name}.log")
             process.start()
             self.processes.append(process)
         for process in self.processes:
