@@ -67,6 +67,11 @@ class Settings:
     # How long the producer waits to fill a batch; every publish is awaited (the outbox is
     # cleared only once the broker has the events), so this adds to each hop's latency.
     kafka_linger_ms: int = 0
+    # Consumers per subscribed topic in one instance, each a member of the service's group
+    # handling its own partitions one record at a time: partitions are handled concurrently,
+    # and each aggregate (one key, one partition) still has one writer. More than the
+    # topic's partitions leaves the extra ones idle.
+    kafka_consumers_per_topic: int = 3
 
     @classmethod
     def from_env(cls, service_name: str, default_http_port: int) -> Settings:
@@ -88,6 +93,7 @@ class Settings:
             kafka_group_id=os.environ.get("KAFKA_GROUP_ID", service_name),
             kafka_fetch_max_wait_ms=_int("KAFKA_FETCH_MAX_WAIT_MS", 50, minimum=1),
             kafka_linger_ms=_int("KAFKA_LINGER_MS", 0),
+            kafka_consumers_per_topic=_int("KAFKA_CONSUMERS_PER_TOPIC", 3, minimum=1),
         )
 
 

@@ -75,10 +75,15 @@ def subscribe(
 ) -> DefaultSubscriber:
     """A subscriber in the service's own consumer group that hands over the raw bytes and
     commits the offset only after the handler returned (NACK_ON_ERROR: on an exception the
-    partition is rewound and the record is handled again)."""
+    partition is rewound and the record is handled again).
+
+    With several consumers per topic, FastStream runs one consumer per worker, each with its
+    own partitions: records of different partitions are handled concurrently, those of one
+    partition (so of one aggregate) in order, one at a time."""
     return broker.subscriber(
         topic,
         group_id=settings.kafka_group_id,
+        max_workers=settings.kafka_consumers_per_topic,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         decoder=raw_body,

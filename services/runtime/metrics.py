@@ -72,10 +72,12 @@ class ServiceMetrics:
         """Lag of every partition this instance consumes: the newest offset the broker
         reported minus the offset committed, which we commit only after handling."""
         self.consumer_lag.clear()  # partitions handed to another instance drop out
+        consumers: list[Any] = []
         for subscriber in broker.subscribers:
-            consumer: Any = getattr(subscriber, "consumer", None)
-            if consumer is None:
-                continue
+            # One consumer, or a subgroup of them (KAFKA_CONSUMERS_PER_TOPIC).
+            subgroup = getattr(subscriber, "consumer_subgroup", None)
+            consumers += subgroup or [getattr(subscriber, "consumer", None)]
+        for consumer in filter(None, consumers):
             for partition in consumer.assignment():
                 newest = consumer.highwater(partition)
                 if newest is None:

@@ -60,11 +60,16 @@ class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
             if self._in_flight == 0:
                 self._idle.set()
 
+    # Called by each of the instance's consumers of the topic for its own partitions.
+
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # Give nothing away while this instance is still writing: the next owner would
         # read an aggregate mid-change.
-        self._owned = frozenset()
+        self._owned -= self._of_topic(revoked)
         await self._idle.wait()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._owned = frozenset(tp.partition for tp in assigned if tp.topic == self.topic)
+        self._owned |= self._of_topic(assigned)
+
+    def _of_topic(self, partitions: set[TopicPartition]) -> frozenset[int]:
+        return frozenset(tp.partition for tp in partitions if tp.topic == self.topic)

@@ -44,7 +44,9 @@ async def test_a_rebalance_waits_for_the_writing_in_flight() -> None:
 
     task = asyncio.create_task(writer())
     await writing.wait()
-    revoke = asyncio.create_task(ownership.on_partitions_revoked(set()))
+    revoke = asyncio.create_task(
+        ownership.on_partitions_revoked({TopicPartition("offers.commands", 0)})
+    )
     await asyncio.sleep(0.05)
     assert not revoke.done()  # still writing: the partition is not given away yet
     assert not ownership.owns("offer-1")  # but no new background work starts on it
@@ -68,3 +70,20 @@ async def test_one_writer_at_a_time_per_aggregate() -> None:
 
     await asyncio.gather(*(write("offer-1") for _ in range(5)), write("offer-2"))
     assert overlaps == 0
+
+
+async def test_each_consumer_of_the_instance_hands_over_only_its_own_partitions() -> None:
+    """KAFKA_CONSUMERS_PER_TOPIC: several consumers share one Ownership, each with its own
+    partitions; one of them giving its partitions away leaves the others' owned."""
+    ownership = Ownership("offers.commands")
+    ownership.partitions = 3
+    first = {TopicPartition("offers.commands", 0)}
+    second = {TopicPartition("offers.commands", 1), TopicPartition("offers.commands", 2)}
+    await ownership.on_partitions_assigned(first)
+    await ownership.on_partitions_assigned(second)
+    keys = {partition_for(key, 3): key for key in (f"offer-{i}" for i in range(30))}
+    assert sorted(keys) == [0, 1, 2]
+    assert all(ownership.owns(key) for key in keys.values())
+    await ownership.on_partitions_revoked(first)
+    assert not ownership.owns(keys[0])
+    assert ownership.owns(keys[1]) and ownership.owns(keys[2])
