@@ -173,7 +173,9 @@ class MongoOfferStore:
         self.contracts = database["contracts"]
         self.members = database["talent_cloud_members"]
         # Pending offers by the minute they expire in, for the expiry sweep.
-        self.expiry = DueBuckets(self.offers, database["sweeps"], "offer-expiry")
+        self.expiry = DueBuckets(
+            self.offers, database["sweeps"], "offer-expiry", fields=("expires_at",)
+        )
         # Offers and contracts change many times, so only their owner may write them; members
         # are written once and cleared once (services.runtime.ownership).
         self.offers_outbox = MongoOutbox(self.offers, offers_ownership)
