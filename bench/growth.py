@@ -10,6 +10,7 @@ days after; the sweep is timed with a clock 2 days ahead, so exactly those 1 % a
 it and never for the running offer_service (whose own sweep uses the real clock).
 
 At each size (default 10k, then topped up to 100k, then to 1M):
+- after the bulk load, a pause (--settle) while PostgreSQL checkpoints and vacuums;
 - direct store timings, the median of 50 each: get_offer of a random stored offer;
   create_offer, then mark_published, of a new offer (what an ExtendOffer writes);
 - the end-to-end extend rate with offer_service and notification_service as processes
@@ -70,6 +71,10 @@ Document = dict[str, Any]
 BATCH = 2000
 DUE_EVERY = 100  # one offer in 100 is due for the sweep
 SAMPLES = 50  # timed operations per store figure (the median is printed)
+# After a bulk load PostgreSQL checkpoints (back to back while 900k offers go in) and
+# autovacuums the new rows for a while; a system that grew to 1M over months would not do
+# that all at once, so the timings wait this long after the 1M step (less after smaller ones).
+SETTLE_S = 120.0
 GOAL = 1.5  # the largest size's cost within this many times the first size's
 
 
@@ -181,6 +186,17 @@ async def fill(
     rate = (want - have) / (time.perf_counter() - started)
     say(f"growth: {want:,} offers stored (this step {rate:,.0f} offers/s)")
     return rate
+
+
+async def settle(seconds: float) -> None:
+    if seconds < 1:
+        return
+    say(f"growth: letting the database settle after the bulk load, {seconds:.0f}s")
+    deadline = time.perf_counter() + seconds
+    while (left := deadline - time.perf_counter()) > 0:
+        await asyncio.sleep(min(10, left))
+        if left > 10:
+            say(f"growth: settling, {left - 10:.0f}s to go")
 
 
 async def store_timings(store: MongoOfferStore, tag: str, size: int) -> tuple[float, float, float]:
@@ -336,6 +352,7 @@ async def run(
     tag: str | None = None,
     insert_budget_s: float = 2400,
     e2e_up_to: int = 1_000_000,
+    settle_s: float = SETTLE_S,
 ) -> list[SizeFigures]:
     tag = tag or run_id()
     database_name = f"bench_offer_service_{tag}g"
@@ -354,6 +371,7 @@ async def run(
         have = 0
         for size in sizes:
             rate = await fill(store, template, tag, have, size, base)
+            await settle(settle_s * min(1.0, (size - have) / 900_000))
             have = size
             figures = SizeFigures(size, rate, *await store_timings(store, tag, size))
             results.append(figures)
@@ -515,6 +533,12 @@ def main() -> None:
         "--extend-within", type=float, default=180, help="time limit of each e2e measurement"
     )
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_S,
+        help="seconds to wait after the 1M bulk load before timing (scaled down for smaller steps)",
+    )
+    parser.add_argument(
         "--insert-budget",
         type=float,
         default=2400,
@@ -534,6 +558,7 @@ def main() -> None:
             args.extend_within,
             args.keep,
             insert_budget_s=args.insert_budget,
+            settle_s=args.settle,
             e2e_up_to=args.e2e_up_to,
         ),
     )
