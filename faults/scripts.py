@@ -55,9 +55,7 @@ async def restart_mid_stream(rig: Rig, component: str, *, offers: int, down: flo
     """Streams `offers` mixed stories; a few seconds in, stops `component` (SIGTERM, as
     infra/infra.py does), keeps it down for `down` seconds, starts it again."""
     rng = random.Random()
-    what = {"kafka": "Kafka broker", "postgres": "database (PostgreSQL, under FerretDB)"}[
-        component
-    ]
+    what = {"kafka": "Kafka broker", "postgres": "database (PostgreSQL, under FerretDB)"}[component]
     ledger = Ledger(f"{what} restart mid-stream")
     stories = ledger.mixed(offers, rng)
     began = time.monotonic()
