@@ -7,8 +7,9 @@ Collections:
 * `offers`: the local projection of offers.events (parties, title, status, expiry).
 * `reminders`: one per (offer, version, lead time), `pending` until due, then `sent` or
   `cancelled`; while pending, in the bucket of the minute it falls due in
-  (services.runtime.due). (No "claimed" state: FerretDB's conditional updates are not atomic across
-  connections, so the unique `_id` of the reminder's notification decides who sends it.)
+  (services.runtime.due). (No "claimed" state: FerretDB's conditional updates are not
+  atomic across connections, so the unique `_id` of the reminder's notification decides
+  who sends it.)
 * `rejections`: refused commands by command_id, each with its CommandRejected in an outbox.
 """
 

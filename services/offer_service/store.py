@@ -20,6 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from contracts import OfferTerms
 from services.runtime.clock import utc_now
+from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.due import DueBuckets, due_bucket
 from services.runtime.outbox import MongoOutbox, OutboxEntry, outbox_fields
 from services.runtime.ownership import Ownership
@@ -64,7 +65,7 @@ def offer_to_document(offer: Offer) -> Document:
         "version": offer.version,
         "expires_at": offer.expires_at,
         # Found by the expiry sweep while pending (services.runtime.due).
-        "due_bucket": due_bucket(offer.expires_at) if offer.status is OfferStatus.PENDING else None,
+        DUE_BUCKET: due_bucket(offer.expires_at) if offer.status is OfferStatus.PENDING else None,
         "closed_at": offer.closed_at,
         "close_reason": offer.close_reason,
         "versions": [

@@ -16,7 +16,6 @@ missed item.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
@@ -24,8 +23,6 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
-
-log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 

@@ -83,7 +83,7 @@ def outbox_fields(entries: Sequence[OutboxEntry], now: datetime) -> dict[str, An
     return {
         "outbox": [entry.to_document() for entry in entries],
         "outbox_since": now,
-        "outbox_pending": True,
+        PENDING: True,
     }
 
 
@@ -127,10 +127,14 @@ class MongoOutbox:
 
     async def relay_stale(self, publish: Publish, older_than: datetime) -> int:
         """Publishes outboxes left behind (a crash, a failed publish). Returns how many."""
-        cursor = self.collection.find({PENDING: True}, {"_id": 1}, batch_size=PAGE_SIZE)
+        pending = self.collection.find(
+            {PENDING: True}, {"_id": 1, "outbox_since": 1}, batch_size=PAGE_SIZE
+        )
         count = 0
-        async for found in cursor:
+        async for found in pending:
             document_id = found["_id"]
+            if found["outbox_since"] > older_than:
+                continue  # young: its writer is publishing it right now
             if self.ownership is None:
                 guard: AbstractAsyncContextManager[None] = nullcontext()
             elif self.ownership.owns(document_id):
