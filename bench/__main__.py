@@ -48,9 +48,6 @@ def main() -> None:
     parser.add_argument("--extend-within", type=float, default=180)
     parser.add_argument("--e2e-up-to", type=int, default=1_000_000)
     parser.add_argument("--skip-growth", action="store_true")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the bench databases (and its own infra)"
-    )
     add_infra_options(parser)
     args = parser.parse_args()
     run_with_infra(args, run(args))

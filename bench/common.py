@@ -95,6 +95,10 @@ def private_infra_down() -> None:
 
 
 def add_infra_options(parser: argparse.ArgumentParser) -> None:
+    """The options every bench script takes: where to run, and what to keep afterwards."""
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the bench databases (and its own infra)"
+    )
     parser.add_argument(
         "--shared-infra",
         action="store_true",

@@ -544,9 +544,6 @@ def main() -> None:
         default=2400,
         help="stop before a size whose prefill would take longer than this, seconds",
     )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the bench databases (and its own infra)"
-    )
     add_infra_options(parser)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]

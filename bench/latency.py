@@ -197,9 +197,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, required=True, help="commands per second")
     parser.add_argument("--seconds", type=float, default=40, help="seconds of sending per path")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the bench databases (and its own infra)"
-    )
     add_infra_options(parser)
     args = parser.parse_args()
     run_with_infra(args, run(args.rate, args.seconds, args.keep))

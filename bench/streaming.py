@@ -97,9 +97,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=3000, help="ExtendOffer commands")
     parser.add_argument("--within", type=float, default=1800, help="time limit, seconds")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the bench databases (and its own infra)"
-    )
     add_infra_options(parser)
     args = parser.parse_args()
     run_with_infra(args, run(args.n, args.within, args.keep))

@@ -390,9 +390,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="commands per measurement")
     parser.add_argument("--repeat", type=int, default=2, help="baseline + ours pairs")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the bench databases (and its own infra)"
-    )
     add_infra_options(parser)
     args = parser.parse_args()
     run_with_infra(args, run(args.n, args.repeat, args.keep))
