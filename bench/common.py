@@ -22,7 +22,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from services.processes import CONSUMES, ServiceProcess, start_at_the_end
+from services.processes import ServiceProcess, start_at_the_end
 from tests.kit import hourly_terms as hourly_terms  # the same sample terms as the tests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -172,7 +172,7 @@ class Services:
                 "HTTP_PORT": str(port),
                 **self.extra_env,
             }
-            await start_at_the_end(INFRA.kafka, group, CONSUMES[name])
+            await start_at_the_end(INFRA.kafka, name, group)
             process = ServiceProcess(name, port, env, LOG_DIR / f"{self.tag}-{name}.log")
             process.start()
             self.processes.append(process)

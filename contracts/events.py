@@ -9,7 +9,7 @@ terms carry them whole. ``KEY_FIELD`` names the field that is the Kafka key;
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import Field, StringConstraints, TypeAdapter
 
@@ -330,6 +330,20 @@ EVENT_ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
 }
 """The adapter for each events topic: ``EVENT_ADAPTERS[topic].validate_json(raw)``. An unknown
 ``type`` raises a ``ValidationError`` of type ``union_tag_invalid`` at the root."""
+
+EVENT_TOPICS: Final[dict[str, str]] = {
+    event.__name__: topic
+    for topic, union in (
+        (topics.OFFERS_EVENTS, OfferEvent),
+        (topics.CONTRACTS_EVENTS, ContractEvent),
+        (topics.TALENT_CLOUDS_EVENTS, TalentCloudEvent),
+        (topics.NEGOTIATIONS_EVENTS, NegotiationEvent),
+        (topics.NOTIFICATIONS_EVENTS, NotificationEvent),
+        (topics.COMMANDS_REJECTED, RejectionEvent),
+    )
+    for event in (get_args(get_args(union)[0]) or (get_args(union)[0],))
+}
+"""The topic each event type is published on."""
 
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
     cls.__name__: cls

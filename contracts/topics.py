@@ -13,6 +13,30 @@ NOTIFICATIONS_COMMANDS: Final = "notifications.commands"
 NOTIFICATIONS_EVENTS: Final = "notifications.events"
 COMMANDS_REJECTED: Final = "commands.rejected"
 COMMANDS_DEAD_LETTER: Final = "commands.dead-letter"
+# Each deployment's commands to itself (contracts.internal), not for outside producers. The
+# topic is named after the deployment's consumer group, as Kafka Streams names its internal
+# topics after the application id: two deployments sharing a cluster, each with its own
+# database, never handle each other's.
+INTERNAL_SUFFIX: Final = ".internal"
+
+
+def internal(group_id: str) -> str:
+    return f"{group_id}{INTERNAL_SUFFIX}"
+
+
+def is_internal(topic: str) -> bool:
+    return topic.endswith(INTERNAL_SUFFIX)
+
+
+def description(topic: str) -> str:
+    if is_internal(topic):
+        return "The service's commands to itself (contracts.internal); only it writes here."
+    return DESCRIPTIONS[topic]
+
+
+def key_of(topic: str) -> str:
+    return "the id of the aggregate the command is for" if is_internal(topic) else KEYS[topic]
+
 
 # Where producers publish commands.
 COMMANDS: Final = (
@@ -74,6 +98,7 @@ __all__ = [
     "CONTRACTS_COMMANDS",
     "CONTRACTS_EVENTS",
     "DESCRIPTIONS",
+    "INTERNAL_SUFFIX",
     "KEYS",
     "NEGOTIATIONS_COMMANDS",
     "NEGOTIATIONS_EVENTS",
@@ -83,4 +108,8 @@ __all__ = [
     "OFFERS_EVENTS",
     "OUTPUTS",
     "TALENT_CLOUDS_EVENTS",
+    "description",
+    "internal",
+    "is_internal",
+    "key_of",
 ]

@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 from starlette.applications import Starlette
 
 from contracts import COMMAND_ADAPTERS, COMMAND_REJECTED_ADAPTER, EVENT_ADAPTERS, topics
+from contracts.internal import INTERNAL_ADAPTERS
 
 from .messaging_service.app import create_app as messaging_app
 from .notification_service.app import create_app as notification_app
@@ -87,11 +88,13 @@ def document(service: str) -> dict[str, Any]:
     # Where the broker is comes from the environment at run time, not from the code.
     spec["servers"]["development"]["host"] = "127.0.0.1:9092"
     spec["servers"]["development"]["description"] = "set by KAFKA_BOOTSTRAP_SERVERS"
+    _name_consumed_channels(spec)
     messages: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     for channel in spec["channels"].values():
         topic = channel["address"]
-        found = _messages_of(topic, schemas)
+        channel["description"] = topics.description(topic)
+        found = _messages_of(service, topic, schemas)
         messages.update(found)
         channel["messages"] = {name: {"$ref": f"#/components/messages/{name}"} for name in found}
     for operation in spec["operations"].values():
@@ -108,9 +111,30 @@ def document(service: str) -> dict[str, Any]:
     return spec
 
 
-def _messages_of(topic: str, schemas: dict[str, Any]) -> dict[str, Any]:
+def _name_consumed_channels(spec: dict[str, Any]) -> None:
+    """`<topic>:consume`, like the publishers' `<topic>:publish`: the one subscriber set
+    over all the service's topics would name them `consume:<topic>`."""
+    renamed = {
+        name: f"{channel['address']}:consume"
+        for name, channel in spec["channels"].items()
+        if name.startswith("consume:")
+    }
+    spec["channels"] = {renamed.get(k, k): v for k, v in sorted(spec["channels"].items())}
+    operations = {}
+    for name, operation in spec["operations"].items():
+        channel = operation["channel"]["$ref"].rsplit("/", 1)[1]
+        if channel in renamed:
+            operation["channel"]["$ref"] = f"#/channels/{renamed[channel]}"
+            name = renamed[channel]
+        operations[name] = operation
+    spec["operations"] = dict(sorted(operations.items()))
+
+
+def _messages_of(service: str, topic: str, schemas: dict[str, Any]) -> dict[str, Any]:
     """The message objects of a topic; their payload schemas go into `schemas`."""
-    adapter = MESSAGES_BY_TOPIC.get(topic)
+    adapter = (
+        INTERNAL_ADAPTERS[service] if topics.is_internal(topic) else MESSAGES_BY_TOPIC.get(topic)
+    )
     if adapter is None:
         return {"DeadLetteredRecord": DEAD_LETTERED_RECORD}
     schema = adapter.json_schema(ref_template=SCHEMAS, mode="validation")
@@ -134,7 +158,7 @@ def _message(name: str, topic: str, schema: dict[str, Any]) -> dict[str, Any]:
         "payload": {"$ref": SCHEMAS.format(model=name)},
         "bindings": {
             "kafka": {
-                "key": {"type": "string", "description": topics.KEYS[topic]},
+                "key": {"type": "string", "description": topics.key_of(topic)},
                 "bindingVersion": "0.5.0",
             }
         },

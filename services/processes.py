@@ -9,31 +9,29 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from contracts import topics
-
+from .messaging_service import app as messaging_service
+from .notification_service import app as notification_service
+from .offer_service import app as offer_service
 from .runtime.kafka import ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("offer_service", "messaging_service", "notification_service")
 
-# The topics each service consumes, so that a new consumer group can start at their ends.
-CONSUMES = {
-    "offer_service": (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS),
-    "messaging_service": (topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS),
-    "notification_service": (
-        topics.OFFERS_EVENTS,
-        topics.CONTRACTS_EVENTS,
-        topics.TALENT_CLOUDS_EVENTS,
-        topics.NEGOTIATIONS_EVENTS,
-        topics.NOTIFICATIONS_COMMANDS,
-    ),
+TABLES = {
+    table.name: table
+    for table in (offer_service.TABLE, messaging_service.TABLE, notification_service.TABLE)
 }
+
+
+def consumed_topics(service: str, group_id: str) -> tuple[str, ...]:
+    """The topics a deployment of the service consumes (its table, its internal topic), so
+    that a new consumer group can start at their ends."""
+    return TABLES[service].for_group(group_id).consumed_topics
 
 
 @dataclass
@@ -102,10 +100,11 @@ class ServiceProcess:
                 self.kill()
 
 
-async def start_at_the_end(bootstrap: str, group_id: str, names: Sequence[str]) -> None:
-    """Commits the topics' current ends for a new consumer group, so the service skips what
-    earlier runs left on the topics (their offers live in other databases: each old command
-    would wait out the unknown-offer wait)."""
+async def start_at_the_end(bootstrap: str, service: str, group_id: str) -> None:
+    """Commits the current ends of the topics the service consumes for a new consumer
+    group, so it skips what earlier runs left on the topics (their offers live in other
+    databases: each old command would be parked, waiting for an offer that never comes)."""
+    names = consumed_topics(service, group_id)
     counts = await ensure_topics(bootstrap, names)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
     await consumer.start()

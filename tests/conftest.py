@@ -42,7 +42,6 @@ def settings_for(infra: Endpoints, service: str, **overrides: object) -> Setting
         "database_name": f"test_{service}_{RUN_ID}",
         "kafka_group_id": f"test-{service}",
         "unknown_offer_wait_seconds": UNKNOWN_OFFER_WAIT_SECONDS,
-        "outbox_relay_after_seconds": 1,
         **overrides,
     }
     return replace(base, **values)  # type: ignore[arg-type]
@@ -66,12 +65,10 @@ async def probe(infra: Endpoints) -> AsyncIterator[Probe]:
     await probe.stop()
 
 
-async def fresh_settings(
-    infra: Endpoints, service: str, consumes: tuple[str, ...], **overrides: object
-) -> Settings:
+async def fresh_settings(infra: Endpoints, service: str, **overrides: object) -> Settings:
     """Settings with a consumer group of this run's own that starts at the topics' current
     ends, so a test's service does not replay what earlier tests left on the topics."""
     settings = settings_for(infra, service, **overrides)
     group = f"{settings.kafka_group_id}-{RUN_ID}-{uuid.uuid4().hex[:6]}"
-    await start_at_the_end(infra.kafka_bootstrap_servers, group, consumes)
+    await start_at_the_end(infra.kafka_bootstrap_servers, service, group)
     return replace(settings, kafka_group_id=group)

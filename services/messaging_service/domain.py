@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Literal
 
 from contracts import (
@@ -16,10 +15,7 @@ from contracts import (
     MessagePosted,
     OfferAccepted,
     OfferChanged,
-    OfferDeclined,
-    OfferExpired,
     OfferExtended,
-    OfferWithdrawn,
     PostMessage,
     ProposeTerms,
     RejectionCode,
@@ -29,34 +25,10 @@ from contracts import (
     proposed_terms,
     terms_differences,
 )
-from services.runtime.refusals import Rejection
-from services.runtime.wire import derived_id
+from services.rules import OfferEvent, OfferStatus, Rejection, derived_id, status_after
 
 Terms = HourlyTerms | FixedTerms
-OfferEvent = (
-    OfferExtended | OfferChanged | OfferWithdrawn | OfferDeclined | OfferExpired | OfferAccepted
-)
 CloseReason = Literal["accepted", "declined", "withdrawn", "expired"]
-
-
-class OfferStatus(StrEnum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
-
-    @property
-    def terminal(self) -> bool:
-        return self is not OfferStatus.PENDING
-
-
-CLOSING: dict[type[OfferEvent], OfferStatus] = {
-    OfferAccepted: OfferStatus.ACCEPTED,
-    OfferDeclined: OfferStatus.DECLINED,
-    OfferWithdrawn: OfferStatus.WITHDRAWN,
-    OfferExpired: OfferStatus.EXPIRED,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +45,26 @@ class Thread:
     expires_at: datetime | None
     close_reason: CloseReason | None = None
     closed_at: datetime | None = None
+    last_seq: int = 0
+    """The number of the thread's last message (gaps are harmless; order is what counts)."""
+    answers: tuple[tuple[str, int], ...] = ()
+    """(proposal message_id, first offer version that answered it), stored only here."""
 
     @property
     def closed(self) -> bool:
         return self.status.terminal
+
+    def answered_by(self, message_id: str) -> int | None:
+        return next((version for answered, version in self.answers if answered == message_id), None)
+
+
+def with_answer(thread: Thread, message_id: str, version: int) -> Thread:
+    """Links a proposal to the first offer version that answered it."""
+    known = thread.answered_by(message_id)
+    if known is not None and known <= version:
+        return thread
+    others = tuple(a for a in thread.answers if a[0] != message_id)
+    return replace(thread, answers=(*others, (message_id, version)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +99,7 @@ def _from_event(event: OfferEvent, now: datetime) -> Thread:
         terms, expires_at = event.terms, event.expires_at
     elif isinstance(event, OfferAccepted):
         terms = event.terms
-    status = CLOSING.get(type(event), OfferStatus.PENDING)
+    status = status_after(event)
     return Thread(
         offer_id=event.offer_id,
         client_id=event.client_id,
@@ -135,13 +123,20 @@ def project(thread: Thread | None, event: OfferEvent, now: datetime) -> Projecti
     )
     if thread is None:
         created = _from_event(event, now)
+        if answered is not None:
+            created = with_answer(created, *answered)
         closed = thread_closed_event(created, event, now) if created.closed else None
         return Projection(created, True, closed, answered)
+    if answered is not None:
+        answered_thread = with_answer(thread, *answered)
+        if answered_thread != thread:
+            outcome = project(answered_thread, event, now)
+            return replace(outcome, changed=True)
 
     if event.version < thread.version:
         return Projection(thread, False, None, answered)
 
-    closing = CLOSING.get(type(event))
+    closing = None if status_after(event) is OfferStatus.PENDING else status_after(event)
     if thread.closed:
         # Terminal: nothing reverts it. Only fill in terms a closing event did not carry.
         updated = thread

@@ -7,21 +7,24 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts import format_utc
+from services.runtime.documents import Document
 from services.runtime.http import BadRequest, decode_cursor, encode_cursor, not_found, page_size
 
-from .store import Document, MongoThreadStore, answered_by
+from .domain import Thread
+from .store import thread_from_document
 
 
 def _time(value: datetime | None) -> str | None:
     return None if value is None else format_utc(value)
 
 
-def render_message(document: Document, thread: Document) -> dict[str, Any]:
+def render_message(document: Document, thread: Thread) -> dict[str, Any]:
     item: dict[str, Any] = {
         "message_id": document["message_id"],
         "kind": document["kind"],
@@ -30,12 +33,9 @@ def render_message(document: Document, thread: Document) -> dict[str, Any]:
         "sent_at": _time(document["sent_at"]),
     }
     if document["kind"] == "terms_proposal":
-        answered = document.get("answered_by_version")
         item["changes"] = document["changes"]
         item["differences"] = document["differences"]
-        item["answered_by_version"] = (
-            answered if answered is not None else answered_by(thread, document["message_id"])
-        )
+        item["answered_by_version"] = thread.answered_by(document["message_id"])
     return item
 
 
@@ -48,18 +48,21 @@ def _before(request: Request) -> int | None:
     return position[0]
 
 
-def read_routes(store: MongoThreadStore) -> list[Route]:
+def read_routes(
+    threads: AsyncCollection[Document], messages: AsyncCollection[Document]
+) -> list[Route]:
     async def list_messages(request: Request) -> Response:
         offer_id = request.path_params["offer_id"]
         limit = page_size(request)
         before = _before(request)
-        thread = await store.threads.find_one({"_id": offer_id})
-        if thread is None:
+        found = await threads.find_one({"_id": offer_id})
+        if found is None:
             return not_found("thread for offer", offer_id)
         query: dict[str, Any] = {"offer_id": offer_id}
         if before is not None:
             query["seq"] = {"$lt": before}
-        cursor = store.messages.find(query, sort=[("seq", DESCENDING)], limit=limit + 1)
+        thread = thread_from_document(found)
+        cursor = messages.find(query, sort=[("seq", DESCENDING)], limit=limit + 1)
         documents = [document async for document in cursor]
         next_cursor = None
         if len(documents) > limit:
@@ -69,10 +72,10 @@ def read_routes(store: MongoThreadStore) -> list[Route]:
         return JSONResponse(
             {
                 "offer_id": offer_id,
-                "status": thread["status"],
-                "closed": thread["status"] != "pending",
-                "close_reason": thread.get("close_reason"),
-                "version": thread["version"],
+                "status": thread.status.value,
+                "closed": thread.closed,
+                "close_reason": thread.close_reason,
+                "version": thread.version,
                 "items": [render_message(document, thread) for document in documents],
                 "next_cursor": next_cursor,
             }

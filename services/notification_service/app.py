@@ -1,113 +1,104 @@
-"""notification_service's FastStream wiring: subscribers, declared publishers, background
-tasks and the HTTP read API. Everything with a rule in it lives in domain.py and handlers.py."""
+"""notification_service, declared: what it reads, what it writes, its reminder sweep and its
+read API."""
 
 from __future__ import annotations
 
-import logging
-
-from faststream.kafka.annotations import KafkaMessage
 from starlette.applications import Starlette
 
 from contracts import EVENT_ADAPTERS, NOTIFICATION_COMMAND_ADAPTER, topics
+from contracts.internal import SendReminder
+from services.rules import derived_id
+from services.runtime.app import Built, Kit, service_app
 from services.runtime.background import every
 from services.runtime.clock import utc_now
-from services.runtime.config import Settings, mongo_client
-from services.runtime.consumer import consume_command, consume_event
-from services.runtime.http import service_http_app
-from services.runtime.kafka import Publishers, new_broker, subscribe
-from services.runtime.metrics import ServiceMetrics
-from services.runtime.outbox import relay_forever
-from services.runtime.refusals import Refusals
-from services.runtime.wire import RecordOrigin
+from services.runtime.config import Settings
+from services.runtime.documents import Document
+from services.runtime.due import DueBuckets
+from services.runtime.service import Kind, On, ServiceTable, internal_on
 
 from .handlers import NotificationHandlers
 from .read_api import read_routes
-from .store import MongoNotificationStore
-
-log = logging.getLogger(__name__)
+from .store import PENDING, NotificationStore
 
 NAME = "notification_service"
 HTTP_PORT = 8003
-SOURCE_TOPICS = (
-    topics.OFFERS_EVENTS,
-    topics.CONTRACTS_EVENTS,
-    topics.TALENT_CLOUDS_EVENTS,
-    topics.NEGOTIATIONS_EVENTS,
+
+
+def _source(topic: str, **kwargs: object) -> On:
+    return On(topic, EVENT_ADAPTERS[topic], NotificationHandlers.on_event, Kind.EVENT, **kwargs)  # type: ignore[arg-type]
+
+
+TABLE = ServiceTable(
+    NAME,
+    HTTP_PORT,
+    consumes=(
+        # An offer's first event: the messages parked for it go on.
+        _source(topics.OFFERS_EVENTS, releases=lambda event: event.offer_id),
+        _source(topics.CONTRACTS_EVENTS),
+        _source(topics.TALENT_CLOUDS_EVENTS),
+        _source(topics.NEGOTIATIONS_EVENTS),
+        On(
+            topics.NOTIFICATIONS_COMMANDS,
+            NOTIFICATION_COMMAND_ADAPTER,
+            NotificationHandlers.mark_read,
+            Kind.COMMAND,
+        ),
+        internal_on(NAME, NotificationHandlers.on_internal),
+    ),
+    publishes=(
+        topics.NOTIFICATIONS_EVENTS,
+        topics.COMMANDS_REJECTED,
+        topics.COMMANDS_DEAD_LETTER,
+    ),
 )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    settings = settings or Settings.from_env(NAME, HTTP_PORT)
-    metrics = ServiceMetrics(NAME)
-    broker = new_broker(settings, log, metrics)
-    mongo = mongo_client(settings)
-    store = MongoNotificationStore(mongo[settings.database_name])
-    publishers = Publishers(
-        broker,
-        (topics.NOTIFICATIONS_EVENTS, topics.COMMANDS_REJECTED, topics.COMMANDS_DEAD_LETTER),
+def build(kit: Kit) -> Built:
+    store = NotificationStore(
+        kit.documents("offers"), kit.documents("reminders"), kit.documents("notifications")
     )
-    publish = publishers.publish
-    refusals = Refusals(mongo[settings.database_name], publish, utc_now, metrics)
-    outboxes = (*store.outboxes, refusals.outbox)
     handlers = NotificationHandlers(
         store,
-        publish,
-        clock=utc_now,
-        reminder_leads_seconds=settings.offer_reminder_leads_seconds,
-        unknown_offer_wait=settings.unknown_offer_wait_seconds,
-        refusals=refusals,
+        kit.uow,
+        kit.refusals,
+        reminder_leads_seconds=kit.settings.offer_reminder_leads_seconds,
     )
+    due = DueBuckets(kit.database["reminders"], kit.database["sweeps"], "reminders")
 
-    def subscribe_events(topic: str) -> None:
-        adapter = EVENT_ADAPTERS[topic]
+    async def ask_for_due_reminders() -> None:
+        now = utc_now()
 
-        @subscribe(broker, topic, settings)
-        async def on_event(body: bytes, message: KafkaMessage) -> None:
-            await consume_event(
-                body,
-                RecordOrigin.of(message.raw_message),
-                adapter=adapter,
-                handle=handlers.on_event,
-                metrics=metrics,
-            )
+        async def ask(reminder: Document) -> bool:
+            if reminder["state"] == PENDING and reminder["due_at"] <= now:
+                await kit.requests.send(
+                    SendReminder(
+                        command_id=derived_id("send-reminder", reminder["_id"]),
+                        offer_id=reminder["offer_id"],
+                        reminder_id=reminder["_id"],
+                        version=reminder["version"],
+                    )
+                )
+            return False  # out of its bucket once its offer's handler has sent or cancelled it
 
-    for topic in SOURCE_TOPICS:
-        subscribe_events(topic)
+        await due.sweep(now, ask)
 
-    @subscribe(broker, topics.NOTIFICATIONS_COMMANDS, settings)
-    async def on_command(body: bytes, message: KafkaMessage) -> None:
-        await consume_command(
-            body,
-            RecordOrigin.of(message.raw_message),
-            adapter=NOTIFICATION_COMMAND_ADAPTER,
-            max_contract_days=settings.max_contract_days,
-            handle=handlers.handle_command,
-            refuse_invalid=refusals.refuse_invalid,
-            dead_letter=publishers.dead_letter,
-            metrics=metrics,
+    async def reminders() -> None:
+        await every(
+            kit.settings.expiry_sweep_interval_seconds, ask_for_due_reminders, "expiry reminders"
         )
 
     async def prepare() -> None:
         await store.ensure_indexes()
-        await refusals.outbox.ensure_indexes()
+        await due.ensure_ready(utc_now())
 
-    async def reminders() -> None:
-        await every(
-            settings.expiry_sweep_interval_seconds,
-            handlers.send_due_reminders,
-            "expiry reminders",
-        )
-
-    return service_http_app(
-        name=NAME,
-        broker=broker,
-        mongo=mongo,
-        database=settings.database_name,
-        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        topics=(*SOURCE_TOPICS, topics.NOTIFICATIONS_COMMANDS, *publishers.topics),
-        routes=read_routes(store),
-        prepare=prepare,
-        metrics=metrics,
-        outboxes=outboxes,
-        background=(relay_forever(outboxes, publish, settings), reminders),
+    return Built(
+        handlers,
+        read_routes(kit.database["notifications"]),
+        prepare,
+        outboxes=(store.offers.documents, store.notifications),
+        background=(reminders,),
     )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    return service_app(TABLE, settings or Settings.from_env(NAME, HTTP_PORT), build)

@@ -29,24 +29,15 @@ from contracts import (
     TimeLogged,
     format_utc,
 )
+from services.rules import TERMINAL, OfferEvent, OfferStatus, status_after
 
-OfferEvent = (
-    OfferExtended | OfferChanged | OfferWithdrawn | OfferDeclined | OfferExpired | OfferAccepted
-)
 NegotiationEvent = MessagePosted | TermsProposed | ThreadClosed
 SourceEvent = (
     OfferEvent | ContractActivated | TimeLogged | TalentCloudMemberAdded | NegotiationEvent
 )
 Terms = HourlyTerms | FixedTerms
 
-PENDING: Final = "pending"
-TERMINAL_STATUS: Final[dict[type[OfferEvent], str]] = {
-    OfferAccepted: "accepted",
-    OfferDeclined: "declined",
-    OfferWithdrawn: "withdrawn",
-    OfferExpired: "expired",
-}
-TERMINAL: Final = frozenset(TERMINAL_STATUS.values())
+PENDING: Final = OfferStatus.PENDING
 MAX_TITLE: Final = 200
 MAX_QUOTE: Final = 300
 CURRENCY_SYMBOLS: Final = {"USD": "$", "EUR": "€", "GBP": "£"}
@@ -62,7 +53,7 @@ class OfferInfo:
     offer_id: str
     client_id: str
     freelancer_id: str
-    status: str
+    status: OfferStatus
     version: int
     title: str | None = None
     summary: str | None = None
@@ -72,10 +63,6 @@ class OfferInfo:
     @property
     def name(self) -> str:
         return self.title or f"offer {self.offer_id}"
-
-
-def offer_status(event: OfferEvent) -> str:
-    return TERMINAL_STATUS.get(type(event), PENDING)
 
 
 def _details(event: OfferEvent) -> tuple[str | None, str | None, datetime | None]:
@@ -97,7 +84,7 @@ def project(current: OfferInfo | None, event: OfferEvent) -> OfferInfo:
       OfferWithdrawn arrived before the OfferExtended).
     """
     title, summary, expires_at = _details(event)
-    status = offer_status(event)
+    status = status_after(event)
     if current is None:
         return OfferInfo(
             offer_id=event.offer_id,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from contracts import format_utc
+from services.runtime.documents import Document
 from services.runtime.http import BadRequest
 from services.runtime.pages import page
-
-from .store import Document, MongoNotificationStore
 
 TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
 
@@ -41,7 +41,7 @@ def _flag(request: Request, name: str) -> bool:
     raise BadRequest(f"{name} must be true or false")
 
 
-def read_routes(store: MongoNotificationStore) -> list[Route]:
+def read_routes(notifications: AsyncCollection[Document]) -> list[Route]:
     async def list_notifications(request: Request) -> Response:
         recipient_id = request.query_params.get("recipient_id")
         if not recipient_id:
@@ -51,7 +51,7 @@ def read_routes(store: MongoNotificationStore) -> list[Route]:
             query["read"] = False
         return await page(
             request,
-            store.notifications,
+            notifications,
             query,
             order_field="created_at",
             render=render_notification,

@@ -1,51 +1,32 @@
-"""notification_service's MongoDB documents.
+"""notification_service's documents.
 
-Collections:
+* `offers`: the local projection of offers.events (parties, title, status, expiry), and
+  `reminders`: one per (offer, version, lead time), `pending` until due, then `sent` or
+  `cancelled`; while pending, in the bucket of the minute it falls due in
+  (services.runtime.due). Both are written only by the handler of the offer's partition.
 * `notifications`: the inbox. `_id` = notification_id, derived from (source event or
   reminder, recipient), so a redelivered event cannot create a second one; the
-  NotificationCreated event sits in the same document's outbox until published.
-* `offers`: the local projection of offers.events (parties, title, status, expiry).
-* `reminders`: one per (offer, version, lead time), `pending` until due, then `sent` or
-  `cancelled`; while pending, in the bucket of the minute it falls due in
-  (services.runtime.due). (No "claimed" state: FerretDB's conditional updates are not
-  atomic across connections, so the unique `_id` of the reminder's notification decides
-  who sends it.)
-* `rejections`: refused commands by command_id, each with its CommandRejected in an outbox.
+  NotificationCreated event sits in the same document's outbox until published. Written
+  only by the handler of the recipient's partition (contracts.internal.Notify).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
-from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Final
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
-
-from services.runtime.clock import utc_now
+from services.rules import OfferStatus
+from services.runtime.documents import Document, Documents, MemoryDocuments
 from services.runtime.due import FIELD as DUE_BUCKET
-from services.runtime.due import DueBuckets, due_bucket
-from services.runtime.outbox import MongoOutbox, OutboxEntry, outbox_fields
+from services.runtime.due import due_bucket
+from services.runtime.outbox import PENDING as OUTBOX_PENDING
+from services.runtime.uow import Repository
 
 from .domain import OfferInfo
 
-Document = dict[str, Any]
-
-PENDING, SENT, CANCELLED = "pending", "sent", "cancelled"
-
-
-class Conflict(Exception):
-    """Somebody else wrote the document since it was read; read again and decide again."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredOffer:
-    value: OfferInfo
-    revision: int
+PENDING: Final = "pending"
+SENT: Final = "sent"
+CANCELLED: Final = "cancelled"
 
 
 def offer_from_document(document: Document) -> OfferInfo:
@@ -53,7 +34,7 @@ def offer_from_document(document: Document) -> OfferInfo:
         offer_id=document["_id"],
         client_id=document["client_id"],
         freelancer_id=document["freelancer_id"],
-        status=document["status"],
+        status=OfferStatus(document["status"]),
         version=document["version"],
         title=document.get("title"),
         summary=document.get("summary"),
@@ -65,7 +46,7 @@ def offer_to_document(offer: OfferInfo) -> Document:
     return {
         "client_id": offer.client_id,
         "freelancer_id": offer.freelancer_id,
-        "status": offer.status,
+        "status": str(offer.status),
         "version": offer.version,
         "title": offer.title,
         "summary": offer.summary,
@@ -73,142 +54,80 @@ def offer_to_document(offer: OfferInfo) -> Document:
     }
 
 
-class NotificationStore(Protocol):
-    async def add_notification(
-        self, fields: Document, entry: OutboxEntry, now: datetime
-    ) -> Document | None: ...
+class NotificationStore:
+    def __init__(self, offers: Documents, reminders: Documents, notifications: Documents) -> None:
+        self.offers = Repository(
+            offers,
+            to_document=offer_to_document,
+            from_document=offer_from_document,
+            id_of=lambda offer: offer.offer_id,
+        )
+        self.reminders = reminders
+        self.notifications = notifications
 
-    async def notification(self, notification_id: str) -> Document | None: ...
-
-    async def get_offer(self, offer_id: str) -> StoredOffer | None: ...
-
-
-class MongoNotificationStore:
-    def __init__(self, database: AsyncDatabase[Document]) -> None:
-        self.notifications = database["notifications"]
-        self.offers = database["offers"]
-        self.reminders = database["reminders"]
-        self.parked = database["parked_messages"]
-        self.reminders_due = DueBuckets(self.reminders, database["sweeps"], "reminders")
-        self.notifications_outbox = MongoOutbox(self.notifications)
-        self.outboxes = (self.notifications_outbox,)
+    @classmethod
+    def in_memory(cls) -> NotificationStore:
+        return cls(
+            MemoryDocuments("offers"),
+            MemoryDocuments("reminders"),
+            MemoryDocuments("notifications"),
+        )
 
     async def ensure_indexes(self) -> None:
-        for outbox in self.outboxes:
-            await outbox.ensure_indexes()
+        await self.offers.ensure_indexes()
+        await self.notifications.ensure_index(OUTBOX_PENDING)
         # The inbox, all and unread only, newest first (runtime.pages order: created_at, _id).
-        await self.notifications.create_index(
-            [("recipient_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
-        )
-        await self.notifications.create_index(
-            [
-                ("recipient_id", ASCENDING),
-                ("read", ASCENDING),
-                ("created_at", DESCENDING),
-                ("_id", DESCENDING),
-            ]
-        )
-        await self.parked.create_index("offer_id")
-        # The reminder sweep, and cancelling an offer's reminders.
-        await self.reminders_due.ensure_ready(utc_now())
-        await self.reminders.create_index("offer_id")
-
-    # --- notifications --------------------------------------------------------------------
-
-    async def add_notification(
-        self, fields: Document, entry: OutboxEntry, now: datetime
-    ) -> Document | None:
-        """Stores a notification with its event; None when it exists already."""
-        document = {**fields, "read": False, "revision": 1, **outbox_fields([entry], now)}
-        try:
-            await self.notifications.insert_one(document)
-        except DuplicateKeyError:
-            return None
-        return document
-
-    async def notification(self, notification_id: str) -> Document | None:
-        return await self.notifications.find_one({"_id": notification_id})
-
-    async def mark_read(self, recipient_id: str, ids: Sequence[str], now: datetime) -> int:
-        """Marks the recipient's own notifications among `ids` read; returns how many
-        changed. Leaves `revision` alone: it guards the outbox, which this does not touch.
-        Each id is its own `_id` lookup (an `$in` is never pushed down), one update at a
-        time: FerretDB 1.24 holds a PostgreSQL connection per statement of one update
-        command, and a bulk of 100 exhausted its pool and stalled (measured)."""
-        changed = 0
-        for notification_id in dict.fromkeys(ids):
-            result = await self.notifications.update_one(
-                {"_id": notification_id, "recipient_id": recipient_id, "read": False},
-                {"$set": {"read": True, "read_at": now}},
-            )
-            changed += result.modified_count
-        return changed
-
-    # --- messages about offers not known yet ------------------------------------------------
-
-    async def park(self, offer_id: str, event_id: str, payload: str, now: datetime) -> None:
-        """Keeps a message event until its offer arrives (once, however often delivered)."""
-        with contextlib.suppress(DuplicateKeyError):
-            await self.parked.insert_one(
-                {"_id": event_id, "offer_id": offer_id, "payload": payload, "parked_at": now}
-            )
-
-    async def parked_for(self, offer_id: str) -> list[Document]:
-        return [document async for document in self.parked.find({"offer_id": offer_id})]
-
-    async def unpark(self, event_id: str) -> None:
-        await self.parked.delete_one({"_id": event_id})
-
-    # --- the offers projection --------------------------------------------------------------
-
-    async def get_offer(self, offer_id: str) -> StoredOffer | None:
-        document = await self.offers.find_one({"_id": offer_id})
-        if document is None:
-            return None
-        return StoredOffer(offer_from_document(document), document["revision"])
-
-    async def put_offer(self, offer: OfferInfo, expected: StoredOffer | None) -> None:
-        """Creates or updates the projection; Conflict if it changed since it was read."""
-        if expected is None:
-            try:
-                await self.offers.insert_one(
-                    {"_id": offer.offer_id, **offer_to_document(offer), "revision": 1}
-                )
-            except DuplicateKeyError:
-                raise Conflict(offer.offer_id) from None
-            return
-        result = await self.offers.update_one(
-            {"_id": offer.offer_id, "revision": expected.revision},
-            {"$set": {**offer_to_document(offer), "revision": expected.revision + 1}},
-        )
-        if result.matched_count == 0:
-            raise Conflict(offer.offer_id)
+        await self.notifications.ensure_index("recipient_id", "created_at", "_id")
+        await self.notifications.ensure_index("recipient_id", "read", "created_at", "_id")
+        # Cancelling an offer's reminders.
+        await self.reminders.ensure_index("offer_id")
 
     # --- reminders --------------------------------------------------------------------------
 
     async def add_reminder(self, reminder_id: str, fields: Document) -> None:
-        document = {
-            "_id": reminder_id,
-            **fields,
-            "state": PENDING,
-            DUE_BUCKET: due_bucket(fields["due_at"]),
-        }
-        with suppress(DuplicateKeyError):  # scheduled already (a redelivered event)
-            await self.reminders.insert_one(document)
+        """Schedules a reminder (once: a redelivered event finds it scheduled)."""
+        await self.reminders.insert(
+            {
+                "_id": reminder_id,
+                **fields,
+                "state": PENDING,
+                DUE_BUCKET: due_bucket(fields["due_at"]),
+            }
+        )
 
     async def cancel_reminders(
         self, offer_id: str, now: datetime, *, before_version: int | None = None
     ) -> int:
         """Cancels the offer's pending reminders (of versions before `before_version`)."""
         cancelled = 0
-        async for reminder in self.reminders.find({"offer_id": offer_id, "state": PENDING}):
+        for reminder in await self.reminders.find("offer_id", offer_id):
+            if reminder["state"] != PENDING:
+                continue
             if before_version is None or reminder["version"] < before_version:
                 await self.close_reminder(reminder["_id"], CANCELLED, now)
                 cancelled += 1
         return cancelled
 
     async def close_reminder(self, reminder_id: str, state: str, now: datetime) -> None:
-        await self.reminders.update_one(
-            {"_id": reminder_id, "state": PENDING},
-            {"$set": {"state": state, "closed_at": now}, "$unset": {DUE_BUCKET: ""}},
+        await self.reminders.update(
+            reminder_id,
+            {"state": state, "closed_at": now},
+            unset=(DUE_BUCKET,),
+            where={"state": PENDING},
         )
+
+    # --- the inbox --------------------------------------------------------------------------
+
+    async def mark_read(self, recipient_id: str, ids: list[str], now: datetime) -> int:
+        """Marks the recipient's own notifications among `ids` read; returns how many
+        changed. Each id is its own `_id` update, one at a time: FerretDB 1.24 holds a
+        PostgreSQL connection per statement of one update command, and a bulk of 100
+        exhausted its pool and stalled (measured)."""
+        changed = 0
+        for notification_id in dict.fromkeys(ids):
+            changed += await self.notifications.update(
+                notification_id,
+                {"read": True, "read_at": now},
+                where={"recipient_id": recipient_id, "read": False},
+            )
+        return changed

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts import format_utc
+from services.rules import OfferStatus
+from services.runtime.documents import Document
 from services.runtime.http import BadRequest, not_found
 from services.runtime.pages import page
-
-from .domain.offer import OfferStatus
-from .store import Document, MongoOfferStore
 
 
 def _time(value: datetime | None) -> str | None:
@@ -88,10 +88,14 @@ def _party_filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     return filters
 
 
-def read_routes(store: MongoOfferStore) -> list[Route]:
+def read_routes(
+    offers: AsyncCollection[Document],
+    contracts: AsyncCollection[Document],
+    members: AsyncCollection[Document],
+) -> list[Route]:
     async def get_offer(request: Request) -> Response:
         offer_id = request.path_params["offer_id"]
-        document = await store.offers.find_one({"_id": offer_id})
+        document = await offers.find_one({"_id": offer_id})
         if document is None:
             return not_found("offer", offer_id)
         return JSONResponse(render_offer(document))
@@ -104,13 +108,11 @@ def read_routes(store: MongoOfferStore) -> list[Route]:
                 allowed = ", ".join(s.value for s in OfferStatus)
                 raise BadRequest(f"status must be one of {allowed}")
             query["status"] = status
-        return await page(
-            request, store.offers, query, order_field="created_at", render=render_offer
-        )
+        return await page(request, offers, query, order_field="created_at", render=render_offer)
 
     async def get_contract(request: Request) -> Response:
         contract_id = request.path_params["contract_id"]
-        document = await store.contracts.find_one({"_id": contract_id})
+        document = await contracts.find_one({"_id": contract_id})
         if document is None:
             return not_found("contract", contract_id)
         return JSONResponse(render_contract(document))
@@ -118,14 +120,14 @@ def read_routes(store: MongoOfferStore) -> list[Route]:
     async def list_contracts(request: Request) -> Response:
         query = _party_filters(request, ("client_id", "freelancer_id"))
         return await page(
-            request, store.contracts, query, order_field="activated_at", render=render_contract
+            request, contracts, query, order_field="activated_at", render=render_contract
         )
 
     async def list_members(request: Request) -> Response:
         cloud = request.path_params["talent_cloud_id"]
         return await page(
             request,
-            store.members,
+            members,
             {"talent_cloud_id": cloud},
             order_field="joined_at",
             render=render_member,

@@ -1,54 +1,27 @@
-"""offer_service's MongoDB documents, behind small Protocols so handler tests can use fakes.
-
-One aggregate is one document; each write is one atomic, revision-conditioned update
-that also fills the document's outbox (see services.runtime.outbox).
-"""
+"""offer_service's documents: one aggregate per document, read and written through the
+unit of work (services.runtime.uow), which puts each write's events in the same
+document's outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import TypeAdapter
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from contracts import OfferTerms
-from services.runtime.clock import utc_now
+from services.rules import OfferStatus
+from services.runtime.documents import Document, Documents, MemoryDocuments
 from services.runtime.due import FIELD as DUE_BUCKET
-from services.runtime.due import DueBuckets, due_bucket
-from services.runtime.outbox import MongoOutbox, OutboxEntry, outbox_fields
-from services.runtime.ownership import Ownership
+from services.runtime.due import due_bucket
+from services.runtime.outbox import PENDING
+from services.runtime.uow import Repository
 
-from .domain.contract import Contract
-from .domain.offer import Offer, OfferStatus, OfferVersion
+from .domain.contract import Contract, TimeEntry
+from .domain.offer import Offer, OfferVersion
 
-Document = dict[str, Any]
 TERMS: TypeAdapter[OfferTerms] = TypeAdapter(OfferTerms)
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Stored(Generic[T]):
-    """An aggregate as read, with what a conditional write and dedupe need."""
-
-    value: T
-    revision: int
-    handled: frozenset[str]
-    document: Document
-
-
-class Conflict(Exception):
-    """Somebody else wrote the document since it was read; read again and decide again."""
-
-
-class AlreadyExists(Exception):
-    pass
 
 
 # --- documents <-> domain ---------------------------------------------------------------------
@@ -117,6 +90,16 @@ def contract_to_document(contract: Contract) -> Document:
         "terms": contract.terms.model_dump(mode="json"),
         "activated_at": contract.activated_at,
         "hours_by_week": {week: f"{hours:f}" for week, hours in contract.hours_by_week.items()},
+        "time_entries": [
+            {
+                "entry_id": entry.entry_id,
+                "work_date": entry.work_date.isoformat(),
+                "hours": f"{entry.hours:f}",
+                "memo": entry.memo,
+                "logged_at": entry.logged_at,
+            }
+            for entry in contract.time_entries
+        ],
     }
 
 
@@ -133,192 +116,54 @@ def contract_from_document(document: Document) -> Contract:
         hours_by_week=MappingProxyType(
             {week: Decimal(hours) for week, hours in document.get("hours_by_week", {}).items()}
         ),
+        time_entries=tuple(
+            TimeEntry(
+                entry["entry_id"],
+                date.fromisoformat(entry["work_date"]),
+                Decimal(entry["hours"]),
+                entry.get("memo"),
+                entry["logged_at"],
+            )
+            for entry in document.get("time_entries", ())
+        ),
     )
 
 
-def _stored(value: T, document: Document) -> Stored[T]:
-    return Stored(value, document["revision"], frozenset(document.get("handled", ())), document)
+class OfferStore:
+    """Offers, contracts and Talent Cloud memberships. Each is written only by the handler
+    of its own partition: an offer by its offer_id's, a contract by its contract_id's, a
+    membership by its Talent Cloud's (services.runtime.service)."""
 
-
-# --- the store's surface --------------------------------------------------------------------
-
-
-class OfferStore(Protocol):
-    async def get_offer(self, offer_id: str) -> Stored[Offer] | None: ...
-
-    async def create_offer(
-        self, offer: Offer, handled: str, events: Sequence[OutboxEntry], now: datetime
-    ) -> Document: ...
-
-    async def update_offer(
-        self,
-        offer: Offer,
-        expected: Stored[Offer],
-        handled: str,
-        events: Sequence[OutboxEntry],
-        now: datetime,
-    ) -> Document: ...
-
-
-class MongoOfferStore:
-    """Collections: offers, contracts, talent_cloud_members."""
-
-    def __init__(
-        self,
-        database: AsyncDatabase[Document],
-        *,
-        offers_ownership: Ownership | None = None,
-        contracts_ownership: Ownership | None = None,
-    ) -> None:
-        self.offers = database["offers"]
-        self.contracts = database["contracts"]
-        self.members = database["talent_cloud_members"]
-        # Pending offers by the minute they expire in, for the expiry sweep.
-        self.expiry = DueBuckets(
-            self.offers, database["sweeps"], "offer-expiry", fields=("expires_at",)
+    def __init__(self, offers: Documents, contracts: Documents, members: Documents) -> None:
+        self.offers = Repository(
+            offers,
+            to_document=offer_to_document,
+            from_document=offer_from_document,
+            id_of=lambda offer: offer.offer_id,
         )
-        # Offers and contracts change many times, so only their owner may write them; members
-        # are written once and cleared once (services.runtime.ownership).
-        self.offers_outbox = MongoOutbox(self.offers, offers_ownership)
-        self.contracts_outbox = MongoOutbox(self.contracts, contracts_ownership)
-        self.members_outbox = MongoOutbox(self.members)
-        self.outboxes = (
-            self.offers_outbox,
-            self.contracts_outbox,
-            self.members_outbox,
+        self.contracts = Repository(
+            contracts,
+            to_document=contract_to_document,
+            from_document=contract_from_document,
+            id_of=lambda contract: contract.contract_id,
+        )
+        self.members = members
+
+    @classmethod
+    def in_memory(cls) -> OfferStore:
+        return cls(
+            MemoryDocuments("offers"),
+            MemoryDocuments("contracts"),
+            MemoryDocuments("talent_cloud_members"),
         )
 
     async def ensure_indexes(self) -> None:
-        for outbox in self.outboxes:
-            await outbox.ensure_indexes()
-        await self.expiry.ensure_ready(utc_now())
+        await self.offers.ensure_indexes()
+        await self.contracts.ensure_indexes()
+        await self.members.ensure_index(PENDING)
         # Each "Pending Offers" / "Contracts" list the read API serves.
         for party in ("client_id", "freelancer_id", "job_id"):
-            await self.offers.create_index(
-                [(party, ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
-            )
-        await self.offers.create_index([("created_at", DESCENDING), ("_id", DESCENDING)])
+            await self.offers.documents.ensure_index(party, "created_at", "_id")
         for party in ("client_id", "freelancer_id"):
-            await self.contracts.create_index(
-                [(party, ASCENDING), ("activated_at", DESCENDING), ("_id", DESCENDING)]
-            )
-        await self.contracts.create_index([("activated_at", DESCENDING), ("_id", DESCENDING)])
-        await self.members.create_index(
-            [("talent_cloud_id", ASCENDING), ("joined_at", ASCENDING), ("_id", ASCENDING)]
-        )
-
-    # offers
-
-    async def get_offer(self, offer_id: str) -> Stored[Offer] | None:
-        document = await self.offers.find_one({"_id": offer_id})
-        return None if document is None else _stored(offer_from_document(document), document)
-
-    async def create_offer(
-        self, offer: Offer, handled: str, events: Sequence[OutboxEntry], now: datetime
-    ) -> Document:
-        document = {
-            "_id": offer.offer_id,
-            **offer_to_document(offer),
-            "created_at": now,
-            "updated_at": now,
-            "revision": 1,
-            "handled": [handled],
-            **outbox_fields(events, now),
-        }
-        try:
-            await self.offers.insert_one(document)
-        except DuplicateKeyError:
-            raise AlreadyExists(offer.offer_id) from None
-        return document
-
-    async def update_offer(
-        self,
-        offer: Offer,
-        expected: Stored[Offer],
-        handled: str,
-        events: Sequence[OutboxEntry],
-        now: datetime,
-    ) -> Document:
-        revision = expected.revision + 1
-        document = await self.offers.find_one_and_update(
-            {"_id": offer.offer_id, "revision": expected.revision},
-            {
-                "$set": {
-                    **offer_to_document(offer),
-                    "updated_at": now,
-                    "revision": revision,
-                    **outbox_fields(events, now),
-                },
-                "$push": {"handled": handled},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if document is None:
-            raise Conflict(offer.offer_id)
-        return document
-
-    # contracts and memberships
-
-    async def get_contract(self, contract_id: str) -> Stored[Contract] | None:
-        document = await self.contracts.find_one({"_id": contract_id})
-        return None if document is None else _stored(contract_from_document(document), document)
-
-    async def create_contract(
-        self, contract: Contract, events: Sequence[OutboxEntry], now: datetime
-    ) -> Document | None:
-        """Stores a new contract; None when the offer's contract already exists."""
-        document = {
-            "_id": contract.contract_id,
-            **contract_to_document(contract),
-            "revision": 1,
-            "handled": [],
-            "time_entries": [],
-            **outbox_fields(events, now),
-        }
-        try:
-            await self.contracts.insert_one(document)
-        except DuplicateKeyError:
-            return None
-        return document
-
-    async def update_contract(
-        self,
-        contract: Contract,
-        expected: Stored[Contract],
-        handled: Sequence[str],
-        entry: Document,
-        events: Sequence[OutboxEntry],
-        now: datetime,
-    ) -> Document:
-        document = await self.contracts.find_one_and_update(
-            {"_id": contract.contract_id, "revision": expected.revision},
-            {
-                "$set": {
-                    **contract_to_document(contract),
-                    "revision": expected.revision + 1,
-                    **outbox_fields(events, now),
-                },
-                "$push": {"handled": {"$each": list(handled)}, "time_entries": entry},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        if document is None:
-            raise Conflict(contract.contract_id)
-        return document
-
-    async def add_member(
-        self, member_id: str, fields: Document, event: OutboxEntry, now: datetime
-    ) -> Document | None:
-        """Stores a membership; None when the freelancer is already in the cloud."""
-        document = {
-            "_id": member_id,
-            **fields,
-            "joined_at": now,
-            "revision": 1,
-            **outbox_fields([event], now),
-        }
-        try:
-            await self.members.insert_one(document)
-        except DuplicateKeyError:
-            return None
-        return document
+            await self.contracts.documents.ensure_index(party, "activated_at", "_id")
+        await self.members.ensure_index("talent_cloud_id", "joined_at", "_id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +54,8 @@ class Settings:
     # How long a command for an offer this service has not heard of yet waits for the
     # offer's events before it is refused (SPEC §4's bounded wait).
     unknown_offer_wait_seconds: float
-    # Events still in a document's outbox after this long are republished by the relay.
-    outbox_relay_after_seconds: int
+    # How often the deadlines of parked commands are checked.
+    parked_sweep_interval_seconds: float
 
     # Where tests and side-by-side deployments keep apart; both default to the service name.
     database_name: str
@@ -67,11 +68,17 @@ class Settings:
     # How long the producer waits to fill a batch; every publish is awaited (the outbox is
     # cleared only once the broker has the events), so this adds to each hop's latency.
     kafka_linger_ms: int = 0
-    # Consumers per subscribed topic in one instance, each a member of the service's group
-    # handling its own partitions one record at a time: partitions are handled concurrently,
-    # and each aggregate (one key, one partition) still has one writer. More than the
-    # topic's partitions leaves the extra ones idle.
-    kafka_consumers_per_topic: int = 3
+    # Consumers in one instance, each a member of the service's group with its own share of
+    # the partitions (the same partition numbers of every topic), handling its records one
+    # at a time: the bound on records handled concurrently. More than the topics'
+    # partitions leaves the extra ones idle.
+    kafka_consumers: int = 3
+    # Static group membership (KIP-345): the name this instance's consumers keep across
+    # restarts, so a restarted instance takes its partitions back at once. Each running
+    # instance needs its own; None (HTTP_PORT=0, tests) joins as a new member each time.
+    kafka_instance_id: str | None = None
+    # How long the group waits for a silent member before its partitions go to the others.
+    kafka_session_timeout_ms: int = 10_000
 
     @classmethod
     def from_env(cls, service_name: str, default_http_port: int) -> Settings:
@@ -88,13 +95,21 @@ class Settings:
             ),
             max_contract_days=_int("MAX_CONTRACT_DAYS", 180, minimum=1),
             unknown_offer_wait_seconds=float(_int("UNKNOWN_OFFER_WAIT_MS", 5000)) / 1000,
-            outbox_relay_after_seconds=_int("OUTBOX_RELAY_AFTER_SECONDS", 5, minimum=1),
+            parked_sweep_interval_seconds=_int("PARKED_SWEEP_INTERVAL_MS", 1000, minimum=10) / 1000,
             database_name=os.environ.get("MONGODB_DATABASE", service_name),
             kafka_group_id=os.environ.get("KAFKA_GROUP_ID", service_name),
             kafka_fetch_max_wait_ms=_int("KAFKA_FETCH_MAX_WAIT_MS", 50, minimum=1),
             kafka_linger_ms=_int("KAFKA_LINGER_MS", 0),
-            kafka_consumers_per_topic=_int("KAFKA_CONSUMERS_PER_TOPIC", 3, minimum=1),
+            kafka_consumers=_int("KAFKA_CONSUMERS", 3, minimum=1),
+            kafka_instance_id=os.environ.get("KAFKA_GROUP_INSTANCE_ID")
+            or default_instance_id(service_name, _int("HTTP_PORT", default_http_port)),
+            kafka_session_timeout_ms=_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
         )
+
+
+def default_instance_id(service_name: str, http_port: int) -> str | None:
+    """One name per instance on one host: each listens on its own HTTP port."""
+    return None if http_port == 0 else f"{service_name}@{socket.gethostname()}:{http_port}"
 
 
 def mongo_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:

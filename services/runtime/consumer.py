@@ -1,19 +1,17 @@
-"""One way for every service to take a record off a command topic.
+"""What becomes of a record whose handling fails.
 
 The outcome of a record is exactly one of: handled; refused (readable but invalid: one
-CommandRejected); dead-lettered (unreadable, or a bug in our handling). Only a failure of
-our own infrastructure (database or broker unreachable) escapes, so that FastStream's
-NACK_ON_ERROR rewinds the partition and the record is handled again once it is back.
+CommandRejected); parked (services.runtime.parking); dead-lettered (unreadable, or a bug in
+our handling). Only a failure of our own infrastructure (database or broker unreachable)
+escapes, so that FastStream's NACK_ON_ERROR rewinds the partition and the record is handled
+again once it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka.errors import (
     KafkaConnectionError,
@@ -21,14 +19,9 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     RecordTooLargeError,
 )
-from pydantic import TypeAdapter, ValidationError
 from pymongo.errors import ConnectionFailure, OperationFailure
 
-from contracts import InvalidCommand, UnreadableCommand, parse_command
-
-from . import metrics as outcomes
-from .logs import message_context
-from .metrics import ServiceMetrics
+from .uow import NotYetKnown, WriterConflict
 from .wire import RecordOrigin
 
 log = logging.getLogger(__name__)
@@ -42,6 +35,7 @@ INFRASTRUCTURE_ERRORS = (
     KafkaTimeoutError,
     ConnectionError,
     TimeoutError,
+    WriterConflict,
 )
 INFRASTRUCTURE_BACKOFF_SECONDS = 1.0
 # FerretDB keeps answering while the PostgreSQL behind it is down or restarting, with an
@@ -70,44 +64,9 @@ def is_outage(error: BaseException) -> bool:
 
 
 DeadLetter = Callable[[bytes, RecordOrigin, str], Awaitable[None]]
-RefuseInvalid = Callable[[InvalidCommand, RecordOrigin], Awaitable[None]]
 
 
-async def consume_command(
-    raw: bytes,
-    origin: RecordOrigin,
-    *,
-    adapter: TypeAdapter[Any],
-    max_contract_days: int,
-    handle: Callable[[Any], Awaitable[None]],
-    refuse_invalid: RefuseInvalid,
-    dead_letter: DeadLetter,
-    metrics: ServiceMetrics,
-) -> None:
-    started = time.perf_counter()
-    today = datetime.now(UTC).date()
-    match parse_command(adapter, raw, today=today, max_contract_days=max_contract_days):
-        case UnreadableCommand(error=error):
-            log.warning("dead-lettered record %s: %s", origin, error)
-            await _dead_letter(dead_letter, raw, origin, error)
-            outcome, type_ = outcomes.DEAD_LETTERED, "unreadable"
-        case InvalidCommand() as invalid:
-            with message_context(invalid):
-                await refuse_invalid(invalid, origin)
-            outcome, type_ = outcomes.INVALID, invalid.command_type or "unknown"
-        case command:
-            what = f"{command.type} {command.command_id} for {command.key} ({origin})"
-            with message_context(command):
-                if failure := await _failure(what, handle, command):
-                    # A bug must not stall the partition: park the record where a person
-                    # sees it.
-                    await _dead_letter(dead_letter, raw, origin, f"handler failed: {failure!r}")
-            outcome = outcomes.DEAD_LETTERED if failure else outcomes.HANDLED
-            type_ = command.type
-    metrics.count(origin.topic, type_, outcome, time.perf_counter() - started)
-
-
-async def _dead_letter(
+async def dead_letter_record(
     dead_letter: DeadLetter, raw: bytes, origin: RecordOrigin, error: str
 ) -> None:
     """Dead-letters the record; one too large for the dead-letter topic goes there without
@@ -124,47 +83,23 @@ async def _dead_letter(
         await dead_letter(b"", origin, f"{error}; its {len(raw)} bytes were too large to copy")
 
 
-async def consume_event(
-    raw: bytes,
-    origin: RecordOrigin,
-    *,
-    adapter: TypeAdapter[Any],
-    handle: Callable[[Any], Awaitable[None]],
-    metrics: ServiceMetrics,
-) -> None:
-    """One record of an events topic. An unreadable event, or one our handling fails on, is
-    logged and skipped: events have no dead-letter topic, and a stalled partition would
-    hold up every later event."""
-    started = time.perf_counter()
+async def failure_of(what: str, handle: Callable[[], Awaitable[None]]) -> Exception | None:
+    """Runs the handler; what it failed with, when retrying will not mend it. An outage is
+    raised instead, so the partition is rewound and the record handled again once the
+    database or broker is back; so is NotYetKnown, for the caller to park the record."""
     try:
-        event = adapter.validate_json(raw)
-    except ValidationError as error:
-        log.error("skipped an unreadable record %s: %s", origin, error)
-        metrics.count(origin.topic, "unreadable", outcomes.SKIPPED, time.perf_counter() - started)
-        return
-    what = f"{event.type} {event.event_id} ({origin})"
-    with message_context(event):
-        failure = await _failure(what, handle, event)
-        if failure:
-            log.error("skipped %s: its effects are lost until it is replayed", what)
-    outcome = outcomes.SKIPPED if failure else outcomes.HANDLED
-    metrics.count(origin.topic, event.type, outcome, time.perf_counter() - started)
-
-
-async def _failure(
-    what: str, handle: Callable[[Any], Awaitable[None]], message: Any
-) -> Exception | None:
-    """Runs the handler; what it failed with, when retrying will not mend it. An
-    infrastructure outage is raised instead, so the partition is rewound and retried."""
-    try:
-        await handle(message)
+        await handle()
+    except NotYetKnown:
+        raise
     except Exception as error:
         if is_outage(error):
             log.error(
-                "could not handle %s: the database or broker is unavailable (%s); "
-                "will retry in %.0fs",
+                "could not handle %s: %s; will retry in %.0fs",
                 what,
-                str(error).splitlines()[-1][:200],
+                str(error).splitlines()[-1][:200]
+                if isinstance(error, WriterConflict)
+                else "the database or broker is unavailable "
+                f"({str(error).splitlines()[-1][:200] if str(error) else type(error).__name__})",
                 INFRASTRUCTURE_BACKOFF_SECONDS,
             )
             await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)

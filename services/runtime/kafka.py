@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -18,7 +20,6 @@ from contracts import topics
 from .config import Settings
 from .metrics import ServiceMetrics
 from .outbox import OutboxEntry
-from .ownership import Ownership
 from .wire import RecordOrigin, raw_body
 
 TOPIC_PARTITIONS = 3
@@ -47,6 +48,22 @@ def new_broker(settings: Settings, logger: logging.Logger, metrics: ServiceMetri
     )
 
 
+class TopicLayoutError(RuntimeError):
+    """The topics a service consumes do not have the same number of partitions."""
+
+
+def check_copartitioned(counts: dict[str, int], consumed: Sequence[str]) -> None:
+    """Each aggregate's records must meet in one partition number on every topic."""
+    found = {name: counts[name] for name in consumed}
+    if len(set(found.values())) > 1:
+        listed = ", ".join(f"{name} has {n}" for name, n in found.items())
+        raise TopicLayoutError(
+            f"the topics this service consumes must have the same number of partitions, so "
+            f"that each offer's records meet in one partition ({listed}); add partitions "
+            "to the smaller ones with kafka-topics.sh --alter before starting it"
+        )
+
+
 async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[str, int]:
     """Creates the topics a service uses, with partitions to spread offers over, instead of
     leaving it to broker auto-creation (one partition, and errors in the log meanwhile).
@@ -70,29 +87,44 @@ async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[st
         await admin.close()
 
 
-def subscribe(
-    broker: KafkaBroker, topic: str, settings: Settings, ownership: Ownership | None = None
-) -> DefaultSubscriber:
-    """A subscriber in the service's own consumer group that hands over the raw bytes and
-    commits the offset only after the handler returned (NACK_ON_ERROR: on an exception the
-    partition is rewound and the record is handled again).
+def subscribe_all(
+    broker: KafkaBroker,
+    topic_names: Sequence[str],
+    settings: Settings,
+    listener: ConsumerRebalanceListener,
+) -> list[DefaultSubscriber]:
+    """The service's consumers, each subscribed to all its topics, in the service's group.
 
-    With several consumers per topic, FastStream runs one consumer per worker, each with its
-    own partitions: records of different partitions are handled concurrently, those of one
-    partition (so of one aggregate) in order, one at a time."""
-    return broker.subscriber(
-        topic,
-        group_id=settings.kafka_group_id,
-        max_workers=settings.kafka_consumers_per_topic,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        decoder=raw_body,
-        # Latency: do not sit 500 ms on an empty fetch (aiokafka's default); see config.py.
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        title=f"{topic}:consume",
-        description=topics.DESCRIPTIONS[topic],
-        listener=ownership,
-    )
+    Range assignment gives each consumer the same partition numbers of every topic, so all
+    records of one key (one aggregate) meet in one consumer, which handles them one at a
+    time (services.runtime.service). Several consumers per instance (KAFKA_CONSUMERS)
+    handle different partitions concurrently.
+
+    Static membership (KIP-345): each consumer has a `group.instance.id` that outlives the
+    process, so one restarted after a crash takes its partitions back at once, without a
+    rebalance or waiting out the dead member's session. Offsets are committed only after
+    a record was handled (NACK_ON_ERROR: on an exception the partition is rewound)."""
+    return [
+        broker.subscriber(
+            *topic_names,
+            group_id=settings.kafka_group_id,
+            group_instance_id=None
+            if settings.kafka_instance_id is None
+            else f"{settings.kafka_instance_id}-{index}",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            decoder=raw_body,
+            # Latency: do not sit 500 ms on an empty fetch (aiokafka's default); see config.py.
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            title="consume",
+            description=f"{settings.service_name} reads these topics",
+            listener=listener,
+            include_in_schema=index == 0,
+        )
+        for index in range(settings.kafka_consumers)
+    ]
 
 
 class Publishers:
@@ -102,21 +134,21 @@ class Publishers:
         self.topics = tuple(names)
         self._by_topic: dict[str, DefaultPublisher] = {
             name: broker.publisher(
-                name, title=f"{name}:publish", description=topics.DESCRIPTIONS[name]
+                name, title=f"{name}:publish", description=topics.description(name)
             )
             for name in names
         }
 
     async def publish(self, entries: Sequence[OutboxEntry]) -> None:
         """Returns once the broker has acknowledged every entry (only then may the outbox be
-        cleared), one after another, so that events reach the topic in their order."""
+        cleared), one after another, so that messages reach the topic in their order."""
         for entry in entries:
             await self._by_topic[entry.topic].publish(
                 entry.payload.encode(),
                 key=entry.key.encode(),
                 headers={
                     "type": entry.type,
-                    "event_id": entry.event_id,
+                    "event_id": entry.message_id,
                     "content-type": "application/json",
                 },
             )

@@ -19,6 +19,9 @@ HANDLED = "handled"  # including a command refused by a rule (see offers_rejecti
 INVALID = "invalid"  # a command that breaks the contract's field rules: refused
 DEAD_LETTERED = "dead_lettered"
 SKIPPED = "skipped"  # an event we could not read or handle (events have no dead letter)
+PARKED = "parked"  # waiting for its aggregate (services.runtime.parking); one of these follows:
+RELEASED = "released"  # its aggregate arrived and it was handled
+REFUSED_AFTER_WAIT = "refused_after_wait"  # its wait ran out: one CommandRejected
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -52,6 +55,18 @@ class ServiceMetrics:
             ("service", "collection"),
             registry=self.registry,
         )
+        self.parked = Gauge(
+            "offers_parked",
+            "Records waiting for their aggregate (services.runtime.parking).",
+            ("service",),
+            registry=self.registry,
+        )
+        self.parked_oldest_seconds = Gauge(
+            "offers_parked_oldest_seconds",
+            "Age of the oldest parked record.",
+            ("service",),
+            registry=self.registry,
+        )
         self.consumer_lag = Gauge(
             "offers_consumer_lag",
             "Records on a partition this instance owns that it has not handled yet.",
@@ -74,9 +89,7 @@ class ServiceMetrics:
         self.consumer_lag.clear()  # partitions handed to another instance drop out
         consumers: list[Any] = []
         for subscriber in broker.subscribers:
-            # One consumer, or a subgroup of them (KAFKA_CONSUMERS_PER_TOPIC).
-            subgroup = getattr(subscriber, "consumer_subgroup", None)
-            consumers += subgroup or [getattr(subscriber, "consumer", None)]
+            consumers.append(getattr(subscriber, "consumer", None))
         for consumer in filter(None, consumers):
             for partition in consumer.assignment():
                 newest = consumer.highwater(partition)

@@ -1,67 +1,47 @@
 """Refusing a command: one CommandRejected, remembered by command_id so that a redelivered
-command is refused only once (SPEC §4: a handled command_id produces nothing new)."""
+command is refused only once (SPEC §4: a handled command_id produces nothing new). The
+rejection is written by the handler of the command's partition, like everything else."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from contracts import (
     Command,
     CommandRejected,
     CommandType,
-    FieldError,
     InvalidCommand,
     RejectionCode,
     topics,
 )
+from services.rules import Rejection, derived_id
 
+from .documents import Documents
 from .metrics import ServiceMetrics
-from .outbox import MongoOutbox, OutboxEntry, Publish, outbox_fields
-from .wire import RecordOrigin, derived_id
+from .outbox import OutboxEntry
+from .uow import UnitOfWork
+from .wire import RecordOrigin
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a command is refused (a domain decision): becomes one CommandRejected."""
-
-    code: RejectionCode
-    message: str
-    errors: tuple[FieldError, ...] = field(default=())
-    status: str | None = None
-
-
 class Refusals:
     """The `rejections` collection: one document per refused command_id, its CommandRejected
-    in the document's outbox. Written once and cleared once, so it needs no owner."""
+    in the document's outbox."""
 
     def __init__(
-        self,
-        database: AsyncDatabase[dict[str, Any]],
-        publish: Publish,
-        clock: Callable[[], datetime],
-        metrics: ServiceMetrics | None = None,
+        self, documents: Documents, uow: UnitOfWork, metrics: ServiceMetrics | None = None
     ) -> None:
-        self.collection = database["rejections"]
+        self.documents = documents
+        self.uow = uow
         self.metrics = metrics
-        self.outbox = MongoOutbox(self.collection)
-        self.publish = publish
-        self.clock = clock
 
     async def already_refused(self, command_id: str) -> bool:
         """True when this command was refused before (then its rejection is sure to be out)."""
-        document = await self.collection.find_one({"_id": command_id})
+        document = await self.documents.get(command_id)
         if document is None:
             return False
-        await self.outbox.flush(document, self.publish)
+        await self.uow.flush(self.documents, document)
         return True
 
     async def refuse(self, command: Command, rejection: Rejection) -> None:
@@ -97,7 +77,7 @@ class Refusals:
         rejection: Rejection,
         fallback_id: str,
     ) -> None:
-        now = self.clock()
+        now = self.uow.clock()
         event = CommandRejected(
             event_id=derived_id("rejected", command_id or fallback_id),
             occurred_at=now,
@@ -122,17 +102,11 @@ class Refusals:
         )
         if command_id is None:
             self._count(command_type, rejection)
-            await self.publish([entry])  # nothing to remember it by
+            await self.uow.publish([entry])  # nothing to remember it by
             return
-        record = {"_id": command_id, "revision": 1, "at": now, **outbox_fields([entry], now)}
-        try:
-            await self.collection.insert_one(record)
-        except DuplicateKeyError:
-            # Refused before (a redelivery): publish what may still be unpublished, no more.
-            await self.already_refused(command_id)
-            return
-        self._count(command_type, rejection)
-        await self.outbox.flush(record, self.publish)
+        # Refused before (a redelivery): only what may still be unpublished goes out.
+        if await self.uow.insert_once(self.documents, {"_id": command_id, "key": key}, [entry]):
+            self._count(command_type, rejection)
 
     def _count(self, command_type: CommandType, rejection: Rejection) -> None:
         """Counts a refusal once: a redelivered command's refusal is not counted again."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.processes import CONSUMES, ServiceProcess, start_at_the_end
+from services.processes import ServiceProcess, start_at_the_end
 from tests.infrastructure import Endpoints
 
-__all__ = ["CONSUMES", "ServiceProcess", "launch", "service_process"]
+__all__ = ["ServiceProcess", "launch", "service_process"]
 
 
 def service_process(
@@ -21,7 +21,6 @@ def service_process(
         "MONGODB_DATABASE": f"e2e_{name}_{run_id}",
         "KAFKA_GROUP_ID": f"e2e-{name}",
         "HTTP_PORT": str(port),
-        "OUTBOX_RELAY_AFTER_SECONDS": "1",
         **extra,
     }
     return ServiceProcess(name, port, env, tmp / f"{name}.log")
@@ -32,8 +31,6 @@ async def launch(name: str, port: int, infra: Endpoints, tmp: Path, run_id: str)
     current ends (what earlier tests left there belongs to other databases)."""
     service = service_process(name, port, infra, tmp, run_id)
     service.env["KAFKA_GROUP_ID"] = f"e2e-{name}-{run_id}"
-    await start_at_the_end(
-        infra.kafka_bootstrap_servers, service.env["KAFKA_GROUP_ID"], CONSUMES[name]
-    )
+    await start_at_the_end(infra.kafka_bootstrap_servers, name, service.env["KAFKA_GROUP_ID"])
     service.start()
     return service

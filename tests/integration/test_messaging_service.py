@@ -33,9 +33,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def api(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
-    settings = await fresh_settings(
-        infra, "messaging_service", (topics.NEGOTIATIONS_COMMANDS, topics.OFFERS_EVENTS)
-    )
+    settings = await fresh_settings(infra, "messaging_service")
     async with running(create_app(settings)) as client:
         yield client
 

@@ -4,7 +4,6 @@ straight onto their topics (offer_service and messaging_service are not running)
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -12,22 +11,34 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient
 
-from contracts import OFFER_EVENT_ADAPTER, format_utc, topics
+from contracts import format_utc, topics
+from contracts.internal import Notify
 from services.notification_service.app import create_app
 from services.notification_service.domain import Planned
-from services.notification_service.handlers import NotificationHandlers
-from services.notification_service.store import MongoNotificationStore
+from services.notification_service.handlers import (
+    NotificationHandlers,
+    notification_id_for,
+    notify_command,
+    reminder_id_for,
+)
+from services.notification_service.store import NotificationStore
 from services.runtime.clock import utc_now
+from services.runtime.config import Settings
+from services.runtime.documents import MongoDocuments
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
+from services.runtime.uow import UnitOfWork
 from tests.conftest import UNKNOWN_OFFER_WAIT_SECONDS as WAIT_SECONDS
 from tests.conftest import fresh_settings, settings_for
 from tests.infrastructure import Endpoints
 from tests.kit import Parties, Probe, Producer, Seen, hourly_terms, new_id, of_type, running
 
 pytestmark = pytest.mark.integration
+
+NOTIFY: TypeAdapter[Notify] = TypeAdapter(Notify)
 
 NOTIFICATION_FIELDS = (
     "notification_id",
@@ -43,21 +54,18 @@ NOTIFICATION_FIELDS = (
 
 
 @pytest.fixture(scope="module")
-async def service(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
-    settings = await fresh_settings(
+async def service_settings(infra: Endpoints) -> Settings:
+    return await fresh_settings(
         infra,
         "notification_service",
-        (
-            topics.OFFERS_EVENTS,
-            topics.CONTRACTS_EVENTS,
-            topics.TALENT_CLOUDS_EVENTS,
-            topics.NEGOTIATIONS_EVENTS,
-            topics.NOTIFICATIONS_COMMANDS,
-        ),
         offer_reminder_leads_seconds=(2, 1),
         expiry_sweep_interval_seconds=1,
     )
-    async with running(create_app(settings)) as client:
+
+
+@pytest.fixture(scope="module")
+async def service(service_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app(service_settings)) as client:
         yield client
 
 
@@ -530,79 +538,94 @@ async def test_unreadable_records_are_skipped_or_dead_lettered(
     assert created.value["kind"] == "offer_received"
 
 
-async def test_two_sweepers_send_each_reminder_exactly_once(infra: Endpoints) -> None:
-    """Two instances racing over the same reminders (no Kafka: publishing is recorded)."""
-    settings = settings_for(
-        infra, "notification_service", database_name=f"test_notification_sweep_{new_id('db')}"
-    )
-    published: list[OutboxEntry] = []
-
-    async def publish(entries: Sequence[OutboxEntry]) -> None:
-        published.extend(entries)
-
-    clients = [AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True) for _ in "ab"]
-    try:
-        stores = [MongoNotificationStore(client[settings.database_name]) for client in clients]
-        await stores[0].ensure_indexes()
-        sweepers = [
-            NotificationHandlers(
-                store,
-                publish,
-                clock=utc_now,
-                reminder_leads_seconds=(2, 1),
-                unknown_offer_wait=0,
-                refusals=Refusals(client[settings.database_name], publish, utc_now),
-            )
-            for store, client in zip(stores, clients, strict=True)
-        ]
-        p = Parties()
-        offer = OFFER_EVENT_ADAPTER.validate_json(json.dumps(extended(p, expires_in=3)))
-        await sweepers[0].on_event(offer)
-        await sweepers[1].on_event(offer)  # redelivered to the other instance
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 4
-        while loop.time() < deadline:
-            await asyncio.gather(*(s.send_due_reminders() for s in sweepers))
-            await asyncio.sleep(0.05)
-    finally:
-        for client in clients:
-            await client.close()
-    kinds = [json.loads(entry.payload)["kind"] for entry in published]
-    assert sorted(kinds) == ["offer_expiring", "offer_expiring", "offer_received"]
-    assert len({entry.event_id for entry in published}) == 3
-
-
-async def test_a_notification_stored_but_not_published_is_relayed(
-    infra: Endpoints, service: httpx.AsyncClient, probe: Probe
+async def test_two_instances_send_each_reminder_exactly_once(
+    infra: Endpoints, producer: Producer, probe: Probe
 ) -> None:
-    """As after a kill -9 between the write and the publish: the relay publishes it."""
-    settings = settings_for(infra, "notification_service")
+    """Both instances sweep the same reminders; each is sent by its offer's handler, once.
+    (Lead times of their own: the module's service sends (2, 1)-second reminders too.)"""
+    leads = (4, 3)
+    settings = await fresh_settings(
+        infra,
+        "notification_service",
+        database_name=f"test_notification_sweep_{new_id('db')}",
+        offer_reminder_leads_seconds=leads,
+        expiry_sweep_interval_seconds=1,
+    )
+    p = Parties()
+    ours = {
+        notification_id_for(reminder_id_for(p.offer_id, 1, lead), p.freelancer_id) for lead in leads
+    }
+
+    def reminder_of_ours(seen: Seen) -> bool:
+        return of_type("NotificationCreated")(seen) and seen.value["notification_id"] in ours
+
+    async with running(create_app(settings)), running(create_app(settings)):
+        await publish(producer, topics.OFFERS_EVENTS, extended(p, expires_in=8), p.offer_id)
+        await probe.wait_for(reminder_of_ours, count=len(ours), within=30)
+        await probe.quiet(2)
+    sent = [seen.value["notification_id"] for seen in probe.matching(reminder_of_ours)]
+    for seen in probe.matching(reminder_of_ours):
+        print(
+            "DEBUG",
+            seen.headers,
+            seen.value["event_id"],
+            seen.value["notification_id"],
+            seen.value["created_at"],
+        )
+    assert sorted(sent) == sorted(ours)
+
+
+async def test_a_notification_stored_but_not_published_goes_out_when_asked_again(
+    service_settings: Settings, service: httpx.AsyncClient, probe: Probe, producer: Producer
+) -> None:
+    """As after a kill -9 between the write and the publish: the Notify is handled again
+    (its offset was never committed), finds the notification stored and publishes it."""
+    settings = service_settings
+    internal = topics.internal(settings.kafka_group_id)
     client = AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True)
     recipient = new_id("free")
+    plan = Planned(recipient, "new_message", "New message: Logo", "hello")
+    ask = notify_command(
+        plan, source_id=str(uuid.uuid4()), uow=UnitOfWork(_never, utc_now, internal)
+    )
     try:
-        store = MongoNotificationStore(client[settings.database_name])
 
         async def lost(entries: Sequence[OutboxEntry]) -> None:
             raise ConnectionError("killed before publishing")
 
+        database = client[settings.database_name]
+        store = NotificationStore(
+            MongoDocuments(database["offers"]),
+            MongoDocuments(database["reminders"]),
+            MongoDocuments(database["notifications"]),
+        )
         crashed = NotificationHandlers(
             store,
-            lost,
-            clock=utc_now,
+            UnitOfWork(lost, utc_now),
+            Refusals(
+                MongoDocuments(client[settings.database_name]["rejections"]),
+                UnitOfWork(lost, utc_now),
+            ),
             reminder_leads_seconds=(),
-            unknown_offer_wait=0,
-            refusals=Refusals(client[settings.database_name], lost, utc_now),
         )
-        plan = Planned(recipient, "new_message", "New message: Logo", "hello")
         with pytest.raises(ConnectionError):
-            await crashed.notify(plan, source_id=str(uuid.uuid4()))
+            await crashed.notify(NOTIFY.validate_json(ask.payload))
     finally:
         await client.close()
-    [relayed] = await probe.wait_for(of_type("NotificationCreated", recipient_id=recipient))
+    await producer.send(
+        topics.internal(settings.kafka_group_id), ask.payload.encode(), key=recipient
+    )
+    [published] = await probe.wait_for(of_type("NotificationCreated", recipient_id=recipient))
     [stored] = (await inbox(service, recipient))["items"]
     assert {k: stored[k] for k in NOTIFICATION_FIELDS} == {
-        k: relayed.value[k] for k in NOTIFICATION_FIELDS
+        k: published.value[k] for k in NOTIFICATION_FIELDS
     }
+    await probe.quiet()
+    assert len(probe.matching(of_type("NotificationCreated", recipient_id=recipient))) == 1
+
+
+async def _never(entries: Sequence[OutboxEntry]) -> None:
+    raise AssertionError("nothing is published here")
 
 
 async def test_marking_the_most_notifications_a_command_may_name_read_in_one_go(
@@ -615,17 +638,22 @@ async def test_marking_the_most_notifications_a_command_may_name_read_in_one_go(
     )
     client = AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True)
     try:
-        store = MongoNotificationStore(client[settings.database_name])
+        database = client[settings.database_name]
+        store = NotificationStore(
+            MongoDocuments(database["offers"]),
+            MongoDocuments(database["reminders"]),
+            MongoDocuments(database["notifications"]),
+        )
         await store.ensure_indexes()
         mine, theirs = [f"n-{i}" for i in range(450)], [f"t-{i}" for i in range(50)]
-        await store.notifications.insert_many(
+        await database["notifications"].insert_many(
             [{"_id": n, "recipient_id": "free-1", "read": False} for n in mine]
             + [{"_id": n, "recipient_id": "free-2", "read": False} for n in theirs]
         )
         ids = mine + theirs
         changed = await asyncio.wait_for(store.mark_read("free-1", ids, utc_now()), 60)
         assert changed == 450
-        assert await store.notifications.count_documents({"read": True}) == 450
+        assert await database["notifications"].count_documents({"read": True}) == 450
         assert await asyncio.wait_for(store.mark_read("free-1", ids, utc_now()), 60) == 0
     finally:
         await client.drop_database(settings.database_name)

@@ -25,7 +25,6 @@ async def expiring_settings(infra: Endpoints) -> Settings:
     return await fresh_settings(
         infra,
         "offer_service",
-        (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS),
         database_name=f"{settings_for(infra, 'offer_service').database_name}_expiry",
         offer_ttl_seconds=TTL_SECONDS,
         expiry_sweep_interval_seconds=1,

@@ -32,12 +32,10 @@ from tests.kit import (
 
 pytestmark = pytest.mark.integration
 
-OFFER_TOPICS = (topics.OFFERS_COMMANDS, topics.CONTRACTS_COMMANDS, topics.OFFERS_EVENTS)
-
 
 @pytest.fixture(scope="module")
 async def api(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
-    settings = await fresh_settings(infra, "offer_service", OFFER_TOPICS)
+    settings = await fresh_settings(infra, "offer_service")
     async with running(create_app(settings)) as client:
         yield client
 

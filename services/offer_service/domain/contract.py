@@ -22,8 +22,8 @@ from contracts import (
     TalentCloudMemberAdded,
     TimeLogged,
 )
-from services.runtime.refusals import Rejection
-from services.runtime.wire import derived_id
+from contracts.internal import JoinTalentCloud
+from services.rules import Rejection, derived_id
 
 from .offer import new_event_id
 
@@ -39,6 +39,15 @@ def iso_week(day: date) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeEntry:
+    entry_id: str
+    work_date: date
+    hours: Decimal
+    memo: str | None
+    logged_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Contract:
     contract_id: str
     offer_id: str
@@ -49,6 +58,7 @@ class Contract:
     terms: OfferTerms
     activated_at: datetime
     hours_by_week: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+    time_entries: tuple[TimeEntry, ...] = ()
 
     @property
     def status(self) -> str:
@@ -84,20 +94,33 @@ def activate(
     return contract, event
 
 
-def membership(
-    contract: Contract, *, now: datetime, causation_id: str
-) -> TalentCloudMemberAdded | None:
-    """The Talent Cloud the freelancer joins with this contract, if its terms name one."""
+def talent_cloud_join(contract: Contract, *, causation_id: str) -> JoinTalentCloud | None:
+    """The Talent Cloud the freelancer joins with this contract, if its terms name one: a
+    request to the cloud's own partition, which adds each freelancer once."""
     cloud = contract.terms.talent_cloud_id
     if cloud is None:
         return None
-    return TalentCloudMemberAdded(
-        event_id=new_event_id(),
-        occurred_at=now,
-        causation_id=causation_id,
+    return JoinTalentCloud(
+        command_id=derived_id("join", contract.contract_id),
         talent_cloud_id=cloud,
         freelancer_id=contract.freelancer_id,
         contract_id=contract.contract_id,
+        causation_id=causation_id,
+    )
+
+
+def member_id_for(talent_cloud_id: str, freelancer_id: str) -> str:
+    return derived_id("member", talent_cloud_id, freelancer_id)
+
+
+def membership_added(command: JoinTalentCloud, *, now: datetime) -> TalentCloudMemberAdded:
+    return TalentCloudMemberAdded(
+        event_id=new_event_id(),
+        occurred_at=now,
+        causation_id=command.causation_id,
+        talent_cloud_id=command.talent_cloud_id,
+        freelancer_id=command.freelancer_id,
+        contract_id=command.contract_id,
     )
 
 
@@ -149,4 +172,10 @@ def log_time(
         work_date=command.work_date,
         hours=command.hours,
     )
-    return replace(contract, hours_by_week=MappingProxyType(hours)), event
+    entry = TimeEntry(command.entry_id, command.work_date, command.hours, command.memo, now)
+    updated = replace(
+        contract,
+        hours_by_week=MappingProxyType(hours),
+        time_entries=(*contract.time_entries, entry),
+    )
+    return updated, event

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from contracts import (
     AcceptOffer,
@@ -29,19 +28,7 @@ from contracts import (
     RejectionCode,
     WithdrawOffer,
 )
-from services.runtime.refusals import Rejection
-
-OfferEvent = (
-    OfferExtended | OfferChanged | OfferWithdrawn | OfferDeclined | OfferExpired | OfferAccepted
-)
-
-
-class OfferStatus(StrEnum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    WITHDRAWN = "withdrawn"
-    EXPIRED = "expired"
+from services.rules import OfferEvent, OfferStatus, Rejection
 
 
 @dataclass(frozen=True, slots=True)

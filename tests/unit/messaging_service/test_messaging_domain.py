@@ -17,8 +17,8 @@ from contracts import (
     TermsProposed,
 )
 from services.messaging_service import domain
-from services.messaging_service.domain import OfferEvent, OfferStatus, Thread
-from services.runtime.refusals import Rejection
+from services.messaging_service.domain import Thread
+from services.rules import OfferEvent, OfferStatus, Rejection
 from tests.kit import hourly_terms
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -132,7 +132,17 @@ def test_offer_changed_before_offer_extended_opens_the_thread_at_the_newer_versi
 def test_a_late_answer_is_still_recorded() -> None:
     newer = domain.project(open_thread(), event("OfferChanged", 3), NOW).thread
     outcome = domain.project(newer, event("OfferChanged", 2, in_response_to="m-9"), NOW)
-    assert not outcome.changed and outcome.answered == ("m-9", 2)
+    # The answer is the thread's to keep (its one place); the older terms change nothing.
+    assert outcome.changed and outcome.thread.answered_by("m-9") == 2
+    assert outcome.thread.version == 3 and rate(outcome.thread) == rate(newer)
+
+
+def test_the_first_version_that_answered_a_proposal_is_kept() -> None:
+    thread = domain.project(open_thread(), event("OfferChanged", 3, in_response_to="m-9"), NOW)
+    again = domain.project(thread.thread, event("OfferChanged", 2, in_response_to="m-9"), NOW)
+    assert again.thread.answered_by("m-9") == 2
+    later = domain.project(again.thread, event("OfferChanged", 4, in_response_to="m-9"), NOW)
+    assert later.thread.answered_by("m-9") == 2 and later.thread.version == 4
 
 
 def test_each_closing_event_closes_the_thread_once_with_its_reason() -> None:

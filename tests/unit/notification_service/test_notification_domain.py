@@ -27,6 +27,7 @@ from contracts import (
 )
 from services.notification_service import domain
 from services.notification_service.domain import OfferInfo, ReminderPlan
+from services.rules import OfferStatus
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(days=30)
@@ -131,7 +132,7 @@ def info(**changes: Any) -> OfferInfo:
         offer_id="offer-1",
         client_id=CLIENT,
         freelancer_id=FREELANCER,
-        status="pending",
+        status=OfferStatus.PENDING,
         version=1,
         title=TITLE,
         summary="$45.00/h hourly, 2026-12-01 to 2027-03-31",

@@ -21,8 +21,8 @@ from contracts import (
 )
 from services.offer_service.domain import contract as contract_rules
 from services.offer_service.domain import offer as offer_rules
-from services.offer_service.domain.offer import Decision, Offer, OfferStatus, Policy
-from services.runtime.refusals import Rejection
+from services.offer_service.domain.offer import Decision, Offer, Policy
+from services.rules import OfferStatus, Rejection
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 POLICY = Policy()
@@ -270,7 +270,8 @@ def test_only_the_freelancer_logs_time_and_only_on_hourly_contracts() -> None:
 
 def test_membership_only_when_the_terms_name_a_cloud() -> None:
     contract = active_contract()
-    added = contract_rules.membership(contract, now=NOW, causation_id="evt")
-    assert added is not None and added.talent_cloud_id == "tc-design"
+    join = contract_rules.talent_cloud_join(contract, causation_id="evt")
+    assert join is not None and join.talent_cloud_id == "tc-design"
+    assert join.freelancer_id == contract.freelancer_id and join.causation_id == "evt"
     without = active_contract(talent_cloud_id=None)
-    assert contract_rules.membership(without, now=NOW, causation_id="evt") is None
+    assert contract_rules.talent_cloud_join(without, causation_id="evt") is None

@@ -1,0 +1,238 @@
+"""A service's process, assembled from its table: the broker with one subscriber set over
+all its topics and a publisher per topic it writes, the database, the unit of work, the
+parking, the background sweeps, and a Starlette app whose lifespan runs all of it and
+serves /health, /metrics and the read API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import TopicPartition
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .background import every
+from .clock import utc_now
+from .config import Settings, mongo_client
+from .documents import Document, Documents, MongoDocuments
+from .due import DueBuckets
+from .http import BadRequest, StartupError, bad_request, http_error
+from .kafka import (
+    Publishers,
+    TopicLayoutError,
+    check_copartitioned,
+    ensure_topics,
+    new_broker,
+    subscribe_all,
+)
+from .metrics import ServiceMetrics
+from .outbox import PENDING
+from .parking import Parking
+from .refusals import Refusals
+from .service import Records, Requests, ServiceTable, release_request
+from .uow import UnitOfWork
+from .wire import RecordOrigin
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Kit:
+    """What a service's handlers and sweeps are built from."""
+
+    settings: Settings
+    database: AsyncDatabase[Document]
+    uow: UnitOfWork
+    refusals: Refusals
+    requests: Requests
+    metrics: ServiceMetrics
+
+    def documents(self, name: str) -> MongoDocuments:
+        return MongoDocuments(self.database[name])
+
+
+@dataclass
+class Built:
+    handlers: Any
+    read_routes: Sequence[Route]
+    prepare: Callable[[], Awaitable[None]]
+    # The collections with outboxes, for the backlog gauge.
+    outboxes: Sequence[Documents] = ()
+    background: Sequence[BackgroundTask] = field(default_factory=tuple)
+
+
+def highwater_of(subscribers: Sequence[Any], topic: str, partition: int) -> int | None:
+    """The broker's newest offset of a partition, as this instance's consumer of it last
+    heard (None when no consumer here holds it, or none has fetched it yet)."""
+    wanted = TopicPartition(topic, partition)
+    for subscriber in subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is not None and wanted in consumer.assignment():
+            newest: int | None = consumer.highwater(wanted)
+            return newest
+    return None
+
+
+def give_back(message: KafkaMessage, record: Any) -> None:
+    """A record fetched before a rebalance took its partition away: not ours to handle.
+    If the consumer still holds the partition (the rebalance is under way), it rewinds to
+    the record, so the commit after this handler cannot pass it; if it no longer does, its
+    new owner reads it from the last committed offset."""
+    consumer: Any = getattr(message, "consumer")  # noqa: B009 - aiokafka's, set by FastStream
+    partition = TopicPartition(record.topic, record.partition)
+    if partition in consumer.assignment():
+        consumer.seek(partition, record.offset)
+    log.info(
+        "left %s[%d]@%d to the partition's new owner", record.topic, record.partition, record.offset
+    )
+
+
+def service_app(
+    declared: ServiceTable, settings: Settings, build: Callable[[Kit], Built]
+) -> Starlette:
+    table = declared.for_group(settings.kafka_group_id)
+    metrics = ServiceMetrics(table.name)
+    broker = new_broker(settings, log, metrics)
+    mongo = mongo_client(settings)
+    database = mongo[settings.database_name]
+    publishers = Publishers(broker, table.publishes)
+    uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)
+    refusals = Refusals(MongoDocuments(database["rejections"]), uow, metrics)
+    parking = Parking(MongoDocuments(database["parked"]), utc_now)
+    requests = Requests(publishers.publish, table.internal_topic)
+    kit = Kit(settings, database, uow, refusals, requests, metrics)
+    built = build(kit)
+    records = Records(
+        table,
+        built.handlers,
+        refusals=refusals,
+        parking=parking,
+        dead_letter=publishers.dead_letter,
+        metrics=metrics,
+        max_contract_days=settings.max_contract_days,
+        unknown_wait=timedelta(seconds=settings.unknown_offer_wait_seconds),
+        highwater=lambda topic, partition: highwater_of(subscribers, topic, partition),
+    )
+    subscribers = subscribe_all(broker, table.consumed_topics, settings, records.in_flight)
+    for subscriber in subscribers:
+
+        @subscriber
+        async def on_record(body: bytes, message: KafkaMessage) -> None:
+            record: Any = message.raw_message
+            if not records.in_flight.owns(record.topic, record.partition):
+                give_back(message, record)
+                return
+            await records.handle(body, RecordOrigin.of(record), message.headers.get("type"))
+
+    deadlines = DueBuckets(
+        database["parked"], database["sweeps"], "parked", fields=("key", "deadline")
+    )
+
+    async def ask_release_of_due() -> None:
+        now = utc_now()
+
+        async def request(document: Document) -> bool:
+            if document["deadline"] <= now:
+                await requests.send(release_request(document["key"], document["deadline"]))
+            return False  # out of its bucket only once its writer has refused it
+
+        await deadlines.sweep(now, request)
+
+    async def sweep_parked() -> None:
+        await every(settings.parked_sweep_interval_seconds, ask_release_of_due, "parked sweep")
+
+    async def prepare() -> None:
+        await built.prepare()
+        await refusals.documents.ensure_index(PENDING)
+        await parking.ensure_indexes()
+        await deadlines.ensure_ready(utc_now())
+        await parking.reload()
+
+    async def health(_: Request) -> Response:
+        problems: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(database.command("ping"), timeout=2)
+        except (PyMongoError, TimeoutError) as error:
+            problems["mongodb"] = f"database not answering: {error}"
+        if not await broker.ping(timeout=2):
+            problems["kafka"] = "broker not answering"
+        if problems:
+            return JSONResponse({"status": "unavailable", **problems}, status_code=503)
+        return JSONResponse({"status": "ok", "kafka": "ok", "mongodb": "ok"})
+
+    async def metrics_page(_: Request) -> Response:
+        # Gauges that are cheaper to read on a scrape than to keep up to date.
+        with suppress(PyMongoError, TimeoutError):  # /health reports the database
+            for documents in (*built.outboxes, refusals.documents):
+                backlog = await asyncio.wait_for(documents.count(PENDING, True), timeout=2)
+                metrics.outbox_backlog.labels(table.name, documents.name).set(backlog)
+            parked, oldest = await asyncio.wait_for(parking.stats(), timeout=2)
+            metrics.parked.labels(table.name).set(parked)
+            metrics.parked_oldest_seconds.labels(table.name).set(oldest)
+        await metrics.record_consumer_lag(broker)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            await prepare()
+        except PyMongoError as error:
+            raise StartupError(
+                f"{table.name}: cannot reach the database at {settings.mongodb_url} "
+                f"({error.__class__.__name__}); start it with `make infra-up` or set MONGODB_URL"
+            ) from None
+        try:
+            counts = await ensure_topics(settings.kafka_bootstrap_servers, table.topics)
+        except Exception as error:
+            raise StartupError(
+                f"{table.name}: cannot reach Kafka at {settings.kafka_bootstrap_servers} "
+                f"({error}); start it with `make infra-up` or set KAFKA_BOOTSTRAP_SERVERS"
+            ) from None
+        try:
+            check_copartitioned(counts, table.consumed_topics)
+        except TopicLayoutError as error:
+            raise StartupError(f"{table.name}: {error}") from None
+        await broker.start()
+        background = (sweep_parked, *built.background)
+        tasks = [
+            asyncio.create_task(task(), name=f"{table.name}-background") for task in background
+        ]
+        log.info(
+            "%s started: %d consumer(s) over %s",
+            table.name,
+            settings.kafka_consumers,
+            ", ".join(table.consumed_topics),
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await broker.stop()
+            await mongo.close()
+            log.info("%s stopped", table.name)
+
+    app = Starlette(
+        routes=[Route("/health", health), Route("/metrics", metrics_page), *built.read_routes],
+        lifespan=lifespan,
+        exception_handlers={BadRequest: bad_request, HTTPException: http_error},
+    )
+    app.state.broker = broker  # for the AsyncAPI documents (services.asyncapi)
+    app.state.records = records  # for the tests
+    return app

@@ -1,0 +1,140 @@
+"""Records whose aggregate is not known yet, kept in the service's database instead of
+holding up the partition (SPEC §4's bounded wait, without the wait).
+
+A command for an offer or contract the service has not heard of is parked, and the
+consumer moves on. Commands for the same aggregate that come behind it are parked behind
+it, so their order holds. The aggregate's writer (the handler of its partition) releases
+them, in order, as soon as the aggregate is stored; or refuses each one whose wait ran out,
+when the deadline sweep asks it to (contracts.internal.ReleaseParked). A parked record is
+one document, so it survives a restart; it is released or refused once, because only the
+aggregate's writer touches it and it is deleted only after its outcome is stored.
+
+Events can be parked too (notification_service's messages about an offer not yet
+projected): they have no deadline, since an event is a fact that can only be applied late.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .documents import Document, Documents
+from .due import FIELD as DUE_BUCKET
+from .due import due_bucket
+from .wire import RecordOrigin
+
+log = logging.getLogger(__name__)
+
+FLAG = "parked"
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    parked_id: str
+    key: str
+    origin: RecordOrigin
+    raw: bytes
+    parked_at: datetime
+    deadline: datetime | None
+    code: str | None
+    message: str | None
+
+    @classmethod
+    def from_document(cls, document: Document) -> Parked:
+        origin = RecordOrigin(
+            document["topic"],
+            document["partition"],
+            document["offset"],
+            None if document.get("record_key") is None else document["record_key"].encode(),
+        )
+        return cls(
+            document["_id"],
+            document["key"],
+            origin,
+            document["payload"].encode(),
+            document["parked_at"],
+            document.get("deadline"),
+            document.get("code"),
+            document.get("message"),
+        )
+
+
+class Parking:
+    def __init__(self, documents: Documents, clock: Callable[[], datetime]) -> None:
+        self.documents = documents
+        self.clock = clock
+        # Aggregates with parked records: checked before each record of theirs, so a
+        # record never overtakes one parked before it. Only grows on a reload (a stale key
+        # costs one lookup), so a reload racing a release cannot lose a key.
+        self.keys: set[str] = set()
+
+    async def ensure_indexes(self) -> None:
+        for field in (FLAG, "key", DUE_BUCKET):
+            await self.documents.ensure_index(field)
+
+    async def reload(self) -> None:
+        """Learns what is parked: at start-up, and whenever partitions are assigned (an
+        instance that wrote them may have parked records meanwhile)."""
+        self.keys |= {document["key"] for document in await self.documents.find(FLAG, True)}
+
+    def holds(self, key: str) -> bool:
+        return key in self.keys
+
+    async def park(
+        self,
+        key: str,
+        origin: RecordOrigin,
+        raw: bytes,
+        *,
+        wait: timedelta | None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> bool:
+        """Keeps the record until its aggregate arrives (once, however often delivered);
+        whether it was new."""
+        now = self.clock()
+        deadline = None if wait is None else now + wait
+        self.keys.add(key)
+        return await self.documents.insert(
+            {
+                "_id": origin.record_id,
+                FLAG: True,
+                "key": key,
+                "topic": origin.topic,
+                "partition": origin.partition,
+                "offset": origin.offset,
+                "record_key": None if origin.key is None else origin.key.decode("utf-8", "replace"),
+                "payload": raw.decode("utf-8"),
+                "parked_at": now,
+                "deadline": deadline,
+                DUE_BUCKET: None if deadline is None else due_bucket(deadline),
+                "code": code,
+                "message": message,
+            }
+        )
+
+    async def waiting(self, key: str) -> list[Parked]:
+        """The aggregate's parked records, oldest first (they all come from one partition)."""
+        found = await self.documents.find("key", key)
+        parked = sorted((Parked.from_document(d) for d in found), key=lambda p: p.origin.offset)
+        if not parked:
+            self.keys.discard(key)
+        return parked
+
+    async def remove(self, parked: Parked) -> None:
+        await self.documents.delete(parked.parked_id)
+
+    async def stats(self) -> tuple[int, float]:
+        """How many records are parked, and the age in seconds of the oldest."""
+        found = await self.documents.find(FLAG, True)
+        if not found:
+            return 0, 0.0
+        oldest = min(document["parked_at"] for document in found)
+        return len(found), (self.clock() - oldest).total_seconds()
+
+
+def describe(parked: Parked) -> dict[str, Any]:
+    return {"parked_id": parked.parked_id, "key": parked.key, "origin": str(parked.origin)}

@@ -1,0 +1,381 @@
+"""A service declared once, as a table of topic -> message -> handler, and the one way its
+records are handled.
+
+The table is the source of the subscribers, the topics created at start-up, the AsyncAPI
+document, processes.CONSUMES and the tests' topic lists.
+
+One writer per aggregate, by construction: every record that changes an aggregate is keyed
+by the aggregate's id, and all topics a service consumes have the same number of
+partitions (checked at start-up). The service's consumers subscribe to all of them with
+Kafka's range assignor, which gives partition N of every topic to the same consumer. So
+each aggregate's records, whichever topic they come on, meet in one consumer, which
+handles them one at a time. Work that does not come from a record (the expiry and reminder
+sweeps, the deadline of a parked command) is sent as an internal command to the service's
+own internal topic, keyed by the aggregate, and so takes the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, Final
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from pydantic import TypeAdapter, ValidationError
+
+from contracts import Command, InvalidCommand, UnreadableCommand, parse_command, topics
+from contracts.internal import INTERNAL_ADAPTERS, InternalCommand, ReleaseParked
+from services.rules import Rejection, derived_id
+
+from . import metrics as outcomes
+from .consumer import DeadLetter, dead_letter_record, failure_of
+from .logs import message_context
+from .metrics import ServiceMetrics
+from .outbox import OutboxEntry, Publish
+from .parking import Parked, Parking
+from .refusals import Refusals
+from .uow import NotYetKnown
+from .wire import RecordOrigin
+
+log = logging.getLogger(__name__)
+
+
+class Kind(Enum):
+    COMMAND = "command"  # from outside producers: validated, refused or dead-lettered
+    EVENT = "event"  # another service's facts: tolerant, skipped when unreadable
+    INTERNAL = "internal"  # the service's own commands to itself
+
+
+Handler = Callable[[Any, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class On:
+    """One row of a service's table: records of `topic`, read with `adapter`, go to
+    `handle(handlers, message)`."""
+
+    topic: str
+    adapter: TypeAdapter[Any]
+    handle: Handler
+    kind: Kind
+    # The aggregate a message may bring into existence: what is parked for it is released
+    # right after the message is handled.
+    releases: Callable[[Any], str] | None = None
+    # Message types of the topic this service ignores (filtered by the `type` header).
+    ignores: frozenset[str] = frozenset()
+
+
+# Stands for the deployment's internal topic in a table: topics.internal(group id).
+INTERNAL_TOPIC: Final = "<internal>"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTable:
+    """What a service reads (one row per topic) and writes. Its internal topic is named
+    after the consumer group, so a table is completed for one deployment by `for_group`."""
+
+    name: str
+    http_port: int
+    consumes: tuple[On, ...]
+    publishes: tuple[str, ...]
+    internal_topic: str = INTERNAL_TOPIC
+    routes: dict[str, On] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "routes", {on.topic: on for on in self.consumes})
+
+    def for_group(self, group_id: str) -> ServiceTable:
+        internal = topics.internal(group_id)
+
+        def named(topic: str) -> str:
+            return internal if topic == INTERNAL_TOPIC else topic
+
+        return ServiceTable(
+            self.name,
+            self.http_port,
+            tuple(replace(on, topic=named(on.topic)) for on in self.consumes),
+            (*self.publishes, internal),
+            internal,
+        )
+
+    @property
+    def consumed_topics(self) -> tuple[str, ...]:
+        return tuple(on.topic for on in self.consumes)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.consumed_topics, *self.publishes)))
+
+
+async def _release_only(handlers: Any, command: Any) -> None:
+    raise TypeError(f"{command.type} has no handler: this topic carries only ReleaseParked")
+
+
+def internal_on(service: str, handle: Handler = _release_only, **kwargs: Any) -> On:
+    """The row of the service's internal topic: its own commands, and ReleaseParked (which
+    Records handles itself)."""
+    return On(INTERNAL_TOPIC, INTERNAL_ADAPTERS[service], handle, Kind.INTERNAL, **kwargs)
+
+
+class Records:
+    """Takes each record of the service's topics to its handler, with parking, refusals,
+    dead-lettering and metrics: the same for every service."""
+
+    def __init__(
+        self,
+        table: ServiceTable,
+        handlers: Any,
+        *,
+        refusals: Refusals,
+        parking: Parking,
+        dead_letter: DeadLetter,
+        metrics: ServiceMetrics,
+        max_contract_days: int,
+        unknown_wait: timedelta,
+        highwater: Callable[[str, int], int | None] = lambda topic, partition: None,
+    ) -> None:
+        self.table = table
+        self.handlers = handlers
+        self.refusals = refusals
+        self.parking = parking
+        self.dead_letter = dead_letter
+        self.metrics = metrics
+        self.max_contract_days = max_contract_days
+        self.unknown_wait = unknown_wait
+        self.in_flight = InFlight(parking)
+        # Where the service's reading stands: the next offset to handle per partition, and
+        # the topics whose records bring aggregates into existence.
+        self.highwater = highwater
+        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.sources = tuple(on.topic for on in table.consumes if on.releases is not None)
+
+    async def handle(self, raw: bytes, origin: RecordOrigin, type_header: str | None) -> None:
+        on = self.table.routes[origin.topic]
+        if type_header is not None and type_header in on.ignores:
+            return
+        async with self.in_flight:
+            started = time.perf_counter()
+            message = self._read(on, raw, origin)
+            if isinstance(message, UnreadableCommand):
+                log.warning("dead-lettered record %s: %s", origin, message.error)
+                await dead_letter_record(self.dead_letter, raw, origin, message.error)
+                outcome, type_ = outcomes.DEAD_LETTERED, "unreadable"
+            elif isinstance(message, InvalidCommand):
+                with message_context(message):
+                    await self.refusals.refuse_invalid(message, origin)
+                outcome, type_ = outcomes.INVALID, message.command_type or "unknown"
+            elif message is None:
+                outcome, type_ = outcomes.SKIPPED, "unreadable"
+            else:
+                type_ = message.type
+                with message_context(message):
+                    outcome = await self._handle(on, message, raw, origin)
+            self.metrics.count(origin.topic, type_, outcome, time.perf_counter() - started)
+            self.next_offsets[(origin.topic, origin.partition)] = origin.offset + 1
+
+    def caught_up(self, partition: int) -> bool:
+        """Whether every record that could bring an aggregate of this partition into
+        existence, as far as the broker has them, has been handled. A parked command is
+        refused only then: its offer may well exist, in a backlog still being read."""
+        for topic in self.sources:
+            newest = self.highwater(topic, partition)
+            if newest is not None and self.next_offsets.get((topic, partition), 0) < newest:
+                return False
+        return True
+
+    def _read(self, on: On, raw: bytes, origin: RecordOrigin) -> Any:
+        if on.kind is Kind.COMMAND:
+            return parse_command(
+                on.adapter,
+                raw,
+                today=datetime.now(UTC).date(),
+                max_contract_days=self.max_contract_days,
+            )
+        try:
+            return on.adapter.validate_json(raw)
+        except ValidationError as error:
+            # Events have no dead-letter topic, and a stalled partition would hold up every
+            # later event: an unreadable one is logged and skipped.
+            log.error("skipped an unreadable record %s: %s", origin, error)
+            return None
+
+    async def _handle(self, on: On, message: Any, raw: bytes, origin: RecordOrigin) -> str:
+        if isinstance(message, ReleaseParked):
+            await self.release(message.aggregate_id)
+            return outcomes.HANDLED
+        if isinstance(message, Command) and await self.refusals.already_refused(message.command_id):
+            return outcomes.HANDLED
+        key = message.key
+        if self.parking.holds(key):
+            await self.release(key)  # its aggregate may be here now: they go first
+        what = f"{message.type} {_id_of(message)} for {key} ({origin})"
+        try:
+            failure = await failure_of(what, lambda: on.handle(self.handlers, message))
+        except NotYetKnown as unknown:
+            await self._park(on, message, raw, origin, unknown)
+            return outcomes.PARKED
+        if failure is not None:
+            if on.kind is Kind.COMMAND:
+                # A bug must not stall the partition: park the record where a person sees it.
+                await dead_letter_record(
+                    self.dead_letter, raw, origin, f"handler failed: {failure!r}"
+                )
+                return outcomes.DEAD_LETTERED
+            log.error("skipped %s: its effects are lost until it is replayed", what)
+            return outcomes.SKIPPED
+        if on.releases is not None:
+            released_key = on.releases(message)
+            if self.parking.holds(released_key):
+                await self.release(released_key)
+        return outcomes.HANDLED
+
+    async def _park(
+        self, on: On, message: Any, raw: bytes, origin: RecordOrigin, unknown: NotYetKnown
+    ) -> None:
+        wait = self.unknown_wait if on.kind is Kind.COMMAND else None
+        new = await self.parking.park(
+            unknown.key, origin, raw, wait=wait, code=unknown.code, message=unknown.message
+        )
+        if new:
+            log.info(
+                "parked %s %s: %s; %s",
+                message.type,
+                _id_of(message),
+                unknown.message,
+                "handled when it arrives"
+                if wait is None
+                else f"handled when it arrives, refused if it has not within {_seconds(wait)}",
+                extra={"aggregate_id": unknown.key},
+            )
+
+    async def release(self, key: str) -> None:
+        """Hands the aggregate's parked records to their handlers, oldest first, until one
+        still finds no aggregate: it and the ones behind it wait on (or the ones whose wait
+        ran out are refused)."""
+        for parked in await self.parking.waiting(key):
+            on = self.table.routes[parked.origin.topic]
+            message = self._read(on, parked.raw, parked.origin)
+            if message is None or isinstance(message, UnreadableCommand | InvalidCommand):
+                await self.parking.remove(parked)  # cannot happen: it was read once before
+                continue
+            if not await self._release_one(on, message, parked):
+                return
+        self.parking.keys.discard(key)
+
+    async def _release_one(self, on: On, message: Any, parked: Parked) -> bool:
+        """Whether the record is out of the parking (handled, refused or dead-lettered)."""
+        waited = (self.parking.clock() - parked.parked_at).total_seconds()
+        what = f"parked {message.type} {_id_of(message)} for {parked.key}"
+        with message_context(message):
+            try:
+                failure = await failure_of(what, lambda: on.handle(self.handlers, message))
+            except NotYetKnown as unknown:
+                if parked.deadline is None or parked.deadline > self.parking.clock():
+                    return False
+                if not self.caught_up(parked.origin.partition):
+                    log.info(
+                        "%s: its wait ran out, but %s are still being read; asked again soon",
+                        what,
+                        " and ".join(self.sources),
+                    )
+                    return False
+                await self.refusals.refuse(
+                    message,
+                    Rejection(
+                        unknown.code,  # type: ignore[arg-type]
+                        f"{unknown.message} (waited {_seconds(self.unknown_wait)} for it)",
+                    ),
+                )
+                log.info("%s refused after %.1fs: %s", what, waited, unknown.message)
+                outcome = outcomes.REFUSED_AFTER_WAIT
+            else:
+                if failure is not None:
+                    await dead_letter_record(
+                        self.dead_letter, parked.raw, parked.origin, f"handler failed: {failure!r}"
+                    )
+                    outcome = outcomes.DEAD_LETTERED
+                else:
+                    log.info("%s released after %.1fs: its aggregate arrived", what, waited)
+                    outcome = outcomes.RELEASED
+        await self.parking.remove(parked)
+        self.metrics.count(parked.origin.topic, message.type, outcome, 0.0)
+        return True
+
+
+class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The partitions this instance's consumers own, and the records being handled.
+
+    A rebalance gives partitions away only once no record is being handled (the next owner
+    must not read an aggregate mid-change). A record fetched before its partition was given
+    away is not handled at all (`owns` says no): its new owner handles it from the last
+    committed offset. Together these close the window in which two instances could both
+    be writing one aggregate."""
+
+    def __init__(self, parking: Parking) -> None:
+        self.parking = parking
+        self.count = 0
+        self.owned: set[TopicPartition] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def owns(self, topic: str, partition: int) -> bool:
+        return TopicPartition(topic, partition) in self.owned
+
+    async def __aenter__(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    async def __aexit__(self, *_: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.owned -= revoked
+        await self._idle.wait()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.owned |= assigned
+        if assigned:
+            await self.parking.reload()
+
+
+class Requests:
+    """Internal commands a sweep sends, each at most once per `quiet` seconds: the sweep
+    finds the same due work again on every pass until its writer has done it."""
+
+    def __init__(self, publish: Publish, topic: str, quiet: float = 5.0) -> None:
+        self.publish = publish
+        self.topic = topic
+        self.quiet = quiet
+        self._sent: dict[str, float] = {}
+
+    async def send(self, command: InternalCommand) -> bool:
+        now = time.monotonic()
+        if now - self._sent.get(command.command_id, -self.quiet) < self.quiet:
+            return False
+        await self.publish([OutboxEntry.of(command, topic=self.topic)])
+        self._sent[command.command_id] = now
+        if len(self._sent) > 100_000:
+            self._sent = {k: t for k, t in self._sent.items() if now - t < self.quiet}
+        return True
+
+
+def release_request(parked_key: str, deadline: datetime) -> ReleaseParked:
+    return ReleaseParked(
+        command_id=derived_id("release", parked_key, deadline.isoformat()),
+        aggregate_id=parked_key,
+    )
+
+
+def _id_of(message: Any) -> str:
+    return str(getattr(message, "command_id", None) or getattr(message, "event_id", "?"))
+
+
+def _seconds(wait: timedelta) -> str:
+    return f"{wait.total_seconds():g}s"
