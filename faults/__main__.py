@@ -2,7 +2,9 @@
 and the database restart mid-stream), prints a verdict per fault, exits 1 on any FAIL.
 
 Faults: broker-restart, database-restart, races (1,000 accept/withdraw races),
-malformed (1,000 malformed records). They restart the infrastructure of
+malformed (1,000 malformed records), unknown-aggregates (1,000 commands for offers and
+contracts nobody created among valid traffic, then a kill -9 mid-stream), recovery (the
+time a service killed with -9 takes to handle commands again). They restart the infrastructure of
 infra/infra.py (KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL, and infra.py's own INFRA_DIR,
 KAFKA_PORT, MONGO_PORT), so other work on the same Kafka and database is disrupted.
 """

@@ -13,11 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts import topics
 from services.processes import SERVICES
 
 from .system import System, infra
 from .traffic import Ledger, interleave, scatter
-from .verdict import Databases, Verdict, settle
+from .unknown import WAIT_MS, latencies, stream, summary, unknown_commands
+from .verdict import Check, Databases, Verdict, settle
 from .wire import Recorder, Sender, Step
 
 
@@ -126,11 +128,177 @@ async def malformed(rig: Rig) -> Verdict:
     return await settle(ledger, rig.recorder, rig.databases, within=600, progress=say)
 
 
+async def restart_with(rig: Rig, names: tuple[str, ...], **env: str) -> None:
+    """kill -9 and start again each service named, with `env` set."""
+    for name in names:
+        rig.system.services[name].env.update(env)
+        await rig.system.restart(name)
+
+
+async def unknown_phase(
+    rig: Rig,
+    name: str,
+    *,
+    stories: int,
+    unknown: int,
+    seconds: float,
+    strike: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[Verdict, list[float], list[float]]:
+    """Streams chat stories with `unknown` commands for unknown aggregates among them; the
+    verdict, the valid commands' latencies and the unknown ones' time to their refusal."""
+    rng = random.Random()
+    ledger = Ledger(f"{name}: {stories} chat stories, {unknown:,} for unknown offers/contracts")
+    valid = [ledger.chatting(rng) for _ in range(stories)]
+    valid_ids = set(ledger.commands)
+    ghosts = unknown_commands(ledger, unknown, rng)
+    ghost_ids = set(ledger.commands) - valid_ids
+    sent_at: dict[str, float] = {}
+    began = time.monotonic()
+    say(f"{name}: {len(ledger.commands):,} commands over ~{seconds:.0f}s")
+    await asyncio.gather(
+        stream(rig.sender, valid, ghosts, seconds=seconds, sent_at=sent_at),
+        *([strike()] if strike else []),
+    )
+    verdict = await settle(ledger, rig.recorder, rig.databases, within=600, progress=say)
+    verdict.summary += f"; {time.monotonic() - began:.0f}s"
+    return (
+        verdict,
+        latencies(rig.recorder, sent_at, valid_ids),
+        latencies(rig.recorder, sent_at, ghost_ids),
+    )
+
+
+async def unknown_aggregates(rig: Rig, unknown: int = 1000) -> Verdict:
+    """Commands for offers and contracts nobody created must cost the others nothing: the
+    valid traffic's latency beside the same traffic alone, every unknown one refused
+    once after its wait, and a kill -9 mid-stream losing and doubling nothing."""
+    waiting = ("messaging_service", "offer_service")
+    usual = rig.system.services["messaging_service"].env["UNKNOWN_OFFER_WAIT_MS"]
+    say(f"unknown aggregates: the services' default wait ({WAIT_MS} ms) for this fault")
+    await restart_with(rig, waiting, UNKNOWN_OFFER_WAIT_MS=WAIT_MS)
+    try:
+        alone, alone_seconds, _ = await unknown_phase(
+            rig, "baseline", stories=150, unknown=0, seconds=30
+        )
+        mixed, mixed_seconds, waits = await unknown_phase(
+            rig, "mixed", stories=150, unknown=unknown, seconds=30
+        )
+
+        async def kill_both() -> None:
+            await asyncio.sleep(12)
+            for name in waiting:
+                say(f"kill -9 {name} mid-stream, and start it again")
+                await rig.system.restart(name)
+
+        restarted, _, restart_waits = await unknown_phase(
+            rig, "restart", stories=100, unknown=unknown // 3, seconds=30, strike=kill_both
+        )
+    finally:
+        await restart_with(rig, waiting, UNKNOWN_OFFER_WAIT_MS=usual)
+    for line in (
+        summary("valid commands alone, latency", alone_seconds),
+        summary(f"valid commands among {unknown:,} unknown ones, latency", mixed_seconds),
+        summary("unknown ones, from publish to their refusal", waits),
+        summary("unknown ones across the restart, to their refusal", restart_waits),
+    ):
+        say(line)
+    ratio = _p99(mixed_seconds) / max(_p99(alone_seconds), 1e-9)
+    checks = [*alone.checks, *mixed.checks, *restarted.checks]
+    verdict = Verdict(
+        f"{unknown:,} commands for unknown offers and contracts among valid traffic",
+        [*checks, _latency_check(ratio)],
+        f"p99 {_p99(mixed_seconds):.2f}s among them vs {_p99(alone_seconds):.2f}s alone "
+        f"({ratio:.2f}x); {mixed.summary}; {restarted.summary}",
+    )
+    return verdict
+
+
+def _p99(seconds: list[float]) -> float:
+    ordered = sorted(seconds)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+
+def _latency_check(ratio: float) -> Check:
+    check = Check("latency: p99 of valid commands within 2x of the same traffic alone")
+    check.total = 1
+    check.note = f"{ratio:.2f}x"
+    if ratio > 2:
+        check.wrong.append(f"{ratio:.2f}x")
+    return check
+
+
+async def recovery(rig: Rig) -> Verdict:
+    """kill -9 of offer_service while offers stream in, started again at once: the time
+    from the kill to the first command it handles again, with static group membership and
+    without it (each restart a new member of the group: what a restart cost before)."""
+    checks: list[Check] = []
+    times: dict[str, float] = {}
+    for static in ("true", "false"):
+        times[static], verdict = await recovery_once(rig, static)
+        checks += verdict.checks
+        say(f"static membership {static}: handling again {times[static]:.1f}s after the kill")
+    await restart_with(rig, ("offer_service",), KAFKA_STATIC_MEMBERSHIP="true")
+    return Verdict(
+        "kill -9 of offer_service: time to the first command handled again",
+        checks,
+        f"{times['true']:.1f}s with static membership, {times['false']:.1f}s without",
+    )
+
+
+async def recovery_once(rig: Rig, static: str) -> tuple[float, Verdict]:
+    ledger = Ledger(f"recovery (static membership {static})")
+    offer_service = rig.system.services["offer_service"]
+    await restart_with(rig, ("offer_service",), KAFKA_STATIC_MEMBERSHIP=static)
+    await asyncio.sleep(3)  # settled in the group
+    done = asyncio.Event()
+    sent_at: dict[str, float] = {}
+    recovered = 0.0
+
+    async def offers() -> None:
+        while not done.is_set():
+            p = ledger.parties("recovery")
+            ledger.final_status[p.offer_id] = "pending"
+            step = ledger.extend(p)
+            await rig.sender.send_reliably(step)
+            assert isinstance(step.value, dict)
+            sent_at[step.value["command_id"]] = time.time()
+            await asyncio.sleep(0.05)
+
+    async def kill() -> None:
+        nonlocal recovered
+        await asyncio.sleep(3)
+        killed = time.time()
+        say(f"kill -9 offer_service (static membership {static}) and start it again")
+        offer_service.kill()
+        offer_service.start()
+        await asyncio.to_thread(offer_service.wait_healthy)
+        while not recovered:
+            await rig.recorder.catch_up()
+            handled = [
+                r.timestamp
+                for r in rig.recorder.records
+                if r.timestamp > killed
+                and r.topic == topics.OFFERS_EVENTS
+                and isinstance(r.value, dict)
+                and r.value.get("causation_id") in sent_at
+            ]
+            if handled:
+                recovered = min(handled) - killed
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)
+        done.set()
+
+    await asyncio.gather(offers(), kill())
+    return recovered, await settle(ledger, rig.recorder, rig.databases, within=300, progress=say)
+
+
 FAULTS: dict[str, Callable[[Rig], Awaitable[Verdict]]] = {
     "broker-restart": broker_restart,
     "database-restart": database_restart,
     "races": races,
     "malformed": malformed,
+    "unknown-aggregates": unknown_aggregates,
+    "recovery": recovery,
 }
 DEFAULT = ("broker-restart", "database-restart")
 BASE_PORT = 18601

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from contracts import topics
-from services.runtime.wire import derived_id
+from services.rules import derived_id
 from tests.kit import hourly_terms
 
 from .wire import Position, Step

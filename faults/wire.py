@@ -129,6 +129,7 @@ class Record:
     headers: dict[str, str]
     value: Any  # the parsed JSON, or None when it is not JSON
     raw: bytes
+    timestamp: float = 0.0  # when its producer wrote it (seconds since the epoch)
 
 
 class Recorder:
@@ -185,6 +186,7 @@ class Recorder:
                             {k: v.decode(errors="replace") for k, v in message.headers},
                             value,
                             raw,
+                            message.timestamp / 1000,
                         )
                     )
 

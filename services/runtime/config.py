@@ -101,14 +101,19 @@ class Settings:
             kafka_fetch_max_wait_ms=_int("KAFKA_FETCH_MAX_WAIT_MS", 50, minimum=1),
             kafka_linger_ms=_int("KAFKA_LINGER_MS", 0),
             kafka_consumers=_int("KAFKA_CONSUMERS", 3, minimum=1),
-            kafka_instance_id=os.environ.get("KAFKA_GROUP_INSTANCE_ID")
-            or default_instance_id(service_name, _int("HTTP_PORT", default_http_port)),
+            kafka_instance_id=instance_id(service_name, _int("HTTP_PORT", default_http_port)),
             kafka_session_timeout_ms=_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
         )
 
 
-def default_instance_id(service_name: str, http_port: int) -> str | None:
-    """One name per instance on one host: each listens on its own HTTP port."""
+def instance_id(service_name: str, http_port: int) -> str | None:
+    """KAFKA_GROUP_INSTANCE_ID, or one name per instance on one host (each listens on its
+    own HTTP port); none with KAFKA_STATIC_MEMBERSHIP=false, or on a random port."""
+    if os.environ.get("KAFKA_STATIC_MEMBERSHIP", "true").strip().lower() in ("false", "0", "no"):
+        return None
+    explicit = os.environ.get("KAFKA_GROUP_INSTANCE_ID", "").strip()
+    if explicit:
+        return explicit
     return None if http_port == 0 else f"{service_name}@{socket.gethostname()}:{http_port}"
 
 

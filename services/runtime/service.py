@@ -148,10 +148,11 @@ class Records:
         self.max_contract_days = max_contract_days
         self.unknown_wait = unknown_wait
         self.in_flight = InFlight(parking)
-        # Where the service's reading stands: the next offset to handle per partition, and
-        # the topics whose records bring aggregates into existence.
+        # Where the service's reading stands, per partition: the next offset, and when the
+        # last record read was written; and the topics whose records bring aggregates.
         self.highwater = highwater
         self.next_offsets: dict[tuple[str, int], int] = {}
+        self.read_until: dict[tuple[str, int], float] = {}
         self.sources = tuple(on.topic for on in table.consumes if on.releases is not None)
 
     async def handle(self, raw: bytes, origin: RecordOrigin, type_header: str | None) -> None:
@@ -176,16 +177,27 @@ class Records:
                 with message_context(message):
                     outcome = await self._handle(on, message, raw, origin)
             self.metrics.count(origin.topic, type_, outcome, time.perf_counter() - started)
-            self.next_offsets[(origin.topic, origin.partition)] = origin.offset + 1
+            self._read_past(origin)
 
-    def caught_up(self, partition: int) -> bool:
+    def _read_past(self, origin: RecordOrigin) -> None:
+        where = (origin.topic, origin.partition)
+        self.next_offsets[where] = origin.offset + 1
+        written = origin.timestamp or self.parking.clock().timestamp()
+        self.read_until[where] = max(self.read_until.get(where, 0.0), written)
+
+    def has_read_up_to(self, partition: int, moment: datetime) -> bool:
         """Whether every record that could bring an aggregate of this partition into
-        existence, as far as the broker has them, has been handled. A parked command is
-        refused only then: its offer may well exist, in a backlog still being read."""
+        existence and was written before `moment` has been read: the service has read past
+        it, or has read all there is. A parked command is refused only then: its offer may
+        well exist, in a backlog not read yet."""
         for topic in self.sources:
+            where = (topic, partition)
             newest = self.highwater(topic, partition)
-            if newest is not None and self.next_offsets.get((topic, partition), 0) < newest:
-                return False
+            if newest is None or self.next_offsets.get(where, 0) >= newest:
+                continue  # nothing more there
+            if self.read_until.get(where, 0.0) >= moment.timestamp():
+                continue  # read past the moment
+            return False
         return True
 
     def _read(self, on: On, raw: bytes, origin: RecordOrigin) -> Any:
@@ -206,12 +218,13 @@ class Records:
 
     async def _handle(self, on: On, message: Any, raw: bytes, origin: RecordOrigin) -> str:
         if isinstance(message, ReleaseParked):
+            self._read_past(origin)  # an ask brings no aggregate: it is read once it is here
             await self.release(message.aggregate_id)
             return outcomes.HANDLED
         if isinstance(message, Command) and await self.refusals.already_refused(message.command_id):
             return outcomes.HANDLED
         key = message.key
-        if self.parking.holds(key):
+        if on.releases is None and self.parking.holds(key):
             await self.release(key)  # its aggregate may be here now: they go first
         what = f"{message.type} {_id_of(message)} for {key} ({origin})"
         try:
@@ -277,7 +290,7 @@ class Records:
             except NotYetKnown as unknown:
                 if parked.deadline is None or parked.deadline > self.parking.clock():
                     return False
-                if not self.caught_up(parked.origin.partition):
+                if not self.has_read_up_to(parked.origin.partition, parked.deadline):
                     log.info(
                         "%s: its wait ran out, but %s are still being read; asked again soon",
                         what,

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 from faststream.message import StreamMessage
 
-# Ids derived from other ids (rejections, contracts) come from this namespace, so the
-# same input always yields the same id, however often it is redelivered.
-ID_NAMESPACE = uuid.UUID("6f1b8f2e-4a57-4b8e-9d0c-2f3f5d8f6a10")
-
-
-def derived_id(*parts: str) -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
+from services.rules import derived_id
 
 
 async def raw_body(message: StreamMessage[Any]) -> bytes:
@@ -31,11 +24,12 @@ class RecordOrigin:
     partition: int
     offset: int
     key: bytes | None
+    timestamp: float = 0.0  # when it was written, seconds since the epoch (0: not known)
 
     @classmethod
     def of(cls, record: ConsumerRecord[Any, Any]) -> RecordOrigin:
         key = record.key if isinstance(record.key, bytes | None) else str(record.key).encode()
-        return cls(record.topic, record.partition, record.offset, key)
+        return cls(record.topic, record.partition, record.offset, key, record.timestamp / 1000)
 
     def dead_letter_headers(self, error: str) -> dict[str, str]:
         return {

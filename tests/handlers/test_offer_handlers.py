@@ -121,6 +121,22 @@ async def test_time_logged_on_a_contract_that_never_comes_is_refused_once_after_
     assert len(service.out("CommandRejected")) == 1
 
 
+async def test_time_on_a_contract_never_activated_is_refused_even_while_the_service_is_busy() -> (
+    None
+):
+    """The asks themselves go to the internal topic, the topic that activations come on:
+    a busy one must not put the refusal off for ever."""
+    service, p = await offer_service(), Parties()
+    log = log_time(p, "e-1")
+    await service.send(topics.CONTRACTS_COMMANDS, log, key=contract_id_for(p.offer_id))
+    service.highwater[(service.table.internal_topic, 0)] = 10_000  # far from read
+    service.clock.advance(WAIT.total_seconds() + 1)
+    await service.sweep_parked()
+    assert service.one("CommandRejected", command_id=log["command_id"])["code"] == (
+        "unknown_contract"
+    )
+
+
 async def test_a_parked_command_survives_a_restart_and_is_released_once() -> None:
     storage = OfferStorage()
     before, p = await offer_service(storage), Parties()
