@@ -3,13 +3,14 @@ read API."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from starlette.applications import Starlette
 
 from contracts import EVENT_ADAPTERS, NOTIFICATION_COMMAND_ADAPTER, topics
 from contracts.internal import SendReminder
 from services.rules import derived_id
 from services.runtime.app import Built, Kit, service_app
-from services.runtime.background import every
 from services.runtime.clock import utc_now
 from services.runtime.config import Settings
 from services.runtime.documents import Document
@@ -65,26 +66,14 @@ def build(kit: Kit) -> Built:
     )
     due = DueBuckets(kit.database["reminders"], kit.database["sweeps"], "reminders")
 
-    async def ask_for_due_reminders() -> None:
-        now = utc_now()
-
-        async def ask(reminder: Document) -> bool:
-            if reminder["state"] == PENDING and reminder["due_at"] <= now:
-                await kit.requests.send(
-                    SendReminder(
-                        command_id=derived_id("send-reminder", reminder["_id"]),
-                        offer_id=reminder["offer_id"],
-                        reminder_id=reminder["_id"],
-                        version=reminder["version"],
-                    )
-                )
-            return False  # out of its bucket once its offer's handler has sent or cancelled it
-
-        await due.sweep(now, ask)
-
-    async def reminders() -> None:
-        await every(
-            kit.settings.expiry_sweep_interval_seconds, ask_for_due_reminders, "expiry reminders"
+    def send(reminder: Document, now: datetime) -> SendReminder | None:
+        if reminder["state"] != PENDING or reminder["due_at"] > now:
+            return None
+        return SendReminder(
+            command_id=derived_id("send-reminder", reminder["_id"]),
+            offer_id=reminder["offer_id"],
+            reminder_id=reminder["_id"],
+            version=reminder["version"],
         )
 
     async def prepare() -> None:
@@ -96,7 +85,7 @@ def build(kit: Kit) -> Built:
         read_routes(kit.database["notifications"]),
         prepare,
         outboxes=(store.offers.documents, store.notifications),
-        background=(reminders,),
+        background=(kit.asking_sweep(due, send, "expiry reminders"),),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 
@@ -10,7 +10,6 @@ from contracts import CONTRACT_COMMAND_ADAPTER, OFFER_COMMAND_ADAPTER, topics
 from contracts.internal import ExpireOffer
 from services.rules import derived_id
 from services.runtime.app import Built, Kit, service_app
-from services.runtime.background import every
 from services.runtime.clock import utc_now
 from services.runtime.config import Settings
 from services.runtime.documents import Document
@@ -76,25 +75,13 @@ def build(kit: Kit) -> Built:
         kit.database["offers"], kit.database["sweeps"], "offer-expiry", fields=("expires_at",)
     )
 
-    async def ask_for_expiry() -> None:
-        now = utc_now()
-
-        async def ask(offer: Document) -> bool:
-            if offer["expires_at"] <= now:
-                await kit.requests.send(
-                    ExpireOffer(
-                        command_id=derived_id(
-                            "expire", offer["_id"], offer["expires_at"].isoformat()
-                        ),
-                        offer_id=offer["_id"],
-                    )
-                )
-            return False  # out of its bucket once the offer's handler has expired it
-
-        await expiry.sweep(now, ask)
-
-    async def sweep() -> None:
-        await every(kit.settings.expiry_sweep_interval_seconds, ask_for_expiry, "expiry sweep")
+    def expire(offer: Document, now: datetime) -> ExpireOffer | None:
+        if offer["expires_at"] > now:
+            return None
+        expires = offer["expires_at"].isoformat()
+        return ExpireOffer(
+            command_id=derived_id("expire", offer["_id"], expires), offer_id=offer["_id"]
+        )
 
     async def prepare() -> None:
         await store.ensure_indexes()
@@ -107,7 +94,7 @@ def build(kit: Kit) -> Built:
         ),
         prepare,
         outboxes=(store.offers.documents, store.contracts.documents, store.members),
-        background=(sweep,),
+        background=(kit.asking_sweep(expiry, expire, "expiry sweep"),),
     )
 
 

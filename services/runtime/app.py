@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from contracts.internal import InternalCommand
 
 from .background import every
 from .clock import utc_now
@@ -64,6 +66,32 @@ class Kit:
 
     def documents(self, name: str) -> MongoDocuments:
         return MongoDocuments(self.database[name])
+
+    def asking_sweep(
+        self,
+        due: DueBuckets,
+        ask_for: Callable[[Document, datetime], InternalCommand | None],
+        what: str,
+    ) -> BackgroundTask:
+        """Every EXPIRY_SWEEP_INTERVAL_SECONDS, the due work of `due`, each asked for with
+        the internal command `ask_for` makes of it (None: not due yet). A sweep only asks:
+        the document leaves its bucket once its aggregate's handler has done the work."""
+
+        async def pass_() -> None:
+            now = utc_now()
+
+            async def ask(document: Document) -> bool:
+                command = ask_for(document, now)
+                if command is not None:
+                    await self.requests.send(command)
+                return False
+
+            await due.sweep(now, ask)
+
+        async def sweep() -> None:
+            await every(self.settings.expiry_sweep_interval_seconds, pass_, what)
+
+        return sweep
 
 
 @dataclass
@@ -139,19 +167,9 @@ def service_app(
                 return
             await records.handle(body, RecordOrigin.of(record), message.headers.get("type"))
 
-    deadlines = DueBuckets(
-        database["parked"], database["sweeps"], "parked", fields=("key", "deadline")
-    )
-
     async def ask_release_of_due() -> None:
-        now = utc_now()
-
-        async def request(document: Document) -> bool:
-            if document["deadline"] <= now:
-                await requests.send(release_request(document["key"], document["deadline"]))
-            return False  # out of its bucket only once its writer has refused it
-
-        await deadlines.sweep(now, request)
+        for key in parking.due():
+            await requests.send(release_request(key, utc_now()))
 
     async def sweep_parked() -> None:
         await every(settings.parked_sweep_interval_seconds, ask_release_of_due, "parked sweep")
@@ -160,7 +178,6 @@ def service_app(
         await built.prepare()
         await refusals.documents.ensure_index(PENDING)
         await parking.ensure_indexes()
-        await deadlines.ensure_ready(utc_now())
         await parking.reload()
 
     async def health(_: Request) -> Response:

@@ -15,15 +15,13 @@ projected): they have no deadline, since an event is a fact that can only be app
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from .documents import Document, Documents
-from .due import FIELD as DUE_BUCKET
-from .due import due_bucket
 from .wire import RecordOrigin
 
 log = logging.getLogger(__name__)
@@ -70,15 +68,33 @@ class Parking:
         # record never overtakes one parked before it. Only grows on a reload (a stale key
         # costs one lookup), so a reload racing a release cannot lose a key.
         self.keys: set[str] = set()
+        # When each parked command's wait runs out, soonest first: kept in memory by the
+        # instance that holds its partition (and learnt again by `reload`), so no sweep has
+        # to read the parked documents over and over to find the ones due.
+        self._deadlines: list[tuple[datetime, str]] = []
 
     async def ensure_indexes(self) -> None:
-        for field in (FLAG, "key", DUE_BUCKET):
+        for field in (FLAG, "key"):
             await self.documents.ensure_index(field)
 
     async def reload(self) -> None:
         """Learns what is parked: at start-up, and whenever partitions are assigned (an
         instance that wrote them may have parked records meanwhile)."""
-        self.keys |= {document["key"] for document in await self.documents.find(FLAG, True)}
+        for document in await self.documents.find(FLAG, True):
+            self.keys.add(document["key"])
+            if document.get("deadline") is not None:
+                self.remind(document["key"], document["deadline"])
+
+    def remind(self, key: str, at: datetime) -> None:
+        """`due` names `key` once `at` has passed."""
+        heapq.heappush(self._deadlines, (at, key))
+
+    def due(self) -> list[str]:
+        """The aggregates with a parked command whose wait has run out since last asked."""
+        now, found = self.clock(), dict[str, None]()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            found[heapq.heappop(self._deadlines)[1]] = None
+        return [key for key in found if key in self.keys]
 
     def holds(self, key: str) -> bool:
         return key in self.keys
@@ -98,6 +114,8 @@ class Parking:
         now = self.clock()
         deadline = None if wait is None else now + wait
         self.keys.add(key)
+        if deadline is not None:
+            self.remind(key, deadline)
         return await self.documents.insert(
             {
                 "_id": origin.record_id,
@@ -110,7 +128,6 @@ class Parking:
                 "payload": raw.decode("utf-8"),
                 "parked_at": now,
                 "deadline": deadline,
-                DUE_BUCKET: None if deadline is None else due_bucket(deadline),
                 "code": code,
                 "message": message,
             }
@@ -134,7 +151,3 @@ class Parking:
             return 0, 0.0
         oldest = min(document["parked_at"] for document in found)
         return len(found), (self.clock() - oldest).total_seconds()
-
-
-def describe(parked: Parked) -> dict[str, Any]:
-    return {"parked_id": parked.parked_id, "key": parked.key, "origin": str(parked.origin)}

@@ -70,6 +70,9 @@ class On:
     ignores: frozenset[str] = frozenset()
 
 
+# A refusal put off (the aggregate's sources are still being read) is tried again this soon.
+ASK_AGAIN: Final = timedelta(seconds=1)
+
 # Stands for the deployment's internal topic in a table: topics.internal(group id).
 INTERNAL_TOPIC: Final = "<internal>"
 
@@ -291,6 +294,7 @@ class Records:
                 if parked.deadline is None or parked.deadline > self.parking.clock():
                     return False
                 if not self.has_read_up_to(parked.origin.partition, parked.deadline):
+                    self.parking.remind(parked.key, self.parking.clock() + ASK_AGAIN)
                     log.info(
                         "%s: its wait ran out, but %s are still being read; asked again soon",
                         what,

@@ -145,12 +145,11 @@ class Harness:
                 await self.send(entry.topic, entry.payload.encode(), key=entry.key)
 
     async def sweep_parked(self) -> None:
-        """What the parked sweep does: ask each aggregate with a record past its wait to
-        refuse it (services.runtime.app)."""
-        for document in list(self.storage.parked.documents.values()):
-            if document["deadline"] is not None and document["deadline"] <= self.clock():
-                request = release_request(document["key"], document["deadline"])
-                await self.send(self.table.internal_topic, request, key=request.key)
+        """What the parked sweep does (services.runtime.app): ask each aggregate with a
+        command whose wait ran out to refuse it."""
+        for key in self.parking.due():
+            request = release_request(key, self.clock())
+            await self.send(self.table.internal_topic, request, key=request.key)
 
     def out(self, type_: str, **fields: Any) -> list[dict[str, Any]]:
         """The payloads of what was published of `type_` (with `fields`), in order."""
