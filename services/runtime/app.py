@@ -121,9 +121,9 @@ def give_back(message: KafkaMessage, record: Any) -> None:
     If the consumer still holds the partition (the rebalance is under way), it rewinds to
     the record, so the commit after this handler cannot pass it; if it no longer does, its
     new owner reads it from the last committed offset."""
-    consumer: Any = getattr(message, "consumer")  # noqa: B009 - aiokafka's, set by FastStream
+    consumer: Any = getattr(message, "consumer", None)  # aiokafka's, set by FastStream
     partition = TopicPartition(record.topic, record.partition)
-    if partition in consumer.assignment():
+    if consumer is not None and partition in consumer.assignment():
         consumer.seek(partition, record.offset)
     log.info(
         "left %s[%d]@%d to the partition's new owner", record.topic, record.partition, record.offset
@@ -165,7 +165,7 @@ def service_app(
             if not records.in_flight.owns(record.topic, record.partition):
                 give_back(message, record)
                 return
-            await records.handle(body, RecordOrigin.of(record), message.headers.get("type"))
+            await records.handle(body, RecordOrigin.of(record))
 
     async def ask_release_of_due() -> None:
         for key in parking.due():

@@ -66,8 +66,6 @@ class On:
     # The aggregate a message may bring into existence: what is parked for it is released
     # right after the message is handled.
     releases: Callable[[Any], str] | None = None
-    # Message types of the topic this service ignores (filtered by the `type` header).
-    ignores: frozenset[str] = frozenset()
 
 
 # A refusal put off (the aggregate's sources are still being read) is tried again this soon.
@@ -158,10 +156,8 @@ class Records:
         self.read_until: dict[tuple[str, int], float] = {}
         self.sources = tuple(on.topic for on in table.consumes if on.releases is not None)
 
-    async def handle(self, raw: bytes, origin: RecordOrigin, type_header: str | None) -> None:
+    async def handle(self, raw: bytes, origin: RecordOrigin) -> None:
         on = self.table.routes[origin.topic]
-        if type_header is not None and type_header in on.ignores:
-            return
         async with self.in_flight:
             started = time.perf_counter()
             message = self._read(on, raw, origin)

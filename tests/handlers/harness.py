@@ -126,10 +126,9 @@ class Harness:
 
     async def deliver(self, raw: bytes, origin: RecordOrigin, *, attempts: int = 5) -> None:
         """Handles a record; an outage rewinds it, so it is handled again."""
-        type_ = json.loads(raw).get("type") if raw.startswith(b"{") else None
         for _ in range(attempts):
             try:
-                await self.records.handle(raw, origin, type_)
+                await self.records.handle(raw, origin)
                 return
             except Exception as error:
                 if not consumer.is_outage(error):

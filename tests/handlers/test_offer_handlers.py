@@ -216,7 +216,6 @@ async def test_leftovers_of_an_earlier_write_go_out_before_the_next_events() -> 
         await service.records.handle(
             json.dumps(p.extend()).encode(),
             RecordOrigin(topics.OFFERS_COMMANDS, 0, 99, p.offer_id.encode()),
-            "ExtendOffer",
         )
     assert service.out("OfferExtended") == []
     await service.send(topics.OFFERS_COMMANDS, accept(p), key=p.offer_id)

@@ -95,7 +95,7 @@ async def _real(handlers: Any, command: Any) -> None:
     await handlers.on_offer_command(command)
 
 
-async def test_a_message_type_the_service_ignores_is_not_even_read() -> None:
+async def test_an_event_that_tells_nobody_anything_is_handled_quietly() -> None:
     notifications = await notification_service()
     # A TimeLogged tells nobody anything: handled (no notification), not an error.
     logged = {
