@@ -16,6 +16,8 @@ from services.runtime.documents import Document
 from services.runtime.http import BadRequest, not_found
 from services.runtime.pages import page
 
+from .store import contract_from_document
+
 
 def _time(value: datetime | None) -> str | None:
     return None if value is None else format_utc(value)
@@ -61,7 +63,10 @@ def render_contract(document: Document) -> dict[str, Any]:
         "status": document["status"],
         "terms": document["terms"],
         "activated_at": _time(document["activated_at"]),
-        "hours_by_week": document.get("hours_by_week", {}),
+        "hours_by_week": {
+            week: f"{hours:f}"
+            for week, hours in contract_from_document(document).hours_by_week.items()
+        },
         "time_entries": [
             {**entry, "logged_at": _time(entry["logged_at"])}
             for entry in document.get("time_entries", [])

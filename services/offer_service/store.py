@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from types import MappingProxyType
 
 from pydantic import TypeAdapter
 
@@ -89,7 +88,6 @@ def contract_to_document(contract: Contract) -> Document:
         "status": contract.status,
         "terms": contract.terms.model_dump(mode="json"),
         "activated_at": contract.activated_at,
-        "hours_by_week": {week: f"{hours:f}" for week, hours in contract.hours_by_week.items()},
         "time_entries": [
             {
                 "entry_id": entry.entry_id,
@@ -113,9 +111,6 @@ def contract_from_document(document: Document) -> Contract:
         freelancer_id=document["freelancer_id"],
         terms=TERMS.validate_python(document["terms"]),
         activated_at=document["activated_at"],
-        hours_by_week=MappingProxyType(
-            {week: Decimal(hours) for week, hours in document.get("hours_by_week", {}).items()}
-        ),
         time_entries=tuple(
             TimeEntry(
                 entry["entry_id"],

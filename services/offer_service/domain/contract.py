@@ -7,7 +7,7 @@ same cloud adds nobody twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -57,8 +57,16 @@ class Contract:
     freelancer_id: str
     terms: OfferTerms
     activated_at: datetime
-    hours_by_week: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
     time_entries: tuple[TimeEntry, ...] = ()
+
+    @property
+    def hours_by_week(self) -> Mapping[str, Decimal]:
+        """Hours logged per ISO week, from the entries (the one place they are kept)."""
+        totals: dict[str, Decimal] = {}
+        for entry in self.time_entries:
+            week = iso_week(entry.work_date)
+            totals[week] = totals.get(week, Decimal(0)) + entry.hours
+        return MappingProxyType(totals)
 
     @property
     def status(self) -> str:
@@ -161,8 +169,6 @@ def log_time(
             f"week {week} already has {logged} of {limit} hours on contract "
             f"{contract.contract_id!r}; {command.hours} more would exceed the weekly limit",
         )
-    hours = dict(contract.hours_by_week)
-    hours[week] = total
     event = TimeLogged(
         event_id=new_event_id(),
         occurred_at=now,
@@ -173,9 +179,4 @@ def log_time(
         hours=command.hours,
     )
     entry = TimeEntry(command.entry_id, command.work_date, command.hours, command.memo, now)
-    updated = replace(
-        contract,
-        hours_by_week=MappingProxyType(hours),
-        time_entries=(*contract.time_entries, entry),
-    )
-    return updated, event
+    return replace(contract, time_entries=(*contract.time_entries, entry)), event
