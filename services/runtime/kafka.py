@@ -3,6 +3,7 @@ topic a service writes), and subscribers that commit an offset only after handli
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ from .outbox import OutboxEntry
 from .wire import RecordOrigin, raw_body
 
 TOPIC_PARTITIONS = 3
+TOPIC_READY_SECONDS = 30
 # Room for a dead-lettered record larger than Kafka's default 1 MiB (an operator may allow
 # larger records on the command topics); one larger still is dead-lettered without its bytes.
 DEAD_LETTER_MAX_BYTES = 8 * 1024 * 1024
@@ -81,8 +83,16 @@ async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[st
                     for name in missing
                 ]
             )
-        described = await admin.describe_topics(list(names))
-        return {topic["topic"]: len(topic["partitions"]) for topic in described}
+        # A topic just created (here, or by a service starting beside this one) can be
+        # described with no partitions for a moment, until the metadata has spread.
+        deadline = asyncio.get_running_loop().time() + TOPIC_READY_SECONDS
+        while True:
+            described = await admin.describe_topics(list(names))
+            counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
+            pending = [name for name in names if not counts.get(name)]
+            if not pending or asyncio.get_running_loop().time() > deadline:
+                return counts
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 
