@@ -214,7 +214,9 @@ def service_app(
                 f"({error.__class__.__name__}); start it with `make infra-up` or set MONGODB_URL"
             ) from None
         try:
-            counts = await ensure_topics(settings.kafka_bootstrap_servers, table.topics)
+            counts = await ensure_topics(
+                settings.kafka_bootstrap_servers, table.topics, settings.topic_layout
+            )
         except Exception as error:
             raise StartupError(
                 f"{table.name}: cannot reach Kafka at {settings.kafka_bootstrap_servers} "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient
+
+from .topics import DAY_MS, TopicLayout
 
 
 class ConfigError(ValueError):
@@ -79,6 +81,8 @@ class Settings:
     kafka_instance_id: str | None = None
     # How long the group waits for a silent member before its partitions go to the others.
     kafka_session_timeout_ms: int = 10_000
+    # Partitions, replicas and retention of the topics the service creates.
+    topic_layout: TopicLayout = field(default_factory=TopicLayout)
 
     @classmethod
     def from_env(cls, service_name: str, default_http_port: int) -> Settings:
@@ -103,7 +107,30 @@ class Settings:
             kafka_consumers=_int("KAFKA_CONSUMERS", 3, minimum=1),
             kafka_instance_id=instance_id(service_name, _int("HTTP_PORT", default_http_port)),
             kafka_session_timeout_ms=_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
+            topic_layout=topic_layout_from_env(),
         )
+
+
+def topic_layout_from_env() -> TopicLayout:
+    """The topic settings (services.runtime.topics): the same for every service."""
+    replicas = _int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
+    return TopicLayout(
+        partitions=_int("KAFKA_TOPIC_PARTITIONS", 3, minimum=1),
+        replication_factor=replicas,
+        min_insync_replicas=_int("KAFKA_MIN_INSYNC_REPLICAS", min(2, replicas), minimum=1),
+        events_retention_ms=_retention("KAFKA_EVENTS_RETENTION_MS", -1),
+        commands_retention_ms=_retention("KAFKA_COMMANDS_RETENTION_MS", 7 * DAY_MS),
+        rejections_retention_ms=_retention("KAFKA_REJECTIONS_RETENTION_MS", 30 * DAY_MS),
+        dead_letter_retention_ms=_retention("KAFKA_DEAD_LETTER_RETENTION_MS", 30 * DAY_MS),
+    )
+
+
+def _retention(name: str, default: int) -> int:
+    """Milliseconds, or -1 for forever (Kafka's own spelling)."""
+    raw = os.environ.get(name, "").strip()
+    if raw == "-1":
+        return -1
+    return _int(name, default, minimum=1)
 
 
 def instance_id(service_name: str, http_port: int) -> str | None:

@@ -18,17 +18,13 @@ from faststream.kafka.subscriber.usecase import DefaultSubscriber
 
 from contracts import topics
 
-from .config import Settings
+from .config import Settings, topic_layout_from_env
 from .metrics import ServiceMetrics
 from .outbox import OutboxEntry
+from .topics import DEAD_LETTER_MAX_BYTES, TopicLayout, warn_if_smaller
 from .wire import RecordOrigin, raw_body
 
-TOPIC_PARTITIONS = 3
 TOPIC_READY_SECONDS = 30
-# Room for a dead-lettered record larger than Kafka's default 1 MiB (an operator may allow
-# larger records on the command topics); one larger still is dead-lettered without its bytes.
-DEAD_LETTER_MAX_BYTES = 8 * 1024 * 1024
-TOPIC_CONFIGS = {topics.COMMANDS_DEAD_LETTER: {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}}
 
 
 def new_broker(settings: Settings, logger: logging.Logger, metrics: ServiceMetrics) -> KafkaBroker:
@@ -66,10 +62,14 @@ def check_copartitioned(counts: dict[str, int], consumed: Sequence[str]) -> None
         )
 
 
-async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[str, int]:
-    """Creates the topics a service uses, with partitions to spread offers over, instead of
-    leaving it to broker auto-creation (one partition, and errors in the log meanwhile).
-    Returns each topic's partition count."""
+async def ensure_topics(
+    bootstrap_servers: str, names: Sequence[str], layout: TopicLayout | None = None
+) -> dict[str, int]:
+    """Creates the topics a service uses that do not exist yet, as `layout` says (from the
+    environment by default: services.runtime.topics), instead of leaving it to broker
+    auto-creation (one partition, and errors in the log meanwhile); says in one line each
+    which existing ones are smaller than configured. Returns each topic's partitions."""
+    layout = layout or topic_layout_from_env()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
@@ -79,7 +79,12 @@ async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[st
             # A topic another service created meanwhile comes back as an error code: fine.
             await admin.create_topics(
                 [
-                    NewTopic(name, TOPIC_PARTITIONS, 1, topic_configs=TOPIC_CONFIGS.get(name, {}))
+                    NewTopic(
+                        name,
+                        layout.partitions,
+                        layout.replication_factor,
+                        topic_configs=layout.configs(name),
+                    )
                     for name in missing
                 ]
             )
@@ -91,8 +96,20 @@ async def ensure_topics(bootstrap_servers: str, names: Sequence[str]) -> dict[st
             counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
             pending = [name for name in names if not counts.get(name)]
             if not pending or asyncio.get_running_loop().time() > deadline:
-                return counts
+                break
             await asyncio.sleep(0.2)
+        warn_if_smaller(
+            layout,
+            {
+                topic["topic"]: (
+                    len(topic["partitions"]),
+                    min((len(p["replicas"]) for p in topic["partitions"]), default=0),
+                )
+                for topic in described
+                if topic["topic"] in existing
+            },
+        )
+        return counts
     finally:
         await admin.close()
 
