@@ -1,8 +1,11 @@
 """JSON Schemas of every message, committed under ``contracts/schemas/<MessageName>.json``.
 
 ``python -m contracts.schemas`` rewrites them; ``python -m contracts.schemas --check`` exits 1
-and lists the files that differ from the models (for CI). The schemas are in pydantic's
-*validation* mode: what a producer must send (money and times as strings, ``type`` required).
+and lists the files that differ from the models (for CI). ``--release`` keeps each event's
+schema, as of its ``schema_version``, under ``schemas/released/<Event>.v<N>.json``: the
+history that consumers reading events for years hold us to (contracts.compat). The schemas
+are in pydantic's *validation* mode: what a producer must send (money and times as strings,
+``type`` required).
 """
 
 from __future__ import annotations
@@ -18,9 +21,19 @@ from contracts.base import Message
 from contracts.commands import COMMAND_TYPES
 from contracts.events import EVENT_TYPES
 
-__all__ = ["SCHEMA_DIR", "check", "render", "write"]
+__all__ = [
+    "RELEASED_DIR",
+    "SCHEMA_DIR",
+    "check",
+    "release",
+    "released_path",
+    "render",
+    "version_of",
+    "write",
+]
 
 SCHEMA_DIR: Final = Path(__file__).parent / "schemas"
+RELEASED_DIR: Final = SCHEMA_DIR / "released"
 MESSAGES: Final[dict[str, type[Message]]] = {**COMMAND_TYPES, **EVENT_TYPES}
 
 
@@ -68,11 +81,40 @@ def write(directory: Path = SCHEMA_DIR) -> list[Path]:
     return written
 
 
+def version_of(model: type[Message]) -> int:
+    """The event's `schema_version`: raised with each backward-incompatible change."""
+    version: int = model.model_fields["schema_version"].default
+    return version
+
+
+def released_path(name: str, version: int, directory: Path = RELEASED_DIR) -> Path:
+    return directory / f"{name}.v{version}.json"
+
+
+def release(directory: Path = RELEASED_DIR) -> list[Path]:
+    """Keeps the schema of every event version not released yet; never rewrites one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in sorted(EVENT_TYPES.items()):
+        path = released_path(name, version_of(model), directory)
+        if not path.exists():
+            path.write_text(render(model), encoding="utf-8")
+            written.append(path)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m contracts.schemas", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the files are stale")
     parser.add_argument("--dir", type=Path, default=SCHEMA_DIR, help="schema directory")
+    parser.add_argument(
+        "--release", action="store_true", help="keep the event versions not released yet"
+    )
     args = parser.parse_args(argv)
+    if args.release:
+        for path in release():
+            print(f"released {path}")
+        return 0
     if args.check:
         drift = check(args.dir)
         for line in drift:
