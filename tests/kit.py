@@ -203,6 +203,13 @@ def of_type(type_: str, **fields: Any) -> Callable[[Seen], bool]:
 async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """Runs a service app's lifespan in this event loop; yields a client for its read API."""
     async with app.router.lifespan_context(app):
+        starting = app.state.starting
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not starting.done:  # the service starts once its database and Kafka answer
+            assert starting.failed is None, starting.failed
+            assert loop.time() < deadline, f"not started after 60s: {starting.waiting}"
+            await asyncio.sleep(0.05)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
             yield client

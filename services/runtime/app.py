@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -51,6 +55,7 @@ from .wire import RecordOrigin
 log = logging.getLogger(__name__)
 
 BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -180,7 +185,11 @@ def service_app(
         await parking.ensure_indexes()
         await parking.reload()
 
+    starting = Starting(table.name)
+
     async def health(_: Request) -> Response:
+        if not starting.done:
+            return JSONResponse({"status": "starting", **starting.waiting}, status_code=503)
         problems: dict[str, str] = {}
         try:
             await asyncio.wait_for(database.command("ping"), timeout=2)
@@ -204,45 +213,65 @@ def service_app(
         await metrics.record_consumer_lag(broker)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        try:
-            await prepare()
-        except PyMongoError as error:
-            raise StartupError(
-                f"{table.name}: cannot reach the database at {settings.mongodb_url} "
-                f"({error.__class__.__name__}); start it with `make infra-up` or set MONGODB_URL"
-            ) from None
-        try:
-            counts = await ensure_topics(
+    async def start() -> list[asyncio.Task[None]]:
+        """Waits for the database and Kafka (in whatever order they come up), then starts."""
+        await starting.wait_for(
+            "mongodb",
+            f"the database at {settings.mongodb_url}",
+            prepare,
+            "start it (`make infra-up`) or set MONGODB_URL",
+        )
+
+        async def topics() -> dict[str, int]:
+            return await ensure_topics(
                 settings.kafka_bootstrap_servers, table.topics, settings.topic_layout
             )
-        except Exception as error:
-            raise StartupError(
-                f"{table.name}: cannot reach Kafka at {settings.kafka_bootstrap_servers} "
-                f"({error}); start it with `make infra-up` or set KAFKA_BOOTSTRAP_SERVERS"
-            ) from None
+
+        counts = await starting.wait_for(
+            "kafka",
+            f"Kafka at {settings.kafka_bootstrap_servers}",
+            topics,
+            "start it (`make infra-up`) or set KAFKA_BOOTSTRAP_SERVERS",
+        )
         try:
             check_copartitioned(counts, table.consumed_topics)
         except TopicLayoutError as error:
             raise StartupError(f"{table.name}: {error}") from None
-        await broker.start()
-        background = (sweep_parked, *built.background)
+        await starting.wait_for(
+            "kafka",
+            f"Kafka at {settings.kafka_bootstrap_servers}",
+            broker.start,
+            "start it (`make infra-up`) or set KAFKA_BOOTSTRAP_SERVERS",
+        )
         tasks = [
-            asyncio.create_task(task(), name=f"{table.name}-background") for task in background
+            asyncio.create_task(task(), name=f"{table.name}-background")
+            for task in (sweep_parked, *built.background)
         ]
+        starting.done = True
         log.info(
             "%s started: %d consumer(s) over %s",
             table.name,
             settings.kafka_consumers,
             ", ".join(table.consumed_topics),
         )
+        return tasks
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # HTTP answers at once (/health says what the service is waiting for); the service
+        # itself starts once its database and Kafka answer. A start that cannot succeed
+        # (topics laid out wrong) stops the process with the reason.
+        starter = asyncio.create_task(start(), name=f"{table.name}-start")
+        starter.add_done_callback(partial(stop_on_failure, app))
         try:
             yield
         finally:
-            for task in tasks:
+            starter.cancel()
+            tasks = await asyncio.gather(starter, return_exceptions=True)
+            background = tasks[0] if isinstance(tasks[0], list) else []
+            for task in background:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*background, return_exceptions=True)
             await broker.stop()
             await mongo.close()
             log.info("%s stopped", table.name)
@@ -254,4 +283,54 @@ def service_app(
     )
     app.state.broker = broker  # for the AsyncAPI documents (services.asyncapi)
     app.state.records = records  # for the tests
+    app.state.starting = starting
+    app.state.exit_on_failure = False  # services.runtime.main sets it
     return app
+
+
+class Starting:
+    """What a service waits for before it starts, for /health and for the log."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.done = False
+        self.failed: str | None = None
+        self.waiting: dict[str, str] = {"mongodb": "not tried yet", "kafka": "not tried yet"}
+
+    async def wait_for(
+        self, what: str, where: str, attempt: Callable[[], Awaitable[T]], hint: str
+    ) -> T:
+        """`attempt` until it succeeds, backing off to 10 s, one line per failed attempt."""
+        delay, tries = 0.5, 1
+        while True:
+            try:
+                result = await attempt()
+            except (PyMongoError, KafkaError, OSError, TimeoutError) as error:
+                reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+                self.waiting[what] = f"waiting for {where}: {reason}"
+                log.warning(
+                    "%s: cannot reach %s (attempt %d: %s); %s. Trying again in %.1fs",
+                    self.name,
+                    where,
+                    tries,
+                    reason,
+                    hint,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay, tries = min(delay * 2, 10.0), tries + 1
+                continue
+            self.waiting[what] = "ok"
+            return result
+
+
+def stop_on_failure(app: Starlette, task: asyncio.Task[list[asyncio.Task[None]]]) -> None:
+    """A start that failed for good (not an outage: those are waited out) stops the process,
+    with the reason in the log and exit status 1 (services.runtime.main)."""
+    if task.cancelled() or task.exception() is None:
+        return
+    error = task.exception()
+    app.state.starting.failed = str(error)
+    log.error("%s could not start: %s", app.state.starting.name, error)
+    if app.state.exit_on_failure:  # a process of its own; in a test, the test says so
+        os.kill(os.getpid(), signal.SIGTERM)

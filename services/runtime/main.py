@@ -19,9 +19,11 @@ def run(name: str, default_port: int, create_app: Callable[[Settings], Starlette
         settings = Settings.from_env(name, default_port)
     except ConfigError as error:
         sys.exit(f"{name}: {error}")
+    app = create_app(settings)
+    app.state.exit_on_failure = True
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings),
+            app,
             host=settings.http_host,
             port=settings.http_port,
             log_config=None,
@@ -30,5 +32,5 @@ def run(name: str, default_port: int, create_app: Callable[[Settings], Starlette
         )
     )
     server.run()
-    if not server.started:
+    if not server.started or app.state.starting.failed:
         sys.exit(1)
