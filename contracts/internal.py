@@ -16,8 +16,8 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, PositiveInt, TypeAdapter
 
-from contracts.base import Id, Message, UtcDateTime
-from contracts.events import NotificationKind, OfferAccepted
+from contracts.base import Id, Message
+from contracts.events import NotificationCreated, OfferAccepted
 
 
 class InternalCommand(Message):
@@ -83,19 +83,13 @@ class ReleaseParked(InternalCommand):
 
 
 class Notify(InternalCommand):
-    """One notification for one recipient (keyed by the recipient, the inbox's writer)."""
+    """One notification for one recipient, as its NotificationCreated will say it: keyed by
+    the recipient, so the inbox's writer stores it (once) and publishes the event."""
 
     KEY_FIELD = "recipient_id"
     type: Literal["Notify"] = "Notify"
-    notification_id: Id
     recipient_id: Id
-    kind: NotificationKind
-    offer_id: Id | None = None
-    contract_id: Id | None = None
-    title: Annotated[str, Field(min_length=1, max_length=200)]
-    body: Annotated[str, Field(max_length=10_000)]
-    source_id: Id
-    created_at: UtcDateTime
+    notification: NotificationCreated
 
 
 class SendReminder(InternalCommand):

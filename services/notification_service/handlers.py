@@ -43,9 +43,13 @@ def reminder_id_for(offer_id: str, version: int, lead_seconds: int) -> str:
 
 
 def notify_command(plan: Planned, *, source_id: str, uow: UnitOfWork) -> OutboxEntry:
+    """The recipient's inbox asked for one notification: made here, stored there."""
     notification_id = notification_id_for(source_id, plan.recipient_id)
-    notify = Notify(
-        command_id=derived_id("notify", notification_id),
+    now = uow.clock()
+    created = NotificationCreated(
+        event_id=derived_id("notification-created", notification_id),
+        occurred_at=now,
+        causation_id=source_id,
         notification_id=notification_id,
         recipient_id=plan.recipient_id,
         kind=plan.kind,
@@ -53,10 +57,16 @@ def notify_command(plan: Planned, *, source_id: str, uow: UnitOfWork) -> OutboxE
         contract_id=plan.contract_id,
         title=plan.title,
         body=plan.body,
-        source_id=source_id,
-        created_at=uow.clock(),
+        created_at=now,
+        source_event_id=source_id,
     )
-    return uow.to_self(notify)
+    return uow.to_self(
+        Notify(
+            command_id=derived_id("notify", notification_id),
+            recipient_id=plan.recipient_id,
+            notification=created,
+        )
+    )
 
 
 class NotificationHandlers:
@@ -174,43 +184,34 @@ class NotificationHandlers:
             await self.notify(command)
 
     async def notify(self, command: Notify) -> None:
-        created = NotificationCreated(
-            event_id=derived_id("notification-created", command.notification_id),
-            occurred_at=command.created_at,
-            causation_id=command.source_id,
-            notification_id=command.notification_id,
-            recipient_id=command.recipient_id,
-            kind=command.kind,
-            offer_id=command.offer_id,
-            contract_id=command.contract_id,
-            title=command.title,
-            body=command.body,
-            created_at=command.created_at,
-            source_event_id=command.source_id,
-        )
+        created = command.notification
         document = {
-            "_id": command.notification_id,
-            "notification_id": command.notification_id,
-            "recipient_id": command.recipient_id,
-            "kind": command.kind,
-            "offer_id": command.offer_id,
-            "contract_id": command.contract_id,
-            "title": command.title,
-            "body": command.body,
-            "created_at": command.created_at,
-            "source_event_id": command.source_id,
+            "_id": created.notification_id,
+            **created.model_dump(
+                include={
+                    "notification_id",
+                    "recipient_id",
+                    "kind",
+                    "offer_id",
+                    "contract_id",
+                    "title",
+                    "body",
+                    "created_at",
+                    "source_event_id",
+                }
+            ),
             "read": False,
         }
         if await self.uow.insert_once(self.store.notifications, document, [created]):
             log.info(
                 "notification %s (%s) for %s",
-                command.notification_id,
-                command.kind,
-                command.recipient_id,
-                extra={"recipient_id": command.recipient_id, "offer_id": command.offer_id},
+                created.notification_id,
+                created.kind,
+                created.recipient_id,
+                extra={"recipient_id": created.recipient_id, "offer_id": created.offer_id},
             )
         else:
-            log.info("notification %s exists already; not repeated", command.notification_id)
+            log.info("notification %s exists already; not repeated", created.notification_id)
 
     async def mark_read(self, command: MarkNotificationsRead) -> None:
         if command.actor_id != command.recipient_id:
