@@ -72,6 +72,7 @@ class Parking:
         # instance that holds its partition (and learnt again by `reload`), so no sweep has
         # to read the parked documents over and over to find the ones due.
         self._deadlines: list[tuple[datetime, str]] = []
+        self._reminding: set[tuple[datetime, str]] = set()  # each once, however often reloaded
 
     async def ensure_indexes(self) -> None:
         for field in (FLAG, "key"):
@@ -87,13 +88,17 @@ class Parking:
 
     def remind(self, key: str, at: datetime) -> None:
         """`due` names `key` once `at` has passed."""
-        heapq.heappush(self._deadlines, (at, key))
+        if (at, key) not in self._reminding:
+            self._reminding.add((at, key))
+            heapq.heappush(self._deadlines, (at, key))
 
     def due(self) -> list[str]:
         """The aggregates with a parked command whose wait has run out since last asked."""
         now, found = self.clock(), dict[str, None]()
         while self._deadlines and self._deadlines[0][0] <= now:
-            found[heapq.heappop(self._deadlines)[1]] = None
+            reminder = heapq.heappop(self._deadlines)
+            self._reminding.discard(reminder)
+            found[reminder[1]] = None
         return [key for key in found if key in self.keys]
 
     def holds(self, key: str) -> bool:

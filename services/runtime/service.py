@@ -379,9 +379,10 @@ class Requests:
         return True
 
 
-def release_request(parked_key: str, deadline: datetime) -> ReleaseParked:
+def release_request(parked_key: str, asked_at: datetime) -> ReleaseParked:
+    """The ask to refuse what waited past its deadline (one id per ask: a repeat is new)."""
     return ReleaseParked(
-        command_id=derived_id("release", parked_key, deadline.isoformat()),
+        command_id=derived_id("release", parked_key, asked_at.isoformat()),
         aggregate_id=parked_key,
     )
 
