@@ -5,6 +5,7 @@ PostMessage (→ the other party's `new_message`; needs messaging_service as wel
 The three services run as real processes. Commands go out at a fixed rate (default: half
 the maximum the throughput benchmark measured in the same run); each latency is the time
 from handing the command to the producer until the watcher, reading notifications.events
+
 with a 5 ms fetch wait, sees the notification.
 
     python -m bench.latency --rate 5 [--seconds 40]
@@ -23,6 +24,8 @@ import uuid
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
+
+from services.runtime.kafka_access import client_options
 
 from .common import (
     INFRA,
@@ -102,7 +105,7 @@ async def measure(tag: str, rate: float, seconds: float) -> list[Latencies]:
     terms = hourly_terms()
     extends = [extend_offer(tag, i, terms) for i in range(count)]
     watcher = Watcher("notifications.events", f"bench-free-{tag}-")
-    producer = AIOKafkaProducer(bootstrap_servers=INFRA.kafka, linger_ms=0)
+    producer = AIOKafkaProducer(**client_options(INFRA.kafka), linger_ms=0)
     results = []
     async with Services(tag, NAMES):
         await watcher.start()

@@ -44,6 +44,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.runtime.kafka import ensure_topics
+from services.runtime.kafka_access import client_options
 
 from .common import (
     INFRA,
@@ -95,7 +96,7 @@ def encoded_commands(tag: str, n: int) -> list[tuple[bytes, bytes]]:
 async def publish_all(topic: str, commands: list[tuple[bytes, bytes]]) -> float:
     """Publishes as fast as the producer takes them; returns the time of the first send."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=INFRA.kafka, linger_ms=5, max_batch_size=256 << 10
+        **client_options(INFRA.kafka), linger_ms=5, max_batch_size=256 << 10
     )
     await producer.start()
     try:
@@ -245,13 +246,13 @@ class Baseline:
     ) -> None:
         consumer = AIOKafkaConsumer(
             source,
-            bootstrap_servers=INFRA.kafka,
+            **client_options(INFRA.kafka),
             group_id=f"bench-baseline-{self.tag}-{index}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=INFRA.kafka, enable_idempotence=True)
+        producer = AIOKafkaProducer(**client_options(INFRA.kafka), enable_idempotence=True)
         await consumer.start()
         await producer.start()
         try:

@@ -11,6 +11,7 @@ from contextlib import suppress
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.runtime.kafka import ensure_topics
+from services.runtime.kafka_access import client_options
 
 from .common import INFRA, say
 
@@ -21,7 +22,7 @@ class Watcher:
         self.prefix = key_prefix.encode()
         # Small fetch wait: the watcher's own delay is part of every latency it measures.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=INFRA.kafka, fetch_max_wait_ms=5, max_partition_fetch_bytes=4 << 20
+            **client_options(INFRA.kafka), fetch_max_wait_ms=5, max_partition_fetch_bytes=4 << 20
         )
         self.arrived: dict[tuple[str, str], float] = {}
         self._task: asyncio.Task[None] | None = None

@@ -19,6 +19,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from contracts import topics
 from services.runtime.kafka import ensure_topics
+from services.runtime.kafka_access import client_options
 
 log = logging.getLogger("faults")
 
@@ -59,7 +60,7 @@ class Sender:
 
     def _new_producer(self, *, idempotent: bool) -> AIOKafkaProducer:
         return AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+            **client_options(self._bootstrap),
             linger_ms=5,
             max_request_size=LARGE,
             request_timeout_ms=10_000,
@@ -139,7 +140,7 @@ class Recorder:
     def __init__(self, bootstrap: str) -> None:
         self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **client_options(bootstrap),
             fetch_max_wait_ms=50,
             max_partition_fetch_bytes=LARGE,
             enable_auto_commit=False,
@@ -194,7 +195,7 @@ class Recorder:
 async def allow_large_records(bootstrap: str) -> None:
     """Kafka refuses records over ~1 MB by default; SPEC §4's "over 1 MiB" case needs the
     command topics (and the dead-letter topic: bytes unchanged) to take them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         await admin.alter_configs(

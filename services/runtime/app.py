@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ from .kafka import (
     new_broker,
     subscribe_all,
 )
+from .kafka_access import KafkaRefused
 from .metrics import ServiceMetrics
 from .outbox import PENDING
 from .parking import Parking
@@ -223,15 +222,20 @@ def service_app(
         )
 
         async def topics() -> dict[str, int]:
+            try:
+                await settings.kafka_security.probe(settings.kafka_bootstrap_servers)
+            except KafkaRefused as error:
+                raise StartupError(str(error)) from None
             return await ensure_topics(
-                settings.kafka_bootstrap_servers, table.topics, settings.topic_layout
+                settings.kafka_bootstrap_servers,
+                table.topics,
+                settings.topic_layout,
+                settings.kafka_security,
             )
 
+        kafka = f"Kafka at {settings.kafka_address()}"
         counts = await starting.wait_for(
-            "kafka",
-            f"Kafka at {settings.kafka_bootstrap_servers}",
-            topics,
-            "start it (`make infra-up`) or set KAFKA_BOOTSTRAP_SERVERS",
+            "kafka", kafka, topics, "start it (`make infra-up`) or set KAFKA_BOOTSTRAP_SERVERS"
         )
         try:
             check_copartitioned(counts, table.consumed_topics)
@@ -239,7 +243,7 @@ def service_app(
             raise StartupError(f"{table.name}: {error}") from None
         await starting.wait_for(
             "kafka",
-            f"Kafka at {settings.kafka_bootstrap_servers}",
+            kafka,
             broker.start,
             "start it (`make infra-up`) or set KAFKA_BOOTSTRAP_SERVERS",
         )
@@ -249,10 +253,11 @@ def service_app(
         ]
         starting.done = True
         log.info(
-            "%s started: %d consumer(s) over %s",
+            "%s started: %d consumer(s) over %s, on Kafka at %s",
             table.name,
             settings.kafka_consumers,
             ", ".join(table.consumed_topics),
+            settings.kafka_address(),
         )
         return tasks
 
@@ -284,7 +289,9 @@ def service_app(
     app.state.broker = broker  # for the AsyncAPI documents (services.asyncapi)
     app.state.records = records  # for the tests
     app.state.starting = starting
-    app.state.exit_on_failure = False  # services.runtime.main sets it
+    # What stops the process when the start fails for good: services.runtime.main sets it;
+    # in a test, the test reads starting.failed.
+    app.state.stop_process = None
     return app
 
 
@@ -332,5 +339,5 @@ def stop_on_failure(app: Starlette, task: asyncio.Task[list[asyncio.Task[None]]]
     error = task.exception()
     app.state.starting.failed = str(error)
     log.error("%s could not start: %s", app.state.starting.name, error)
-    if app.state.exit_on_failure:  # a process of its own; in a test, the test says so
-        os.kill(os.getpid(), signal.SIGTERM)
+    if app.state.stop_process is not None:
+        app.state.stop_process()

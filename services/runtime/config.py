@@ -9,6 +9,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from .kafka_access import KafkaAccessError, KafkaSecurity
 from .topics import DAY_MS, TopicLayout
 
 
@@ -83,6 +84,8 @@ class Settings:
     kafka_session_timeout_ms: int = 10_000
     # Partitions, replicas and retention of the topics the service creates.
     topic_layout: TopicLayout = field(default_factory=TopicLayout)
+    # TLS and SASL towards Kafka (services.runtime.kafka_access); plaintext by default.
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def from_env(cls, service_name: str, default_http_port: int) -> Settings:
@@ -108,7 +111,22 @@ class Settings:
             kafka_instance_id=instance_id(service_name, _int("HTTP_PORT", default_http_port)),
             kafka_session_timeout_ms=_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
             topic_layout=topic_layout_from_env(),
+            kafka_security=kafka_security_from_env(),
         )
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Keyword arguments for an aiokafka client of this service's cluster."""
+        return self.kafka_security.client_options(self.kafka_bootstrap_servers)
+
+    def kafka_address(self) -> str:
+        return self.kafka_security.describe(self.kafka_bootstrap_servers)
+
+
+def kafka_security_from_env() -> KafkaSecurity:
+    try:
+        return KafkaSecurity.from_env()
+    except KafkaAccessError as error:
+        raise ConfigError(str(error)) from None
 
 
 def topic_layout_from_env() -> TopicLayout:

@@ -19,6 +19,7 @@ from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from contracts import topics
 
 from .config import Settings, topic_layout_from_env
+from .kafka_access import KafkaSecurity, security_from_env
 from .metrics import ServiceMetrics
 from .outbox import OutboxEntry
 from .topics import DEAD_LETTER_MAX_BYTES, TopicLayout, warn_if_smaller
@@ -34,6 +35,7 @@ def new_broker(settings: Settings, logger: logging.Logger, metrics: ServiceMetri
     # Its Prometheus middleware counts records received and published, per topic.
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=settings.kafka_security.faststream_security(),
         client_id=settings.service_name,
         enable_idempotence=True,
         linger_ms=settings.kafka_linger_ms,
@@ -63,14 +65,18 @@ def check_copartitioned(counts: dict[str, int], consumed: Sequence[str]) -> None
 
 
 async def ensure_topics(
-    bootstrap_servers: str, names: Sequence[str], layout: TopicLayout | None = None
+    bootstrap_servers: str,
+    names: Sequence[str],
+    layout: TopicLayout | None = None,
+    security: KafkaSecurity | None = None,
 ) -> dict[str, int]:
     """Creates the topics a service uses that do not exist yet, as `layout` says (from the
     environment by default: services.runtime.topics), instead of leaving it to broker
     auto-creation (one partition, and errors in the log meanwhile); says in one line each
     which existing ones are smaller than configured. Returns each topic's partitions."""
     layout = layout or topic_layout_from_env()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    security = security or security_from_env()
+    admin = AIOKafkaAdminClient(**security.client_options(bootstrap_servers))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -20,7 +20,6 @@ def run(name: str, default_port: int, create_app: Callable[[Settings], Starlette
     except ConfigError as error:
         sys.exit(f"{name}: {error}")
     app = create_app(settings)
-    app.state.exit_on_failure = True
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -31,6 +30,12 @@ def run(name: str, default_port: int, create_app: Callable[[Settings], Starlette
             timeout_graceful_shutdown=10,
         )
     )
+
+    def stop_process() -> None:
+        # A clean shutdown, then exit status 1 below (a signal would end it as "killed").
+        server.should_exit = True
+
+    app.state.stop_process = stop_process
     server.run()
     if not server.started or app.state.starting.failed:
         sys.exit(1)

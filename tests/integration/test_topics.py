@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.runtime.kafka import ensure_topics
+from services.runtime.kafka_access import client_options
 from services.runtime.topics import TopicLayout
 from tests.infrastructure import Endpoints
 from tests.kit import new_id
@@ -30,7 +31,7 @@ async def test_topics_just_created_are_reported_with_their_partitions(infra: End
 
 
 async def configs_of(bootstrap: str, topic: str) -> dict[str, str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
