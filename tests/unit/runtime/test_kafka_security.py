@@ -4,6 +4,7 @@ cannot work refused before anything connects, naming the variable to fix."""
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 
 import pytest
@@ -106,5 +107,5 @@ def test_a_ca_file_is_used(tmp_path: Path) -> None:
         {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_FILE": str(not_a_certificate)}
     )
     # The file is read when a client is built: a broken one fails there, not at the broker.
-    with pytest.raises(Exception, match="PEM|no certificate|lib"):
+    with pytest.raises(ssl.SSLError):
         security.client_options("h:1")
