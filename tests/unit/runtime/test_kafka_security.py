@@ -43,9 +43,7 @@ def test_a_sasl_mechanism_alone_means_sasl_over_tls() -> None:
     [("PLAIN", SASLPlaintext), ("SCRAM-SHA-256", SASLScram256), ("SCRAM-SHA-512", SASLScram512)],
 )
 def test_each_mechanism_reaches_the_broker_settings(mechanism: str, kind: type) -> None:
-    security = KafkaSecurity(
-        "SASL_PLAINTEXT", mechanism, sasl_username="u", sasl_password="p"
-    )
+    security = KafkaSecurity("SASL_PLAINTEXT", mechanism, sasl_username="u", sasl_password="p")
     found = security.faststream_security()
     assert type(found) is kind
     assert found is not None and not found.use_ssl
