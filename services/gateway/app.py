@@ -123,7 +123,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         routes=[
             Route("/commands", send_command, methods=["POST"]),
             Route("/commands/{command_id}", command_outcome),
-            Route("/api/{path:path}", proxy),
+            Route("/api/{path:path}", proxy.handle),
             Route("/health", health),
             Route("/openapi.json", openapi),
             Mount("/", StaticFiles(directory=STATIC, html=True)),
@@ -134,6 +134,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
 
 def main() -> None:
     setup_logging("gateway")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per proxied read is noise
     try:
         settings = GatewaySettings.from_env()
     except GatewayConfigError as error:

@@ -49,7 +49,7 @@ class ReadProxy:
         self.routes = upstreams(settings)
         self.client = client
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         path: str = request.path_params["path"]
         resource = path.split("/", 1)[0]
         if resource not in self.routes:
