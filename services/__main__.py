@@ -1,6 +1,6 @@
 """`python -m services` (what `make run` starts): the three services and the gateway as child
-processes in the foreground. Ctrl-C or SIGTERM stops them all; if one exits, the others are stopped too,
-so a half-running system never passes for a working one."""
+processes in the foreground. Ctrl-C or SIGTERM stops them all; if one exits, the others are
+stopped too, so a half-running system never passes for a working one."""
 
 from __future__ import annotations
 
