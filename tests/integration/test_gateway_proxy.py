@@ -31,6 +31,7 @@ class Upstream:
     def __init__(self) -> None:
         self.release = asyncio.Queue[str]()
         self.seen_resume: list[str | None] = []
+        self.open_streams = 0
 
     def app(self) -> Starlette:
         async def messages(request: Request) -> Response:
@@ -45,10 +46,14 @@ class Upstream:
             )
 
             async def items() -> AsyncIterator[bytes]:
-                yield b": heartbeat\n\n"
-                while True:
-                    text = await self.release.get()
-                    yield f"event: MessagePosted\nid: {text}\ndata: {{}}\n\n".encode()
+                self.open_streams += 1
+                try:
+                    yield b": heartbeat\n\n"
+                    while True:
+                        text = await self.release.get()
+                        yield f"event: MessagePosted\nid: {text}\ndata: {{}}\n\n".encode()
+                finally:
+                    self.open_streams -= 1
 
             return StreamingResponse(items(), media_type="text/event-stream")
 
@@ -133,8 +138,15 @@ async def test_a_stream_is_relayed_item_by_item_with_its_resume_point(
         assert response.headers["x-accel-buffering"] == "no"
         lines = response.aiter_lines()
         assert await anext(lines) == ": heartbeat"
+        assert fake.open_streams == 1
         for cursor in ("42", "43"):
             await fake.release.put(cursor)  # the upstream sends one item; the page sees it now
             item = [await anext(lines) for _ in range(4)]
             assert item == ["", "event: MessagePosted", f"id: {cursor}", "data: {}"]
     assert fake.seen_resume == ["41"]
+    # The browser went away: so does the gateway's connection to the service.
+    for _ in range(100):
+        if fake.open_streams == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert fake.open_streams == 0, "the upstream stream outlived the browser's"

@@ -3,8 +3,10 @@
 // The stream is opened first and the history read from the read API once it is open, so
 // nothing can fall between the two (an item in both arrives twice: the page keeps items by
 // id). After a pause, an overflow or a dropped connection it resumes from the last id seen
-// (`last_event_id`), so the service sends exactly what was missed. Where the service has no
-// stream (it answers 404), the read API is polled instead, and the mode says so.
+// (`last_event_id`), so the service sends exactly what was missed. While the stream cannot be
+// had (a 404 where the service has none, a 503 while it starts or is full, a 502 while it is
+// down), the read API is polled instead, the mode says so, and the stream is tried again
+// every little while, less often each time.
 
 export class Feed {
   // stream: the SSE URL; history(): a promise of [type, item] pairs from the read API;
@@ -15,7 +17,8 @@ export class Feed {
     this.lastId = null;
     this.source = null;
     this.timer = null;
-    this.polling = false;
+    this.retry = null;
+    this.retryMs = 2000;
   }
 
   start() {
@@ -29,8 +32,7 @@ export class Feed {
   }
 
   resume() {
-    if (this.polling) this.#poll();
-    else this.#open();
+    this.#open();
   }
 
   close() {
@@ -41,7 +43,8 @@ export class Feed {
     this.source?.close();
     this.source = null;
     clearInterval(this.timer);
-    this.timer = null;
+    clearTimeout(this.retry);
+    this.timer = this.retry = null;
   }
 
   #open() {
@@ -54,6 +57,7 @@ export class Feed {
     let opened = false;
     this.onMode(resuming ? "reconnecting" : "connecting");
     source.onopen = () => {
+      this.retryMs = 2000;
       this.onMode("stream");
       if (!opened && !resuming) this.#readHistory();
       opened = true;
@@ -69,7 +73,7 @@ export class Feed {
     source.onerror = () => {
       if (source !== this.source) return;
       if (source.readyState === EventSource.CLOSED && !opened) this.#poll();
-      else if (source.readyState === EventSource.CLOSED) setTimeout(() => this.#open(), 1000);
+      else if (source.readyState === EventSource.CLOSED) this.retry = setTimeout(() => this.#open(), 1000);
       else this.onMode("reconnecting"); // the browser retries, sending Last-Event-ID
     };
   }
@@ -84,9 +88,10 @@ export class Feed {
 
   #poll() {
     this.#stop();
-    this.polling = true;
     this.onMode("polling");
     this.#readHistory();
     this.timer = setInterval(() => this.#readHistory(), this.pollMs);
+    this.retry = setTimeout(() => this.#open(), this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, 30000);
   }
 }
