@@ -171,7 +171,17 @@ async def test_two_parties_negotiate_a_contract_in_two_windows(
     await expect(message(client, "Hello! Could we talk about the rate?")).to_have_count(1)
     await post(client, "Sure, what did you have in mind?")
     await expect(message(freelancer, "Sure, what did you have in mind?")).to_have_count(1)
+    # A proposal the gateway passes but messaging_service refuses (the terms it would make
+    # end before they start): the CommandRejected comes later, beside its field all the same.
     await freelancer.click("#propose summary")
+    await freelancer.locator("#propose-form [name=end_date]").fill("2020-01-01")
+    await freelancer.click("#propose-form button[type=submit]")
+    refused = freelancer.locator('#propose-form [data-field="changes.end_date"]')
+    await expect(refused.locator(".error")).to_contain_text("must not be before start_date")
+    await expect(freelancer.locator("#propose-form .form-errors")).to_contain_text(
+        "the proposed terms break 1 rule"
+    )
+    await freelancer.locator("#propose-form [name=end_date]").fill("")
     await freelancer.locator("#propose-form [name=hourly_rate]").fill("55.00")
     await freelancer.locator("#propose-form [name=text]").fill("55/h would work for me")
     await freelancer.click("#propose-form button[type=submit]")
@@ -259,3 +269,54 @@ async def test_a_reconnect_in_the_middle_of_a_negotiation_misses_nothing(
     texts = await freelancer.locator("#thread li.message .text").all_inner_texts()
     assert texts == ["one", "two", "three", "four", "five"], "each once, in order"
     no_script_errors(client, freelancer)
+
+
+async def test_a_fixed_price_offer_with_milestones_and_custom_fields(
+    gateway: str, browser: Browser
+) -> None:
+    ann, bob = new_id("client-ann"), new_id("free-bob")
+    client = await window(browser, f"{gateway}/?as={ann}&role=client")
+    await client.click("#new-offer")
+    form = client.locator("#offer-form")
+    await form.locator("[name=freelancer_id]").fill(bob)
+    await form.locator("[name=title]").fill("Logo")
+    await form.locator("[name=description]").fill("A logo in three variants.")
+    await form.get_by_label("fixed price").check()
+    await expect(form.locator("[name=hourly_rate]")).to_be_hidden()
+    first = form.locator("#milestones > li").nth(0)
+    await first.locator("[name=ms_description]").fill("Sketches")
+    await first.locator("[name=ms_amount]").fill("500.00")
+    await first.locator("[name=ms_due_date]").fill("2020-01-01")
+    await client.click("#add-milestone")
+    second = form.locator("#milestones > li").nth(1)
+    await second.locator("[name=ms_description]").fill("   ")
+    await second.locator("[name=ms_amount]").fill("300.00")
+    await form.locator("[name=total_amount]").fill("900.00")
+    await client.click("#add-custom-field")
+    await form.locator("[name=cf_key]").fill("bad key!")
+    await form.locator("[name=cf_value]").fill("R&D-12")
+    await client.click("#send-offer")
+    for field, problem in (
+        ("terms.milestones.0.due_date", "must not be before start_date"),
+        ("terms.milestones.1.description", "is required"),
+        ("terms.total_amount", "must equal the sum of the milestone amounts (800.00)"),
+        ("terms.custom_fields.bad key!", "key must be 1-64 characters"),
+    ):
+        beside = form.locator(f'[data-field="{field}"]')
+        await expect(beside.locator(":scope > .error")).to_contain_text(problem)
+
+    await first.locator("[name=ms_due_date]").fill("")
+    await second.locator("[name=ms_description]").fill("Final files")
+    await form.locator("[name=total_amount]").fill("")  # the milestones' sum
+    await form.locator("[name=cf_key]").fill("cost_center")
+    await client.click("#send-offer")
+    await expect(client.locator("#offer-status")).to_have_text("pending")
+    terms = client.locator('#versions [data-version="1"]')
+    await expect(terms.locator('tr[data-field="total_amount"]')).to_contain_text("800.00")
+    await expect(terms.locator('tr[data-field="milestones"]')).to_contain_text(
+        "Sketches: 500.00; Final files: 300.00"
+    )
+    await expect(terms.locator('tr[data-field="custom_fields"]')).to_contain_text(
+        "cost_center=R&D-12"
+    )
+    no_script_errors(client)
