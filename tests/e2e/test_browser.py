@@ -320,3 +320,34 @@ async def test_a_fixed_price_offer_with_milestones_and_custom_fields(
         "cost_center=R&D-12"
     )
     no_script_errors(client)
+
+
+async def test_the_freelancer_declines_one_offer_and_the_client_withdraws_another(
+    gateway: str, browser: Browser
+) -> None:
+    ann, bob = new_id("client-ann"), new_id("free-bob")
+    client = await window(browser, f"{gateway}/?as={ann}&role=client")
+    freelancer = await window(browser, f"{gateway}/?as={bob}&role=freelancer")
+    await extend_an_offer(client, bob, "Landing page")
+    await extend_an_offer(client, bob, "Newsletter")
+
+    offers = freelancer.locator("#offers li")
+    await expect(offers).to_have_count(2)
+    await offers.filter(has_text="Landing page").get_by_role("button").click()
+    await freelancer.locator("#close-reason").fill("Booked until spring")
+    await freelancer.click("#decline")
+    await expect(freelancer.locator("#offer-status")).to_have_text("declined")
+    await expect(freelancer.locator("#accept")).to_be_hidden()
+    await expect(client.locator('#inbox [data-kind="offer_declined"]')).to_have_count(1)
+    await expect(client.locator("#offers li", has_text="Landing page")).to_contain_text("declined")
+
+    # The client's page shows the newest offer, Newsletter: withdrawn, the freelancer told.
+    await expect(client.locator("#offer-title")).to_have_text("Newsletter")
+    await client.click("#withdraw")
+    await expect(client.locator("#offer-status")).to_have_text("withdrawn")
+    await expect(client.locator("#change")).to_be_hidden()
+    await expect(freelancer.locator('#inbox [data-kind="offer_withdrawn"]')).to_have_count(1)
+    await expect(freelancer.locator("#offers li", has_text="Newsletter")).to_contain_text(
+        "withdrawn"
+    )
+    no_script_errors(client, freelancer)
