@@ -91,10 +91,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         return JSONResponse({"command_id": command_id, **outcome})
 
     async def health(_: Request) -> Response:
-        if not (bus.connected and outcomes.ready):
-            with suppress(KafkaUnavailable):
-                await bus.connect()
-        if bus.connected and outcomes.ready:
+        if outcomes.ready and await bus.ping(within=2):
             return JSONResponse({"status": "ok", "kafka": "ok"})
         return JSONResponse(
             {

@@ -74,28 +74,33 @@ class CommandBus:
         self._producer: AIOKafkaProducer | None = None
         self._connecting = asyncio.Lock()
 
-    @property
-    def connected(self) -> bool:
-        return self._producer is not None
-
     def _unreachable(self) -> KafkaUnavailable:
         return KafkaUnavailable(
             f"Kafka at {self.bootstrap} is not answering, so the command was not sent; "
             "try again in a moment (the same command_id is never handled twice)"
         )
 
-    async def connect(self) -> AIOKafkaProducer:
+    async def connect(self, within: float | None = None) -> AIOKafkaProducer:
         async with self._connecting:
             if self._producer is None:
                 producer = new_producer(self.bootstrap, self.timeout)
                 try:
-                    await asyncio.wait_for(producer.start(), self.timeout)
+                    await asyncio.wait_for(producer.start(), within or self.timeout)
                 except (KafkaError, OSError, TimeoutError):
                     with suppress(Exception):
                         await producer.stop()
                     raise self._unreachable() from None
                 self._producer = producer
             return self._producer
+
+    async def ping(self, within: float) -> bool:
+        """Whether Kafka answers now (a metadata request), within ``within`` seconds."""
+        try:
+            producer = await self.connect(within)
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), within)
+        except (KafkaUnavailable, KafkaError, OSError, TimeoutError):
+            return False
+        return True
 
     async def publish(self, command: Command) -> None:
         producer = await self.connect()

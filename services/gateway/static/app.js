@@ -49,7 +49,9 @@ function newId() {
 
 // Sends a command and waits for its outcome. Resolves to {ok, event} or {ok: false, problem}
 // where problem is {message, errors} (a 400 from the gateway, or a CommandRejected later).
-async function send(command) {
+// `wait`: how long to wait for the answer; a command that has no event when it succeeds
+// (MarkNotificationsRead) only waits for a quick refusal.
+async function send(command, { wait = 15 } = {}) {
   const body = { command_id: newId(), ...command };
   let response;
   try {
@@ -63,7 +65,7 @@ async function send(command) {
   }
   const answer = await response.json().catch(() => ({ message: response.statusText }));
   if (response.status !== 202) return { ok: false, problem: answer };
-  const waited = await fetch(`/commands/${answer.command_id}?wait=15`, {
+  const waited = await fetch(`/commands/${answer.command_id}?wait=${wait}`, {
     headers: { "X-Actor-Id": state.me },
   }).then((r) => r.json());
   if (waited.status === "rejected") return { ok: false, problem: waited.rejection };
@@ -382,7 +384,7 @@ async function markRead(ids) {
   if (!ids.length) return;
   ids.forEach((id) => state.readHere.add(id));
   renderInbox();
-  const result = await send({ type: "MarkNotificationsRead", recipient_id: state.me, notification_ids: ids });
+  const result = await send({ type: "MarkNotificationsRead", recipient_id: state.me, notification_ids: ids }, { wait: 3 });
   if (!result.ok) {
     ids.forEach((id) => state.readHere.delete(id));
     renderInbox();
