@@ -55,6 +55,8 @@ class ReadProxy:
         if resource not in self.routes:
             known = ", ".join(f"/api/{name}" for name in self.routes)
             return error_response(404, "not_found", f"no /api/{resource}: the API has {known}")
+        if any(segment in (".", "..") for segment in path.split("/")):
+            return error_response(404, "not_found", "a path under /api/ names a resource")
         service, base = self.routes[resource]
         streaming = path.endswith("/stream")
         upstream_request = self.client.build_request(

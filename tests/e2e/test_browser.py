@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
-from services.processes import GATEWAY
 from tests.conftest import RUN_ID
-from tests.e2e.processes import ServiceProcess, launch
+from tests.e2e.processes import gateway_process, launch
 from tests.infrastructure import Endpoints
 from tests.kit import new_id
 
@@ -48,19 +47,7 @@ def chromium() -> str:
 async def gateway(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     logs = tmp_path_factory.mktemp("browser-logs")
     services = {name: await launch(name, port, infra, logs, RUN_ID) for name, port in PORTS.items()}
-    front = ServiceProcess(
-        GATEWAY,
-        GATEWAY_PORT,
-        {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
-            "GATEWAY_PORT": str(GATEWAY_PORT),
-            "OFFER_SERVICE_URL": services["offer_service"].url,
-            "MESSAGING_SERVICE_URL": services["messaging_service"].url,
-            "NOTIFICATION_SERVICE_URL": services["notification_service"].url,
-        },
-        logs / "gateway.log",
-    )
+    front = gateway_process(GATEWAY_PORT, infra, logs, services)
     front.start()
     try:
         for process in (*services.values(), front):

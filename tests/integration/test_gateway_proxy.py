@@ -118,6 +118,8 @@ async def test_reads_and_their_errors_pass_through(gateway: str) -> None:
         down = await client.get("/api/offers/o-1")
         assert down.status_code == 502
         assert down.json()["message"].startswith("offer_service at http://127.0.0.1:")
+        climbing = await client.get("/api/offers/%2E%2E/threads/o-1/messages")
+        assert climbing.status_code == 404
         unknown = await client.get("/api/payments")
         assert unknown.status_code == 404
         assert "/api/offers" in unknown.json()["message"]
