@@ -178,6 +178,8 @@ class Outcomes:
         while True:
             consumer = new_consumer(self.bootstrap)
             try:
+                # The gateway may start before the services: it makes the topics as they
+                # would (the same KAFKA_TOPIC_* settings), so it has partitions to follow.
                 counts = await ensure_topics(self.bootstrap, ANSWER_TOPICS)
                 await consumer.start()
                 partitions = [TopicPartition(t, n) for t in ANSWER_TOPICS for n in range(counts[t])]
