@@ -549,6 +549,11 @@ async function enter(me, role) {
   $("#workspace").hidden = false;
   $("#live-toggle").hidden = false;
   $("#new-offer").hidden = role !== "client";
+  $("#offer-editor").hidden = true;
+  state.threadFeed?.close(); // another party now: the offer open before is not theirs
+  state.offer = state.contract = null;
+  state.readHere.clear();
+  renderOffer();
   follow();
   await loadOffers();
   const offerId = new URLSearchParams(location.search).get("offer");
