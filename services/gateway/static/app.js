@@ -551,6 +551,7 @@ async function enter(me, role) {
   $("#new-offer").hidden = role !== "client";
   $("#offer-editor").hidden = true;
   state.threadFeed?.close(); // another party now: the offer open before is not theirs
+  delete state.modes.thread;
   state.offer = state.contract = null;
   state.readHere.clear();
   renderOffer();
