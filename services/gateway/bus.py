@@ -80,6 +80,15 @@ class CommandBus:
             "try again in a moment (the same command_id is never handled twice)"
         )
 
+    def _unconfirmed(self) -> KafkaUnavailable:
+        # The producer keeps a record it could not deliver and may deliver it once the
+        # broker is back: the honest answer is "maybe", and a retry is what makes it sure.
+        return KafkaUnavailable(
+            f"Kafka at {self.bootstrap} did not confirm the command within {self.timeout:g}s; "
+            "it may still arrive. Send it again with the same command_id: a command id is "
+            "handled once, so the repeat is harmless"
+        )
+
     async def connect(self, within: float | None = None) -> AIOKafkaProducer:
         async with self._connecting:
             if self._producer is None:
@@ -115,7 +124,7 @@ class CommandBus:
                 self.timeout + 1,  # the producer's own request timeout comes first
             )
         except (KafkaError, OSError, TimeoutError):
-            raise self._unreachable() from None
+            raise self._unconfirmed() from None
 
     async def close(self) -> None:
         if self._producer is not None:
