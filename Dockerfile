@@ -1,4 +1,4 @@
-# One image for the three services; docker-compose.yml picks the module to run.
+# One image for the three services and the gateway; docker-compose.yml picks the module to run.
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults docs
+.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults docs browser
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing the project (first run only)…"
@@ -25,7 +25,8 @@ infra-down:
 infra-status:
 	@$(PYTHON) infra/infra.py status
 
-# Kafka and the database in the background, the three services in the foreground; Ctrl-C stops all.
+# Kafka and the database in the background, the three services and the gateway (the page for
+# both parties: http://127.0.0.1:8000/) in the foreground; Ctrl-C stops all.
 run: install infra-up
 	@$(BIN)/python -m services
 
@@ -63,8 +64,13 @@ unit: install
 # so that what they leave on the topics never reaches the services `make run` starts.
 TEST_ENV := env $$(cat infra/test.env)
 
-# Every tier: unit, integration (real Kafka + FerretDB) and end to end (services as processes).
-test: install
+# Debian's Chromium for the browser test (installed when missing; says what to do where it cannot).
+browser:
+	@infra/browser.sh
+
+# Every tier: unit, integration (real Kafka + FerretDB) and end to end (services as processes,
+# and two parties in headless Chromium).
+test: install browser
 	@$(TEST_ENV) $(PYTHON) infra/infra.py up
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py

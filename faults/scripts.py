@@ -16,6 +16,7 @@ from pathlib import Path
 from contracts import topics
 from services.processes import SERVICES
 
+from .gateway import gateway_outage
 from .system import System, infra
 from .traffic import Ledger, interleave, scatter
 from .unknown import WAIT_MS, latencies, stream, summary, unknown_commands
@@ -296,6 +297,10 @@ async def recovery_once(rig: Rig, static: str) -> tuple[float, Verdict]:
     return recovered, await settle(ledger, rig.recorder, rig.databases, within=300, progress=say)
 
 
+async def gateway_kafka_outage(rig: Rig) -> Verdict:
+    return await gateway_outage(rig.system.bootstrap)
+
+
 FAULTS: dict[str, Callable[[Rig], Awaitable[Verdict]]] = {
     "broker-restart": broker_restart,
     "database-restart": database_restart,
@@ -303,6 +308,7 @@ FAULTS: dict[str, Callable[[Rig], Awaitable[Verdict]]] = {
     "malformed": malformed,
     "unknown-aggregates": unknown_aggregates,
     "recovery": recovery,
+    "gateway-outage": gateway_kafka_outage,
 }
 DEFAULT = ("broker-restart", "database-restart")
 BASE_PORT = 18601

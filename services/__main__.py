@@ -1,6 +1,6 @@
-"""`python -m services` (what `make run` starts): the three services as child processes in
-the foreground. Ctrl-C or SIGTERM stops them all; if one exits, the others are stopped too,
-so a half-running system never passes for a working one."""
+"""`python -m services` (what `make run` starts): the three services and the gateway as child
+processes in the foreground. Ctrl-C or SIGTERM stops them all; if one exits, the others are
+stopped too, so a half-running system never passes for a working one."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 
-from .processes import SERVICES
+from .processes import GATEWAY, SERVICES
 
 
 def main() -> int:
     children = {
-        name: subprocess.Popen([sys.executable, "-m", f"services.{name}"]) for name in SERVICES
+        name: subprocess.Popen([sys.executable, "-m", f"services.{name}"])
+        for name in (*SERVICES, GATEWAY)
     }
     stopping = False
 
@@ -27,7 +28,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     print(
         "offers platform: offer_service :8001, messaging_service :8002, "
-        "notification_service :8003 (GET /health); Ctrl-C stops all",
+        "notification_service :8003 (GET /health); the page for both parties at "
+        "http://127.0.0.1:8000/ (the gateway); Ctrl-C stops all",
         file=sys.stderr,
     )
     exit_code = 0

@@ -23,6 +23,8 @@ from .runtime.kafka import ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("offer_service", "messaging_service", "notification_service")
+# The browsers' front door (services.gateway): no consumer group, no database of its own.
+GATEWAY = "gateway"
 
 TABLES = {
     table.name: table

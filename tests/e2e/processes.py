@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from services.processes import ServiceProcess, start_at_the_end
+from services.processes import GATEWAY, ServiceProcess, start_at_the_end
 from tests.infrastructure import Endpoints
 
-__all__ = ["ServiceProcess", "launch", "service_process"]
+__all__ = ["ServiceProcess", "gateway_process", "launch", "service_process"]
 
 
 def service_process(
@@ -34,3 +34,18 @@ async def launch(name: str, port: int, infra: Endpoints, tmp: Path, run_id: str)
     await start_at_the_end(infra.kafka_bootstrap_servers, name, service.env["KAFKA_GROUP_ID"])
     service.start()
     return service
+
+
+def gateway_process(
+    port: int, infra: Endpoints, tmp: Path, services: dict[str, ServiceProcess]
+) -> ServiceProcess:
+    """`python -m services.gateway` in front of these services' read APIs."""
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
+        "GATEWAY_PORT": str(port),
+        "OFFER_SERVICE_URL": services["offer_service"].url,
+        "MESSAGING_SERVICE_URL": services["messaging_service"].url,
+        "NOTIFICATION_SERVICE_URL": services["notification_service"].url,
+    }
+    return ServiceProcess(GATEWAY, port, env, tmp / "gateway.log")

@@ -1,0 +1,92 @@
+"""The read APIs and their streams under one origin (so the page needs no CORS):
+``/api/<resource>/...`` is passed to the service that owns the resource, and its answer,
+Server-Sent Events included, is passed back chunk by chunk as it arrives."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from services.runtime.http import error_response
+
+from .settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+# What the browser sends that the service needs (the stream's resume point).
+FORWARDED_UP: Final = ("accept", "last-event-id")
+FORWARDED_DOWN: Final = ("content-type", "content-encoding", "cache-control", "retry-after")
+# Reads are quick; a stream is open for as long as the page is (heartbeats keep it alive).
+READ_TIMEOUT: Final = httpx.Timeout(10.0)
+STREAM_TIMEOUT: Final = httpx.Timeout(10.0, read=None)
+
+
+def upstreams(settings: GatewaySettings) -> dict[str, tuple[str, str]]:
+    """The first path segment under /api/ → (service name, its base URL)."""
+    offers = ("offer_service", settings.offer_service_url)
+    return {
+        "offers": offers,
+        "contracts": offers,
+        "talent-clouds": offers,
+        "threads": ("messaging_service", settings.messaging_service_url),
+        "notifications": ("notification_service", settings.notification_service_url),
+    }
+
+
+def new_client() -> httpx.AsyncClient:
+    # One connection per open stream: the pool must not be what bounds the streams.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+    return httpx.AsyncClient(limits=limits)
+
+
+class ReadProxy:
+    def __init__(self, settings: GatewaySettings, client: httpx.AsyncClient) -> None:
+        self.routes = upstreams(settings)
+        self.client = client
+
+    async def handle(self, request: Request) -> Response:
+        path: str = request.path_params["path"]
+        resource = path.split("/", 1)[0]
+        if resource not in self.routes:
+            known = ", ".join(f"/api/{name}" for name in self.routes)
+            return error_response(404, "not_found", f"no /api/{resource}: the API has {known}")
+        if any(segment in (".", "..") for segment in path.split("/")):
+            return error_response(404, "not_found", "a path under /api/ names a resource")
+        service, base = self.routes[resource]
+        streaming = path.endswith("/stream")
+        upstream_request = self.client.build_request(
+            "GET",
+            f"{base}/{path}",
+            params=request.url.query,
+            headers={k: v for k in FORWARDED_UP if (v := request.headers.get(k))},
+            timeout=STREAM_TIMEOUT if streaming else READ_TIMEOUT,
+        )
+        try:
+            upstream = await self.client.send(upstream_request, stream=True)
+        except httpx.HTTPError as error:
+            log.warning("%s at %s is not answering: %s", service, base, error)
+            return error_response(
+                502, "upstream_unavailable", f"{service} at {base} is not answering; is it running?"
+            )
+        headers = {k: v for k in FORWARDED_DOWN if (v := upstream.headers.get(k))}
+        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            headers["x-accel-buffering"] = "no"  # tell any proxy further out not to buffer
+        return StreamingResponse(
+            _relay(upstream), status_code=upstream.status_code, headers=headers
+        )
+
+
+async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream body as it comes; the upstream connection closes with the browser's."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as error:
+        log.info("upstream stream ended: %s", error)
+    finally:
+        await upstream.aclose()
