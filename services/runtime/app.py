@@ -49,6 +49,7 @@ from .outbox import PENDING
 from .parking import Parking
 from .refusals import Refusals
 from .service import Records, Requests, ServiceTable, release_request
+from .streams import Streams
 from .uow import UnitOfWork
 from .wire import RecordOrigin
 
@@ -107,6 +108,8 @@ class Built:
     # The collections with outboxes, for the backlog gauge.
     outboxes: Sequence[Documents] = ()
     background: Sequence[BackgroundTask] = field(default_factory=tuple)
+    # The service's pushed streams, if it has any (for the tests and /metrics).
+    streams: Streams | None = None
 
 
 def highwater_of(subscribers: Sequence[Any], topic: str, partition: int) -> int | None:
@@ -283,6 +286,7 @@ def service_app(
     )
     app.state.broker = broker  # for the AsyncAPI documents (services.asyncapi)
     app.state.records = records  # for the tests
+    app.state.streams = built.streams  # for the tests
     app.state.starting = starting
     app.state.exit_on_failure = False  # services.runtime.main sets it
     return app

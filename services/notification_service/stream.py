@@ -1,0 +1,39 @@
+"""A recipient's pushed stream (`GET /notifications/stream?recipient_id=`): each
+NotificationCreated for the recipient, with the recipient's own numbers as ids (`seq`,
+given by the inbox's one writer). See services.runtime.streams for the live half and the
+resume. Notifications stored before they were numbered have no `seq` and are not in the
+stream (the inbox API lists them)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.runtime.documents import Document
+from services.runtime.http import BadRequest
+from services.runtime.streams import Item, ReadAfter, Streams
+
+
+def stream_routes(streams: Streams, notifications: AsyncCollection[Document]) -> list[Route]:
+    def read_after(recipient_id: str) -> ReadAfter:
+        async def items(after: int) -> AsyncIterator[Item]:
+            query = {"recipient_id": recipient_id, "seq": {"$gt": after}}
+            async for document in notifications.find(query, sort=[("seq", ASCENDING)]):
+                yield Item(document["seq"], "NotificationCreated", document["event"])
+
+        return items
+
+    async def notification_stream(request: Request) -> Response:
+        recipient_id = (request.query_params.get("recipient_id") or "").strip()
+        if not recipient_id:
+            raise BadRequest(
+                "recipient_id is required: the stream is one recipient's notifications"
+            )
+        return streams.respond(request, recipient_id, read_after(recipient_id))
+
+    return [Route("/notifications/stream", notification_stream)]
