@@ -13,7 +13,7 @@ from services.runtime.streams import Streams
 from .handlers import MessagingHandlers
 from .read_api import read_routes
 from .store import ThreadStore
-from .stream import stream_routes
+from .stream import OPENAPI_PATHS, stream_routes
 
 NAME = "messaging_service"
 HTTP_PORT = 8002
@@ -59,6 +59,7 @@ def build(kit: Kit) -> Built:
         outboxes=(store.threads.documents, store.messages),
         background=(streams.run,),
         streams=streams,
+        openapi_paths=OPENAPI_PATHS,
     )
 
 

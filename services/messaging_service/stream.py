@@ -16,6 +16,13 @@ from starlette.routing import Route
 from contracts import MessagePosted, TermsProposed, ThreadClosed
 from services.rules import derived_id
 from services.runtime.documents import Document
+from services.runtime.openapi import (
+    Json,
+    event_stream,
+    json_read,
+    page_parameters,
+    path_parameter,
+)
 from services.runtime.streams import Item, ReadAfter, Streams
 
 from .domain import message_event_id
@@ -96,3 +103,20 @@ def stream_routes(
         return streams.respond(request, offer_id, read_after(offer_id))
 
     return [Route("/threads/{offer_id}/stream", thread_stream)]
+
+
+OPENAPI_PATHS: Json = {
+    "/threads/{offer_id}/messages": json_read(
+        "an offer's thread: newest messages first by page, oldest first within one",
+        [
+            path_parameter("offer_id", "the offer"),
+            *page_parameters("before"),
+        ],
+        single=True,
+    ),
+    "/threads/{offer_id}/stream": event_stream(
+        "an offer's thread, pushed; may be opened before the thread exists",
+        [path_parameter("offer_id", "the offer")],
+        ["MessagePosted", "TermsProposed", "ThreadClosed"],
+    ),
+}

@@ -21,7 +21,7 @@ from services.runtime.streams import Streams
 from .handlers import NotificationHandlers
 from .read_api import read_routes
 from .store import PENDING, NotificationStore
-from .stream import stream_routes
+from .stream import OPENAPI_PATHS, stream_routes
 
 NAME = "notification_service"
 HTTP_PORT = 8003
@@ -95,6 +95,7 @@ def build(kit: Kit) -> Built:
         outboxes=(store.offers.documents, store.notifications),
         background=(kit.asking_sweep(due, send, "expiry reminders"), streams.run),
         streams=streams,
+        openapi_paths=OPENAPI_PATHS,
     )
 
 

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from services.runtime.documents import Document
 from services.runtime.http import BadRequest
+from services.runtime.openapi import Json, event_stream, json_read, page_parameters, query_parameter
 from services.runtime.streams import Item, ReadAfter, Streams
 
 
@@ -37,3 +38,20 @@ def stream_routes(streams: Streams, notifications: AsyncCollection[Document]) ->
         return streams.respond(request, recipient_id, read_after(recipient_id))
 
     return [Route("/notifications/stream", notification_stream)]
+
+
+OPENAPI_PATHS: Json = {
+    "/notifications": json_read(
+        "a recipient's inbox, newest first",
+        [
+            query_parameter("recipient_id", "whose inbox", required=True),
+            query_parameter("unread_only", "true: only unread ones", schema={"type": "boolean"}),
+            *page_parameters("cursor"),
+        ],
+    ),
+    "/notifications/stream": event_stream(
+        "a recipient's notifications, pushed",
+        [query_parameter("recipient_id", "whose notifications", required=True)],
+        ["NotificationCreated"],
+    ),
+}

@@ -45,6 +45,7 @@ from .kafka import (
     subscribe_all,
 )
 from .metrics import ServiceMetrics
+from .openapi import Json, openapi_document
 from .outbox import PENDING
 from .parking import Parking
 from .refusals import Refusals
@@ -110,6 +111,8 @@ class Built:
     background: Sequence[BackgroundTask] = field(default_factory=tuple)
     # The service's pushed streams, if it has any (for the tests and /metrics).
     streams: Streams | None = None
+    # The read API's paths in its OpenAPI document (services.runtime.openapi).
+    openapi_paths: Json = field(default_factory=dict)
 
 
 def highwater_of(subscribers: Sequence[Any], topic: str, partition: int) -> int | None:
@@ -216,6 +219,11 @@ def service_app(
         await metrics.record_consumer_lag(broker)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    openapi = openapi_document(table.name, built.openapi_paths)
+
+    async def openapi_page(_: Request) -> Response:
+        return JSONResponse(openapi)
+
     async def start() -> list[asyncio.Task[None]]:
         """Waits for the database and Kafka (in whatever order they come up), then starts."""
         await starting.wait_for(
@@ -280,7 +288,12 @@ def service_app(
             log.info("%s stopped", table.name)
 
     app = Starlette(
-        routes=[Route("/health", health), Route("/metrics", metrics_page), *built.read_routes],
+        routes=[
+            Route("/health", health),
+            Route("/metrics", metrics_page),
+            Route("/openapi.json", openapi_page),
+            *built.read_routes,
+        ],
         lifespan=lifespan,
         exception_handlers={BadRequest: bad_request, HTTPException: http_error},
     )
