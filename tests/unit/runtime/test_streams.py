@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sse_starlette import ServerSentEvent
@@ -48,6 +49,11 @@ async def take(events: AsyncIterator[ServerSentEvent], n: int) -> list[ServerSen
         if len(taken) == n:
             break
     return taken
+
+
+def data_of(event: ServerSentEvent) -> Any:
+    assert isinstance(event.data, str)
+    return json.loads(event.data)
 
 
 def ids(events: list[ServerSentEvent]) -> list[str | None]:
@@ -105,7 +111,7 @@ async def test_stored_items_come_first_then_live_ones_each_once_in_order() -> No
     events = await take(merged(client, 0, stored.after), 5)
     assert ids(events) == ["1", "2", "3", "4", "5"]
     assert [e.event for e in events] == ["MessagePosted"] * 5
-    assert json.loads(events[3].data) == {"n": 4, "text": ""}
+    assert data_of(events[3]) == {"n": 4, "text": ""}
 
 
 async def test_a_resume_gets_only_what_came_after_its_id() -> None:
@@ -146,7 +152,7 @@ async def test_a_client_that_falls_behind_gets_one_overflow_item_and_the_stream_
     events = [event async for event in merged(slow, 0, Stored().after)]
     [overflow] = events
     assert overflow.event == "overflow" and overflow.id is None
-    assert json.loads(overflow.data) == {
+    assert data_of(overflow) == {
         "reason": "you fell behind by more than 3 items; reconnect with Last-Event-ID: 0",
         "last_event_id": "0",
     }
@@ -176,7 +182,7 @@ async def test_the_overflow_item_names_the_last_id_the_client_got() -> None:
     # Cut off at once: what it missed, 3 to 5, it reads again after the id it names.
     [overflow] = [event async for event in events]
     assert overflow.event == "overflow"
-    assert json.loads(overflow.data)["last_event_id"] == "2"
+    assert data_of(overflow)["last_event_id"] == "2"
 
 
 async def test_cutting_off_wakes_a_client_waiting_for_its_next_item() -> None:
@@ -188,7 +194,7 @@ async def test_cutting_off_wakes_a_client_waiting_for_its_next_item() -> None:
     client.cut_off("the live feed restarted; reconnect with Last-Event-ID")
     [overflow] = await asyncio.wait_for(waiting, 1)
     assert overflow.event == "overflow"
-    assert "the live feed restarted" in json.loads(overflow.data)["reason"]
+    assert "the live feed restarted" in data_of(overflow)["reason"]
 
 
 # --- the connection bound ---------------------------------------------------------------------
