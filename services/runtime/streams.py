@@ -28,7 +28,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -36,6 +35,7 @@ from starlette.responses import Response
 
 from .config import Settings
 from .http import BadRequest, error_response
+from .kafka import ensure_topics
 from .outbox import STREAM_ID_HEADER
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ class LiveFeed:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await self._partitions()
             consumer.assign(partitions)
             await consumer.seek_to_end(*partitions)
             for partition in partitions:
@@ -244,20 +244,24 @@ class LiveFeed:
                 self.topic,
                 len(partitions),
             )
+            # A batch is handed out at once, so it must fit in a client's queue with room
+            # to spare, or a client that keeps up would be cut off by the batch alone.
+            batch = max(1, min(500, self.hub.buffer // 2))
             while True:
-                batches = await consumer.getmany(timeout_ms=1000)
+                batches = await consumer.getmany(timeout_ms=1000, max_records=batch)
                 for records in batches.values():
                     for record in records:
                         self._deliver(record)
+                await asyncio.sleep(0)  # the clients' turn to take what they were given
         finally:
             await consumer.stop()
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        await consumer.topics()  # fetches the cluster's metadata
-        numbers = consumer.partitions_for_topic(self.topic)
-        if not numbers:
-            raise KafkaError(f"topic {self.topic} has no partitions yet")
-        return [TopicPartition(self.topic, number) for number in sorted(numbers)]
+    async def _partitions(self) -> list[TopicPartition]:
+        # The service created its topics at start-up; this only counts the partitions.
+        counts = await ensure_topics(
+            self.settings.kafka_bootstrap_servers, [self.topic], self.settings.topic_layout
+        )
+        return [TopicPartition(self.topic, number) for number in range(counts[self.topic])]
 
     def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.key is None or record.value is None:
@@ -307,7 +311,6 @@ class Streams:
             ping=self.settings.stream_heartbeat_seconds,
             ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
             send_timeout=self.settings.stream_send_timeout_seconds,
-            sep="\n",
             # A response that never started its body leaves the hub here.
             background=BackgroundTask(self.hub.leave, client),
         )
