@@ -305,6 +305,13 @@ class Streams:
                     yield event
             finally:
                 self.hub.leave(client)
+                if client.cut_off_because is not None:
+                    log.info(
+                        "%s stream of %s: a client was cut off (%s)",
+                        self.settings.service_name,
+                        key,
+                        client.cut_off_because,
+                    )
 
         return EventSourceResponse(
             events(),
