@@ -4,9 +4,10 @@ polling `/threads/{offer_id}/messages` every 1 s and every 250 ms), in the same 
 
 messaging_service runs as a real process; the threads are opened by OfferExtended events
 published straight to offers.events (no offer_service needed). PostMessage commands go out
-at a steady rate, spread over the threads; each thread has one stream client and one
-poller per interval. A latency is the client's clock when it first has the message minus
-the message's `sent_at`: the moment the service stored it (the same machine's clock).
+at a steady rate, spread over the threads, in three phases one after the other: each
+thread followed by one stream client, then polled every 1 s, then every 250 ms. A latency
+is the client's clock when it first has the message minus the message's `sent_at`: the
+moment the service stored it (the same machine's clock).
 
     python -m bench.streams [--threads 10] [--rate 10] [--seconds 30]
 """
@@ -70,13 +71,15 @@ def offer_extended(tag: str, n: int) -> dict[str, Any]:
 
 
 class Arrivals:
-    """When each message was first in a client's hands, by message id, and its sent_at."""
+    """How long after its sent_at each of one phase's messages was first in a client's
+    hands, by message id (messages of other phases, told by their text, are not counted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, text_prefix: str) -> None:
+        self.text_prefix = text_prefix
         self.seen: dict[str, float] = {}
 
-    def note(self, message_id: str, sent_at: str) -> None:
-        if message_id not in self.seen:
+    def note(self, message_id: str, sent_at: str, text: str) -> None:
+        if text.startswith(self.text_prefix) and message_id not in self.seen:
             self.seen[message_id] = (now() - datetime.fromisoformat(sent_at)).total_seconds()
 
     def row(self, path: str, sent: int) -> tuple[str, ...]:
@@ -98,7 +101,7 @@ async def follow(client: httpx.AsyncClient, offer_id: str, into: Arrivals) -> No
             item = await thread.next(within=3600)
             if item.event == "MessagePosted":
                 event = item.json()
-                into.note(event["message_id"], event["sent_at"])
+                into.note(event["message_id"], event["sent_at"], event["text"])
 
 
 async def poll(client: httpx.AsyncClient, offer_id: str, every: float, into: Arrivals) -> None:
@@ -106,85 +109,99 @@ async def poll(client: httpx.AsyncClient, offer_id: str, every: float, into: Arr
         response = await client.get(f"/threads/{offer_id}/messages", params={"limit": 200})
         if response.status_code == 200:
             for message in response.json()["items"]:
-                into.note(message["message_id"], message["sent_at"])
+                into.note(message["message_id"], message["sent_at"], message["text"])
         await asyncio.sleep(every)
+
+
+async def send_messages(
+    producer: AIOKafkaProducer, offers: list[dict[str, Any]], count: int, rate: float, label: str
+) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for i in range(count):
+        delay = started + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        offer = offers[i % len(offers)]
+        post = {
+            "type": "PostMessage",
+            "command_id": str(uuid.uuid4()),
+            "actor_id": offer["client_id"],
+            "offer_id": offer["offer_id"],
+            "message_id": str(uuid.uuid4()),
+            "text": f"{label}: message {i}",
+        }
+        await producer.send(
+            "negotiations.commands", json.dumps(post).encode(), key=offer["offer_id"].encode()
+        )
+        if (i + 1) % max(1, int(rate * 5)) == 0:
+            say(f"{label}: sent {i + 1}/{count}")
+
+
+async def phase(
+    client: httpx.AsyncClient,
+    producer: AIOKafkaProducer,
+    offers: list[dict[str, Any]],
+    count: int,
+    rate: float,
+    poll_every: float | None,
+) -> Arrivals:
+    """One client per thread, pushed (None) or polling; `count` messages; their arrivals."""
+    label = "pushed" if poll_every is None else f"poll every {poll_every * 1000:.0f} ms"
+    arrivals = Arrivals(f"{label}: ")
+    clients = [
+        asyncio.create_task(
+            follow(client, o["offer_id"], arrivals)
+            if poll_every is None
+            else poll(client, o["offer_id"], poll_every, arrivals)
+        )
+        for o in offers
+    ]
+    try:
+        await asyncio.sleep(2)  # connected (and the earlier phases' messages read)
+        say(f"{label}: {len(offers)} clients; {count} messages at {rate:.1f}/s")
+        await send_messages(producer, offers, count, rate, label)
+        for _ in range(60):  # the stragglers, for up to 30 s
+            if len(arrivals.seen) >= count:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        for task in clients:
+            task.cancel()
+        for task in clients:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+    return arrivals
 
 
 async def measure(tag: str, threads: int, rate: float, seconds: float) -> list[tuple[str, ...]]:
     count = max(10, int(rate * seconds))
     offers = [offer_extended(tag, n) for n in range(threads)]
     producer = AIOKafkaProducer(bootstrap_servers=INFRA.kafka, linger_ms=0)
-    pushed = Arrivals()
-    polled = {every: Arrivals() for every in POLL_INTERVALS}
+    rows = []
     async with Services(tag, [NAME]) as services:
-        url = services.processes[0].url
         await producer.start()
-        async with httpx.AsyncClient(
-            base_url=url,
-            timeout=30,
-            limits=httpx.Limits(max_connections=threads * (1 + len(POLL_INTERVALS)) + 10),
-        ) as client:
-            for offer in offers:
-                await producer.send_and_wait(
-                    "offers.events", json.dumps(offer).encode(), key=offer["offer_id"].encode()
-                )
-            await asyncio.sleep(2)  # the threads exist before anyone polls them
-            clients = [
-                asyncio.create_task(follow(client, o["offer_id"], pushed)) for o in offers
-            ] + [
-                asyncio.create_task(poll(client, o["offer_id"], every, polled[every]))
-                for o in offers
-                for every in POLL_INTERVALS
-            ]
-            try:
-                await asyncio.sleep(1)
-                say(
-                    f"streams: {threads} threads, a stream client and {len(POLL_INTERVALS)} "
-                    f"pollers each; {count} messages at {rate:.1f}/s"
-                )
-                loop = asyncio.get_running_loop()
-                started = loop.time()
-                for i in range(count):
-                    delay = started + i / rate - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    offer = offers[i % threads]
-                    post = {
-                        "type": "PostMessage",
-                        "command_id": str(uuid.uuid4()),
-                        "actor_id": offer["client_id"],
-                        "offer_id": offer["offer_id"],
-                        "message_id": str(uuid.uuid4()),
-                        "text": f"bench message {i}",
-                    }
-                    await producer.send(
-                        "negotiations.commands",
-                        json.dumps(post).encode(),
-                        key=offer["offer_id"].encode(),
+        limits = httpx.Limits(max_connections=threads + 10)
+        url = services.processes[0].url
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+                for offer in offers:
+                    await producer.send_and_wait(
+                        "offers.events", json.dumps(offer).encode(), key=offer["offer_id"].encode()
                     )
-                    if (i + 1) % max(1, int(rate * 5)) == 0:
-                        say(f"streams: sent {i + 1}/{count}, pushed {len(pushed.seen)}")
-                # The stragglers: every client has had every message, or 30 s have passed.
-                for _ in range(60):
-                    if min(len(pushed.seen), *(len(p.seen) for p in polled.values())) >= count:
-                        break
-                    await asyncio.sleep(0.5)
-            finally:
-                for task in clients:
-                    task.cancel()
-                for task in clients:
-                    with suppress(asyncio.CancelledError, Exception):
-                        await task
-                await producer.stop()
-    return [
-        pushed.row("pushed: GET /threads/{id}/stream (SSE)", count),
-        *(
-            polled[every].row(
-                f"baseline: poll /threads/{{id}}/messages every {every * 1000:.0f} ms", count
-            )
-            for every in POLL_INTERVALS
-        ),
-    ]
+                await asyncio.sleep(2)  # the threads exist before anyone polls them
+                # One phase after the other, so that no client's load weighs on another's.
+                for poll_every in (None, *POLL_INTERVALS):
+                    arrivals = await phase(client, producer, offers, count, rate, poll_every)
+                    name = (
+                        "pushed: GET /threads/{id}/stream (SSE)"
+                        if poll_every is None
+                        else f"baseline: poll /messages every {poll_every * 1000:.0f} ms"
+                    )
+                    rows.append(arrivals.row(name, count))
+        finally:
+            await producer.stop()
+    return rows
 
 
 async def run(threads: int, rate: float, seconds: float, keep: bool) -> None:
