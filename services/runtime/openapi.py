@@ -134,6 +134,12 @@ def openapi_document(title: str, paths: Json) -> Json:
                     "responses": {"200": {"description": "the text exposition format"}},
                 }
             },
+            "/openapi.json": {
+                "get": {
+                    "summary": "this document",
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
             **paths,
         },
         "components": {
