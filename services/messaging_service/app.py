@@ -50,7 +50,7 @@ def build(kit: Kit) -> Built:
     handlers = MessagingHandlers(
         store, kit.uow, kit.refusals, max_contract_days=kit.settings.max_contract_days
     )
-    streams = Streams(kit.settings, topics.NEGOTIATIONS_EVENTS)
+    streams = Streams(kit.settings, topics.NEGOTIATIONS_EVENTS, kit.metrics)
     threads, messages = kit.database["threads"], kit.database["messages"]
     return Built(
         handlers,

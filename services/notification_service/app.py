@@ -85,7 +85,7 @@ def build(kit: Kit) -> Built:
         await store.ensure_indexes()
         await due.ensure_ready(utc_now())
 
-    streams = Streams(kit.settings, topics.NOTIFICATIONS_EVENTS)
+    streams = Streams(kit.settings, topics.NOTIFICATIONS_EVENTS, kit.metrics)
     notifications = kit.database["notifications"]
     return Built(
         handlers,

@@ -216,6 +216,8 @@ def service_app(
             parked, oldest = await asyncio.wait_for(parking.stats(), timeout=2)
             metrics.parked.labels(table.name).set(parked)
             metrics.parked_oldest_seconds.labels(table.name).set(oldest)
+        if built.streams is not None:
+            metrics.stream_clients.labels(table.name).set(built.streams.hub.count)
         await metrics.record_consumer_lag(broker)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -36,6 +36,7 @@ from starlette.responses import Response
 from .config import Settings
 from .http import BadRequest, error_response
 from .kafka import ensure_topics
+from .metrics import ServiceMetrics
 from .outbox import STREAM_ID_HEADER
 
 log = logging.getLogger(__name__)
@@ -276,8 +277,9 @@ class LiveFeed:
 class Streams:
     """One service's pushed streams: the hub of its clients and the feed that fills it."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, metrics: ServiceMetrics) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.hub = Hub(
             max_clients=settings.stream_max_connections, buffer=settings.stream_client_buffer
         )
@@ -306,6 +308,7 @@ class Streams:
             finally:
                 self.hub.leave(client)
                 if client.cut_off_because is not None:
+                    self.metrics.streams_cut_off.labels(self.settings.service_name).inc()
                     log.info(
                         "%s stream of %s: a client was cut off (%s)",
                         self.settings.service_name,

@@ -240,6 +240,9 @@ async def test_a_slow_client_is_cut_off_while_a_fast_one_gets_every_item(infra: 
                 await kafka.stop()
         assert received == [("MessagePosted", p) for p in range(1, n + 1)]
         body = await asyncio.to_thread(read_all, slow)
+        metrics = (await service.client.get("/metrics")).text
+        assert 'offers_streams_cut_off_total{service="messaging_service"} 1.0' in metrics
+        assert 'offers_stream_clients{service="messaging_service"} 0.0' in metrics
     items = [block for block in body.split("\n\n") if "event:" in block]
     assert items, f"the slow client got nothing at all: {body[:300]!r}"
     assert items[-1].startswith("event: overflow"), items[-1][:200]
