@@ -8,10 +8,12 @@ from contracts import NEGOTIATION_COMMAND_ADAPTER, OFFER_EVENT_ADAPTER, topics
 from services.runtime.app import Built, Kit, service_app
 from services.runtime.config import Settings
 from services.runtime.service import Kind, On, ServiceTable, internal_on
+from services.runtime.streams import Streams
 
 from .handlers import MessagingHandlers
 from .read_api import read_routes
 from .store import ThreadStore
+from .stream import OPENAPI_PATHS, stream_routes
 
 NAME = "messaging_service"
 HTTP_PORT = 8002
@@ -48,11 +50,16 @@ def build(kit: Kit) -> Built:
     handlers = MessagingHandlers(
         store, kit.uow, kit.refusals, max_contract_days=kit.settings.max_contract_days
     )
+    streams = Streams(kit.settings, topics.NEGOTIATIONS_EVENTS, kit.metrics)
+    threads, messages = kit.database["threads"], kit.database["messages"]
     return Built(
         handlers,
-        read_routes(kit.database["threads"], kit.database["messages"]),
+        [*read_routes(threads, messages), *stream_routes(streams, threads, messages)],
         store.ensure_indexes,
         outboxes=(store.threads.documents, store.messages),
+        background=(streams.run,),
+        streams=streams,
+        openapi_paths=OPENAPI_PATHS,
     )
 
 

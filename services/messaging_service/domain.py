@@ -49,6 +49,10 @@ class Thread:
     """The number of the thread's last message (gaps are harmless; order is what counts)."""
     answers: tuple[tuple[str, int], ...] = ()
     """(proposal message_id, first offer version that answered it), stored only here."""
+    closed_seq: int | None = None
+    """The ThreadClosed's number in the thread's stream (after its last message)."""
+    closed_by: str | None = None
+    """The id of the offer event that closed the thread (the ThreadClosed's causation)."""
 
     @property
     def closed(self) -> bool:
@@ -80,13 +84,19 @@ class Projection:
     """(TermsProposed message_id, offer version) when an OfferChanged answered a proposal."""
 
 
-def thread_closed_event(thread: Thread, cause: OfferEvent, now: datetime) -> ThreadClosed:
-    assert thread.close_reason is not None
+def closing(thread: Thread, cause: OfferEvent) -> Thread:
+    """A thread that has just closed: its ThreadClosed takes the next number of its stream."""
+    number = thread.last_seq + 1
+    return replace(thread, last_seq=number, closed_seq=number, closed_by=cause.event_id)
+
+
+def thread_closed_event(thread: Thread, now: datetime) -> ThreadClosed:
+    assert thread.close_reason is not None and thread.closed_by is not None
     return ThreadClosed(
         # One per thread, ever: a redelivered closing event yields the same id.
         event_id=derived_id("thread-closed", thread.offer_id),
         occurred_at=now,
-        causation_id=cause.event_id,
+        causation_id=thread.closed_by,
         offer_id=thread.offer_id,
         reason=thread.close_reason,
     )
@@ -125,8 +135,10 @@ def project(thread: Thread | None, event: OfferEvent, now: datetime) -> Projecti
         created = _from_event(event, now)
         if answered is not None:
             created = with_answer(created, *answered)
-        closed = thread_closed_event(created, event, now) if created.closed else None
-        return Projection(created, True, closed, answered)
+        if not created.closed:
+            return Projection(created, True, None, answered)
+        created = closing(created, event)
+        return Projection(created, True, thread_closed_event(created, now), answered)
     if answered is not None:
         answered_thread = with_answer(thread, *answered)
         if answered_thread != thread:
@@ -136,7 +148,7 @@ def project(thread: Thread | None, event: OfferEvent, now: datetime) -> Projecti
     if event.version < thread.version:
         return Projection(thread, False, None, answered)
 
-    closing = None if status_after(event) is OfferStatus.PENDING else status_after(event)
+    closes_as = None if status_after(event) is OfferStatus.PENDING else status_after(event)
     if thread.closed:
         # Terminal: nothing reverts it. Only fill in terms a closing event did not carry.
         updated = thread
@@ -144,17 +156,20 @@ def project(thread: Thread | None, event: OfferEvent, now: datetime) -> Projecti
             updated = replace(thread, terms=event.terms)
         return Projection(updated, updated != thread, None, answered)
 
-    if closing is not None:
+    if closes_as is not None:
         terms = event.terms if isinstance(event, OfferAccepted) else thread.terms
-        updated = replace(
-            thread,
-            status=closing,
-            version=event.version,
-            terms=terms,
-            close_reason=closing.value,  # type: ignore[arg-type]
-            closed_at=now,
+        updated = closing(
+            replace(
+                thread,
+                status=closes_as,
+                version=event.version,
+                terms=terms,
+                close_reason=closes_as.value,  # type: ignore[arg-type]
+                closed_at=now,
+            ),
+            event,
         )
-        return Projection(updated, True, thread_closed_event(updated, event, now), answered)
+        return Projection(updated, True, thread_closed_event(updated, now), answered)
 
     assert isinstance(event, OfferExtended | OfferChanged)
     updated = replace(

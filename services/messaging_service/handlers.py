@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from contracts import PostMessage, ProposeTerms, RejectionCode
 from services.rules import OfferEvent, Rejection
+from services.runtime.outbox import MessageLike, OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
 
@@ -20,6 +21,11 @@ from . import domain
 from .store import ThreadStore, message_document
 
 log = logging.getLogger(__name__)
+
+
+def stream_entry(event: MessageLike, seq: int | None) -> OutboxEntry:
+    """A thread's event with its number in the thread's stream (services.runtime.streams)."""
+    return OutboxEntry.of(event, stream_id=None if seq is None else str(seq))
 
 
 class MessagingHandlers:
@@ -39,11 +45,14 @@ class MessagingHandlers:
                 "thread %s: %s v%d taught nothing new", event.offer_id, event.type, event.version
             )
             return
+        closed = outcome.closed
         await self.uow.commit(
             self.store.threads,
             outcome.thread,
             expected=stored,
-            messages=[] if outcome.closed is None else [outcome.closed],
+            messages=[] if closed is None else [stream_entry(closed, outcome.thread.closed_seq)],
+            # The ThreadClosed as published, for the thread's stream.
+            extra=None if closed is None else {"closed_event": closed.model_dump_json()},
         )
         log.info(
             "thread %s: %s v%d -> %s%s",
@@ -87,7 +96,9 @@ class MessagingHandlers:
         numbered = replace(thread, last_seq=thread.last_seq + 1)
         await self.uow.commit(self.store.threads, numbered, expected=stored)
         await self.uow.insert_once(
-            self.store.messages, message_document(command, outcome, numbered.last_seq), [outcome]
+            self.store.messages,
+            message_document(command, outcome, numbered.last_seq),
+            [stream_entry(outcome, numbered.last_seq)],
         )
         log.info(
             "thread %s: %s %s from %s",

@@ -34,23 +34,33 @@ def thread_to_document(thread: Thread) -> Document:
         "expires_at": thread.expires_at,
         "close_reason": thread.close_reason,
         "closed_at": thread.closed_at,
+        "closed_seq": thread.closed_seq,
+        "closed_by": thread.closed_by,
     }
 
 
 def thread_from_document(document: Document) -> Thread:
     terms = document.get("terms")
+    status = OfferStatus(document["status"])
+    last_seq = document.get("last_seq", 0)
+    closed_seq = document.get("closed_seq")
+    if closed_seq is None and status.terminal:
+        # Closed before ThreadClosed had a number: it comes after the thread's last message.
+        closed_seq = last_seq + 1
     return Thread(
         offer_id=document["offer_id"],
         client_id=document["client_id"],
         freelancer_id=document["freelancer_id"],
-        status=OfferStatus(document["status"]),
+        status=status,
         version=document["version"],
         terms=None if terms is None else TERMS.validate_python(terms),
         expires_at=document.get("expires_at"),
         close_reason=document.get("close_reason"),
         closed_at=document.get("closed_at"),
-        last_seq=document.get("last_seq", 0),
+        last_seq=last_seq,
         answers=tuple((a["message_id"], a["version"]) for a in document.get("answers", ())),
+        closed_seq=closed_seq,
+        closed_by=document.get("closed_by"),
     )
 
 
@@ -67,6 +77,8 @@ def message_document(
         "text": command.text,
         "sent_at": event.sent_at,
         "kind": "message",
+        # The event as published, for the thread's stream (services.messaging_service.stream).
+        "event": event.model_dump_json(),
     }
     if isinstance(event, TermsProposed):
         document.update(

@@ -16,10 +16,12 @@ from services.runtime.config import Settings
 from services.runtime.documents import Document
 from services.runtime.due import DueBuckets
 from services.runtime.service import Kind, On, ServiceTable, internal_on
+from services.runtime.streams import Streams
 
 from .handlers import NotificationHandlers
 from .read_api import read_routes
 from .store import PENDING, NotificationStore
+from .stream import OPENAPI_PATHS, stream_routes
 
 NAME = "notification_service"
 HTTP_PORT = 8003
@@ -56,7 +58,10 @@ TABLE = ServiceTable(
 
 def build(kit: Kit) -> Built:
     store = NotificationStore(
-        kit.documents("offers"), kit.documents("reminders"), kit.documents("notifications")
+        kit.documents("offers"),
+        kit.documents("reminders"),
+        kit.documents("notifications"),
+        kit.documents("inboxes"),
     )
     handlers = NotificationHandlers(
         store,
@@ -80,12 +85,17 @@ def build(kit: Kit) -> Built:
         await store.ensure_indexes()
         await due.ensure_ready(utc_now())
 
+    streams = Streams(kit.settings, topics.NOTIFICATIONS_EVENTS, kit.metrics)
+    notifications = kit.database["notifications"]
     return Built(
         handlers,
-        read_routes(kit.database["notifications"]),
+        # The stream's route first: /notifications/stream is not a notification id.
+        [*stream_routes(streams, notifications), *read_routes(notifications)],
         prepare,
         outboxes=(store.offers.documents, store.notifications),
-        background=(kit.asking_sweep(due, send, "expiry reminders"),),
+        background=(kit.asking_sweep(due, send, "expiry reminders"), streams.run),
+        streams=streams,
+        openapi_paths=OPENAPI_PATHS,
     )
 
 

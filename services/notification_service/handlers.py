@@ -201,8 +201,13 @@ class NotificationHandlers:
                 }
             ),
             "read": False,
+            # Its number in the recipient's stream; a repeated Notify leaves a gap, harmless
+            # (ids only need to increase). And the event as published, for the stream.
+            "seq": await self.store.inboxes.increment(created.recipient_id, "last_seq"),
+            "event": created.model_dump_json(),
         }
-        if await self.uow.insert_once(self.store.notifications, document, [created]):
+        entry = OutboxEntry.of(created, stream_id=str(document["seq"]))
+        if await self.uow.insert_once(self.store.notifications, document, [entry]):
             log.info(
                 "notification %s (%s) for %s",
                 created.notification_id,

@@ -7,7 +7,8 @@
 * `notifications`: the inbox. `_id` = notification_id, derived from (source event or
   reminder, recipient), so a redelivered event cannot create a second one; the
   NotificationCreated event sits in the same document's outbox until published. Written
-  only by the handler of the recipient's partition (contracts.internal.Notify).
+  only by the handler of the recipient's partition (contracts.internal.Notify), which also
+  numbers them (`seq`, from the recipient's counter in `inboxes`) for the recipient's stream.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def offer_to_document(offer: OfferInfo) -> Document:
 
 
 class NotificationStore:
-    def __init__(self, offers: Documents, reminders: Documents, notifications: Documents) -> None:
+    def __init__(
+        self, offers: Documents, reminders: Documents, notifications: Documents, inboxes: Documents
+    ) -> None:
         self.offers = Repository(
             offers,
             to_document=offer_to_document,
@@ -64,6 +67,9 @@ class NotificationStore:
         )
         self.reminders = reminders
         self.notifications = notifications
+        # One counter per recipient (_id = recipient_id): the number of its last
+        # notification, the id of the notification in the recipient's stream.
+        self.inboxes = inboxes
 
     @classmethod
     def in_memory(cls) -> NotificationStore:
@@ -71,6 +77,7 @@ class NotificationStore:
             MemoryDocuments("offers"),
             MemoryDocuments("reminders"),
             MemoryDocuments("notifications"),
+            MemoryDocuments("inboxes"),
         )
 
     async def ensure_indexes(self) -> None:
@@ -79,6 +86,8 @@ class NotificationStore:
         # The inbox, all and unread only, newest first (runtime.pages order: created_at, _id).
         await self.notifications.ensure_index("recipient_id", "created_at", "_id")
         await self.notifications.ensure_index("recipient_id", "read", "created_at", "_id")
+        # The recipient's stream, resumed after a number (services.notification_service.stream).
+        await self.notifications.ensure_index("recipient_id", "seq")
         # Cancelling an offer's reminders.
         await self.reminders.ensure_index("offer_id")
 

@@ -18,7 +18,7 @@ from services.runtime.service import Kind, On, ServiceTable, internal_on
 
 from .domain.offer import Policy
 from .handlers import OfferHandlers
-from .read_api import read_routes
+from .read_api import OPENAPI_PATHS, read_routes
 from .store import OfferStore
 
 NAME = "offer_service"
@@ -95,6 +95,7 @@ def build(kit: Kit) -> Built:
         prepare,
         outboxes=(store.offers.documents, store.contracts.documents, store.members),
         background=(kit.asking_sweep(expiry, expire, "expiry sweep"),),
+        openapi_paths=OPENAPI_PATHS,
     )
 
 

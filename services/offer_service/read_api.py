@@ -14,6 +14,13 @@ from contracts import format_utc
 from services.rules import OfferStatus
 from services.runtime.documents import Document
 from services.runtime.http import BadRequest, not_found
+from services.runtime.openapi import (
+    Json,
+    json_read,
+    page_parameters,
+    path_parameter,
+    query_parameter,
+)
 from services.runtime.pages import page
 
 from .store import contract_from_document
@@ -146,3 +153,39 @@ def read_routes(
         Route("/contracts/{contract_id}", get_contract),
         Route("/talent-clouds/{talent_cloud_id}/members", list_members),
     ]
+
+
+_PAGE = page_parameters()
+
+OPENAPI_PATHS: Json = {
+    "/offers": json_read(
+        "\"Pending Offers\": one party's or one job's offers, newest first",
+        [
+            query_parameter("client_id", "the client's offers"),
+            query_parameter("freelancer_id", "the freelancer's offers"),
+            query_parameter("job_id", "the job's offers (one of the three is required)"),
+            query_parameter("status", "only offers in this status"),
+            *_PAGE,
+        ],
+    ),
+    "/offers/{offer_id}": json_read(
+        "an offer: its current state and every version's terms",
+        [path_parameter("offer_id", "the offer")],
+        single=True,
+    ),
+    "/contracts": json_read(
+        '"My Jobs → Contracts": one party\'s contracts, newest first',
+        [
+            query_parameter("client_id", "the client's contracts"),
+            query_parameter("freelancer_id", "the freelancer's (one of the two is required)"),
+            *_PAGE,
+        ],
+    ),
+    "/contracts/{contract_id}": json_read(
+        "a contract", [path_parameter("contract_id", "the contract")], single=True
+    ),
+    "/talent-clouds/{talent_cloud_id}/members": json_read(
+        "a Talent Cloud's members, oldest first",
+        [path_parameter("talent_cloud_id", "the Talent Cloud"), *_PAGE],
+    ),
+}

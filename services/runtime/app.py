@@ -44,10 +44,12 @@ from .kafka import (
 )
 from .kafka_access import KafkaRefused
 from .metrics import ServiceMetrics
+from .openapi import Json, openapi_document
 from .outbox import PENDING
 from .parking import Parking
 from .refusals import Refusals
 from .service import Records, Requests, ServiceTable, release_request
+from .streams import Streams
 from .uow import UnitOfWork
 from .wire import RecordOrigin
 
@@ -106,6 +108,10 @@ class Built:
     # The collections with outboxes, for the backlog gauge.
     outboxes: Sequence[Documents] = ()
     background: Sequence[BackgroundTask] = field(default_factory=tuple)
+    # The service's pushed streams, if it has any (for the tests and /metrics).
+    streams: Streams | None = None
+    # The read API's paths in its OpenAPI document (services.runtime.openapi).
+    openapi_paths: Json = field(default_factory=dict)
 
 
 def highwater_of(subscribers: Sequence[Any], topic: str, partition: int) -> int | None:
@@ -209,8 +215,15 @@ def service_app(
             parked, oldest = await asyncio.wait_for(parking.stats(), timeout=2)
             metrics.parked.labels(table.name).set(parked)
             metrics.parked_oldest_seconds.labels(table.name).set(oldest)
+        if built.streams is not None:
+            metrics.stream_clients.labels(table.name).set(built.streams.hub.count)
         await metrics.record_consumer_lag(broker)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    openapi = openapi_document(table.name, built.openapi_paths)
+
+    async def openapi_page(_: Request) -> Response:
+        return JSONResponse(openapi)
 
     async def start() -> list[asyncio.Task[None]]:
         """Waits for the database and Kafka (in whatever order they come up), then starts."""
@@ -282,12 +295,18 @@ def service_app(
             log.info("%s stopped", table.name)
 
     app = Starlette(
-        routes=[Route("/health", health), Route("/metrics", metrics_page), *built.read_routes],
+        routes=[
+            Route("/health", health),
+            Route("/metrics", metrics_page),
+            Route("/openapi.json", openapi_page),
+            *built.read_routes,
+        ],
         lifespan=lifespan,
         exception_handlers={BadRequest: bad_request, HTTPException: http_error},
     )
     app.state.broker = broker  # for the AsyncAPI documents (services.asyncapi)
     app.state.records = records  # for the tests
+    app.state.streams = built.streams  # for the tests
     app.state.starting = starting
     # What stops the process when the start fails for good: services.runtime.main sets it;
     # in a test, the test reads starting.failed.

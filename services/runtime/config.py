@@ -87,6 +87,15 @@ class Settings:
     # TLS and SASL towards Kafka (services.runtime.kafka_access); plaintext by default.
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
+    # Pushed streams (services.runtime.streams): the keep-alive comment's interval, the
+    # items one client may fall behind by before it is cut off (to resume), the clients one
+    # instance serves at once, and how long one write to a client may take before the
+    # client counts as gone.
+    stream_heartbeat_seconds: float = 15.0
+    stream_client_buffer: int = 1000
+    stream_max_connections: int = 1000
+    stream_send_timeout_seconds: float = 30.0
+
     @classmethod
     def from_env(cls, service_name: str, default_http_port: int) -> Settings:
         return cls(
@@ -112,6 +121,10 @@ class Settings:
             kafka_session_timeout_ms=_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
             topic_layout=topic_layout_from_env(),
             kafka_security=kafka_security_from_env(),
+            stream_heartbeat_seconds=_int("STREAM_HEARTBEAT_SECONDS", 15, minimum=1),
+            stream_client_buffer=_int("STREAM_CLIENT_BUFFER", 1000, minimum=1),
+            stream_max_connections=_int("STREAM_MAX_CONNECTIONS", 1000, minimum=1),
+            stream_send_timeout_seconds=_int("STREAM_SEND_TIMEOUT_SECONDS", 30, minimum=1),
         )
 
     def kafka_options(self) -> dict[str, Any]:

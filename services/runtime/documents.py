@@ -15,6 +15,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -50,6 +51,11 @@ class Documents(Protocol):
         where: Mapping[str, Any] | None = None,
     ) -> bool:
         """Sets (and unsets) fields of one document, if it matches `where`; whether it did."""
+        ...
+
+    async def increment(self, document_id: str, field: str) -> int:
+        """Adds one to a counter (a new document starts at 1) and returns its new value.
+        Safe without atomicity because a counter, like every document, has one writer."""
         ...
 
     async def delete(self, document_id: str) -> None: ...
@@ -100,6 +106,17 @@ class MongoDocuments:
             change["$unset"] = dict.fromkeys(unset, "")
         result = await self.collection.update_one({"_id": document_id, **(where or {})}, change)
         return result.matched_count == 1
+
+    async def increment(self, document_id: str, field: str) -> int:
+        counter = await self.collection.find_one_and_update(
+            {"_id": document_id},
+            {"$inc": {field: 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert counter is not None  # an upsert returning the document after it always has one
+        value: int = counter[field]
+        return value
 
     async def delete(self, document_id: str) -> None:
         await self.collection.delete_one({"_id": document_id})
@@ -158,6 +175,12 @@ class MemoryDocuments:
         for field in unset:
             stored.pop(field, None)
         return True
+
+    async def increment(self, document_id: str, field: str) -> int:
+        counter = self.documents.setdefault(document_id, {"_id": document_id})
+        counter[field] = counter.get(field, 0) + 1
+        value: int = counter[field]
+        return value
 
     async def delete(self, document_id: str) -> None:
         self.documents.pop(document_id, None)

@@ -179,11 +179,7 @@ class Publishers:
             await self._by_topic[entry.topic].publish(
                 entry.payload.encode(),
                 key=entry.key.encode(),
-                headers={
-                    "type": entry.type,
-                    "event_id": entry.message_id,
-                    "content-type": "application/json",
-                },
+                headers=entry.headers(),
             )
 
     async def dead_letter(self, raw: bytes, origin: RecordOrigin, error: str) -> None:

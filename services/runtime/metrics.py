@@ -67,6 +67,18 @@ class ServiceMetrics:
             ("service",),
             registry=self.registry,
         )
+        self.stream_clients = Gauge(
+            "offers_stream_clients",
+            "Pushed-stream clients connected to this instance (services.runtime.streams).",
+            ("service",),
+            registry=self.registry,
+        )
+        self.streams_cut_off = Counter(
+            "offers_streams_cut_off",
+            "Stream clients cut off (fell behind, or the live feed restarted).",
+            ("service",),
+            registry=self.registry,
+        )
         self.consumer_lag = Gauge(
             "offers_consumer_lag",
             "Records on a partition this instance owns that it has not handled yet.",

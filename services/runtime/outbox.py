@@ -20,6 +20,9 @@ from typing import Any, Protocol
 from contracts import EVENT_TOPICS
 
 PENDING = "outbox_pending"
+# The Kafka header that carries an event's position in its pushed stream (services.runtime.
+# streams): the thread's message number, the recipient's notification number.
+STREAM_ID_HEADER = "stream-id"
 
 
 class MessageLike(Protocol):
@@ -39,25 +42,36 @@ class OutboxEntry:
     type: str
     message_id: str
     payload: str
+    stream_id: str | None = None
+    """Its position in a pushed stream, for the STREAM_ID_HEADER (None: in none)."""
 
     @classmethod
     def of(
-        cls, message: MessageLike, *, topic: str | None = None, key: str | None = None
+        cls,
+        message: MessageLike,
+        *,
+        topic: str | None = None,
+        key: str | None = None,
+        stream_id: str | None = None,
     ) -> OutboxEntry:
         """An event goes to its type's topic under its own key; a command to itself names
         the service's internal topic."""
         topic = topic or EVENT_TOPICS[message.type]
         message_id = str(getattr(message, "event_id", None) or getattr(message, "command_id"))  # noqa: B009
-        return cls(topic, key or message.key, message.type, message_id, message.model_dump_json())
+        payload = message.model_dump_json()
+        return cls(topic, key or message.key, message.type, message_id, payload, stream_id)
 
     def to_document(self) -> dict[str, str]:
-        return {
+        document = {
             "topic": self.topic,
             "key": self.key,
             "type": self.type,
             "event_id": self.message_id,
             "payload": self.payload,
         }
+        if self.stream_id is not None:
+            document["stream_id"] = self.stream_id
+        return document
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> OutboxEntry:
@@ -67,7 +81,18 @@ class OutboxEntry:
             document["type"],
             document["event_id"],
             document["payload"],
+            document.get("stream_id"),
         )
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "type": self.type,
+            "event_id": self.message_id,
+            "content-type": "application/json",
+        }
+        if self.stream_id is not None:
+            headers[STREAM_ID_HEADER] = self.stream_id
+        return headers
 
 
 def outbox_fields(entries: Sequence[OutboxEntry], now: datetime) -> dict[str, Any]:

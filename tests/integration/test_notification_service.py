@@ -598,6 +598,7 @@ async def test_a_notification_stored_but_not_published_goes_out_when_asked_again
             MongoDocuments(database["offers"]),
             MongoDocuments(database["reminders"]),
             MongoDocuments(database["notifications"]),
+            MongoDocuments(database["inboxes"]),
         )
         crashed = NotificationHandlers(
             store,
@@ -643,6 +644,7 @@ async def test_marking_the_most_notifications_a_command_may_name_read_in_one_go(
             MongoDocuments(database["offers"]),
             MongoDocuments(database["reminders"]),
             MongoDocuments(database["notifications"]),
+            MongoDocuments(database["inboxes"]),
         )
         await store.ensure_indexes()
         mine, theirs = [f"n-{i}" for i in range(450)], [f"t-{i}" for i in range(50)]

@@ -1,0 +1,122 @@
+"""A thread's pushed stream (`GET /threads/{offer_id}/stream`): each MessagePosted,
+TermsProposed and ThreadClosed of the offer's thread, with the thread's own numbers as ids
+(a message's `seq`; ThreadClosed the number after the last message). See
+services.runtime.streams for the live half and the resume."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contracts import MessagePosted, TermsProposed, ThreadClosed
+from services.rules import derived_id
+from services.runtime.documents import Document
+from services.runtime.openapi import (
+    Json,
+    event_stream,
+    json_read,
+    page_parameters,
+    path_parameter,
+)
+from services.runtime.streams import Item, ReadAfter, Streams
+
+from .domain import message_event_id
+from .store import thread_from_document
+
+
+def message_item(document: Document) -> Item:
+    """A stored message as its event was published. Messages stored before the event was
+    kept with them are rebuilt from their fields, which hold all of it (the event's time is
+    its `sent_at`; its cause the command)."""
+    data = document.get("event")
+    if data is None:
+        common = {
+            "event_id": message_event_id(document["offer_id"], document["message_id"]),
+            "occurred_at": document["sent_at"],
+            "causation_id": document["command_id"],
+            "offer_id": document["offer_id"],
+            "message_id": document["message_id"],
+            "sender_id": document["sender_id"],
+            "text": document.get("text"),
+            "sent_at": document["sent_at"],
+        }
+        if document["kind"] == "terms_proposal":
+            event: MessagePosted | TermsProposed = TermsProposed.model_validate(
+                {
+                    **common,
+                    "changes": document["changes"],
+                    "differences": document["differences"],
+                }
+            )
+        else:
+            event = MessagePosted.model_validate(common)
+        data = event.model_dump_json()
+    type_ = "TermsProposed" if document["kind"] == "terms_proposal" else "MessagePosted"
+    return Item(document["seq"], type_, data)
+
+
+def closed_item(document: Document) -> Item | None:
+    """The thread's ThreadClosed, if it is closed. A thread closed before the event was kept
+    with it is rebuilt; its cause was not stored then, so it names the ThreadClosed itself."""
+    thread = thread_from_document(document)
+    if not thread.closed or thread.close_reason is None:
+        return None
+    data = document.get("closed_event")
+    if data is None:
+        event_id = derived_id("thread-closed", thread.offer_id)
+        data = ThreadClosed(
+            event_id=event_id,
+            occurred_at=thread.closed_at or document["updated_at"],
+            causation_id=thread.closed_by or event_id,
+            offer_id=thread.offer_id,
+            reason=thread.close_reason,
+        ).model_dump_json()
+    return Item(thread.closed_seq, "ThreadClosed", data)
+
+
+def stream_routes(
+    streams: Streams, threads: AsyncCollection[Document], messages: AsyncCollection[Document]
+) -> list[Route]:
+    def read_after(offer_id: str) -> ReadAfter:
+        async def items(after: int) -> AsyncIterator[Item]:
+            # The thread first: once it is closed, every message is stored already, so the
+            # ThreadClosed read here cannot come before a message read after it.
+            found = await threads.find_one({"_id": offer_id})
+            if found is None:
+                return  # no thread, no messages yet: the first item will come live
+            query = {"offer_id": offer_id, "seq": {"$gt": after}}
+            async for document in messages.find(query, sort=[("seq", ASCENDING)]):
+                yield message_item(document)
+            closed = closed_item(found)
+            if closed is not None and closed.position is not None and closed.position > after:
+                yield closed
+
+        return items
+
+    async def thread_stream(request: Request) -> Response:
+        offer_id = request.path_params["offer_id"]
+        return streams.respond(request, offer_id, read_after(offer_id))
+
+    return [Route("/threads/{offer_id}/stream", thread_stream)]
+
+
+OPENAPI_PATHS: Json = {
+    "/threads/{offer_id}/messages": json_read(
+        "an offer's thread: newest messages first by page, oldest first within one",
+        [
+            path_parameter("offer_id", "the offer"),
+            *page_parameters("before"),
+        ],
+        single=True,
+    ),
+    "/threads/{offer_id}/stream": event_stream(
+        "an offer's thread, pushed; may be opened before the thread exists",
+        [path_parameter("offer_id", "the offer")],
+        ["MessagePosted", "TermsProposed", "ThreadClosed"],
+    ),
+}

@@ -1,0 +1,57 @@
+"""A recipient's pushed stream (`GET /notifications/stream?recipient_id=`): each
+NotificationCreated for the recipient, with the recipient's own numbers as ids (`seq`,
+given by the inbox's one writer). See services.runtime.streams for the live half and the
+resume. Notifications stored before they were numbered have no `seq` and are not in the
+stream (the inbox API lists them)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.runtime.documents import Document
+from services.runtime.http import BadRequest
+from services.runtime.openapi import Json, event_stream, json_read, page_parameters, query_parameter
+from services.runtime.streams import Item, ReadAfter, Streams
+
+
+def stream_routes(streams: Streams, notifications: AsyncCollection[Document]) -> list[Route]:
+    def read_after(recipient_id: str) -> ReadAfter:
+        async def items(after: int) -> AsyncIterator[Item]:
+            query = {"recipient_id": recipient_id, "seq": {"$gt": after}}
+            async for document in notifications.find(query, sort=[("seq", ASCENDING)]):
+                yield Item(document["seq"], "NotificationCreated", document["event"])
+
+        return items
+
+    async def notification_stream(request: Request) -> Response:
+        recipient_id = (request.query_params.get("recipient_id") or "").strip()
+        if not recipient_id:
+            raise BadRequest(
+                "recipient_id is required: the stream is one recipient's notifications"
+            )
+        return streams.respond(request, recipient_id, read_after(recipient_id))
+
+    return [Route("/notifications/stream", notification_stream)]
+
+
+OPENAPI_PATHS: Json = {
+    "/notifications": json_read(
+        "a recipient's inbox, newest first",
+        [
+            query_parameter("recipient_id", "whose inbox", required=True),
+            query_parameter("unread_only", "true: only unread ones", schema={"type": "boolean"}),
+            *page_parameters("cursor"),
+        ],
+    ),
+    "/notifications/stream": event_stream(
+        "a recipient's notifications, pushed",
+        [query_parameter("recipient_id", "whose notifications", required=True)],
+        ["NotificationCreated"],
+    ),
+}

@@ -1,0 +1,117 @@
+"""The positions the pushed streams are built on, given by each stream's one writer: a
+thread numbers its messages and then its ThreadClosed, an inbox its notifications; each
+event carries its number on the wire, and what the database keeps of it is the event as
+published (services.runtime.streams)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts import topics
+from services.messaging_service.store import thread_from_document, thread_to_document
+from services.messaging_service.stream import closed_item, message_item
+from services.runtime.outbox import STREAM_ID_HEADER, OutboxEntry
+from tests.kit import Parties, command
+
+from .harness import Harness
+from .services import forward
+from .test_messaging_handlers import extended, post, propose, thread_of
+from .test_notification_handlers import offer_extended
+
+
+def published(service: Harness, type_: str) -> list[OutboxEntry]:
+    return [entry for entry in service.broker.published if entry.type == type_]
+
+
+async def negotiated_then_withdrawn(p: Parties) -> tuple[Harness, Harness]:
+    offers, messaging = await extended(p)
+    await messaging.send(topics.NEGOTIATIONS_COMMANDS, post(p, p.client_id, "m-1"), key=p.offer_id)
+    await messaging.send(topics.NEGOTIATIONS_COMMANDS, propose(p, "m-2"), key=p.offer_id)
+    withdraw = command("WithdrawOffer", p.client_id, offer_id=p.offer_id)
+    await offers.send(topics.OFFERS_COMMANDS, withdraw, key=p.offer_id)
+    await forward(offers, messaging, "OfferWithdrawn")
+    return offers, messaging
+
+
+async def test_a_thread_numbers_its_messages_then_its_closing_and_says_so_on_the_wire() -> None:
+    p = Parties()
+    _, messaging = await negotiated_then_withdrawn(p)
+    entries = [
+        *published(messaging, "MessagePosted"),
+        *published(messaging, "TermsProposed"),
+        *published(messaging, "ThreadClosed"),
+    ]
+    assert [(e.type, e.stream_id) for e in entries] == [
+        ("MessagePosted", "1"),
+        ("TermsProposed", "2"),
+        ("ThreadClosed", "3"),
+    ]
+    assert all(e.headers()[STREAM_ID_HEADER] == e.stream_id for e in entries)
+
+
+async def test_the_stored_items_are_the_events_as_published() -> None:
+    p = Parties()
+    _, messaging = await negotiated_then_withdrawn(p)
+    wire = {e.stream_id: e.payload for e in messaging.broker.published if e.stream_id}
+    stored = [message_item(m) for m in await thread_of(messaging, p.offer_id)]
+    thread = await messaging.handlers.store.threads.documents.get(p.offer_id)
+    closed = closed_item(thread)
+    assert closed is not None
+    assert {str(i.position): i.data for i in [*stored, closed]} == wire
+
+
+async def test_documents_stored_before_the_streams_give_the_same_items() -> None:
+    """Messages and threads written before this version keep no copy of their event and no
+    ThreadClosed number: the stream rebuilds them from their fields."""
+    p = Parties()
+    _, messaging = await negotiated_then_withdrawn(p)
+    wire = {e.stream_id: e.payload for e in messaging.broker.published if e.stream_id}
+    for stored in await thread_of(messaging, p.offer_id):
+        legacy = {k: v for k, v in stored.items() if k != "event"}
+        assert message_item(legacy).data == wire[str(stored["seq"])]
+    thread: dict[str, Any] = await messaging.handlers.store.threads.documents.get(p.offer_id)
+    legacy_thread = {
+        k: v for k, v in thread.items() if k not in ("closed_event", "closed_seq", "closed_by")
+    }
+    legacy_thread["last_seq"] = 2  # before, closing did not take a number
+    closed = closed_item(legacy_thread)
+    assert closed is not None and closed.position == 3
+    assert closed.type == "ThreadClosed"
+
+
+def test_a_thread_document_keeps_the_closing_number_and_cause() -> None:
+    document = {
+        "offer_id": "o-1",
+        "client_id": "c",
+        "freelancer_id": "f",
+        "status": "declined",
+        "version": 1,
+        "last_seq": 4,
+        "closed_seq": 4,
+        "closed_by": "e-9",
+    }
+    thread = thread_from_document(document)
+    assert (thread.closed_seq, thread.closed_by) == (4, "e-9")
+    assert thread_to_document(thread)["closed_seq"] == 4
+
+
+async def test_an_inbox_numbers_its_notifications_per_recipient_once_each() -> None:
+    p, q = Parties(), Parties()
+    offers, notifications = await offer_extended(p)
+    # A second offer to the same freelancer, a third to another one.
+    second = Parties(freelancer_id=p.freelancer_id)
+    for parties in (second, q):
+        await offers.send(topics.OFFERS_COMMANDS, parties.extend(), key=parties.offer_id)
+        await forward(offers, notifications, "OfferExtended")
+        await notifications.settle()
+    [ask] = [e for e in notifications.broker.published if e.type == "Notify"][:1]
+    await notifications.send(ask.topic, ask.payload.encode(), key=ask.key)  # asked again
+    numbered = [(e.key, e.stream_id) for e in published(notifications, "NotificationCreated")]
+    assert numbered == [(p.freelancer_id, "1"), (p.freelancer_id, "2"), (q.freelancer_id, "1")]
+    stored = await notifications.handlers.store.notifications.find("recipient_id", p.freelancer_id)
+    wire = {
+        e.stream_id: e.payload
+        for e in published(notifications, "NotificationCreated")
+        if e.key == p.freelancer_id
+    }
+    assert sorted((d["seq"], d["event"]) for d in stored) == [(1, wire["1"]), (2, wire["2"])]
