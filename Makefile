@@ -51,7 +51,7 @@ lint: install
 	@$(BIN)/ruff format --check .
 
 typecheck: install
-	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py
+	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py infra/cluster.py
 
 schemas: install
 	@$(BIN)/python -m contracts.schemas
@@ -67,7 +67,7 @@ TEST_ENV := env $$(cat infra/test.env)
 test: install
 	@$(TEST_ENV) $(PYTHON) infra/infra.py up
 	@$(BIN)/ruff check .
-	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py
+	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py infra/cluster.py
 	@$(TEST_ENV) $(BIN)/pytest -q
 
 test-infra-down:
