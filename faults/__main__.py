@@ -10,8 +10,9 @@ KAFKA_PORT, MONGO_PORT), so other work on the same Kafka and database is disrupt
 
 On the three-broker cluster of infra/cluster.py (KAFKA_CLUSTER_PORTS), with replication
 factor 3 and min.insync.replicas=2 (faults/cluster.py): broker-lost (kill -9 of one broker
-mid-stream, started again later), instances-lost (three instances of each service on 6
-partitions, kill -9 of one of each).
+mid-stream, started again later), disk-lost (the same, with its data deleted before the
+restart), instances-lost (three instances of each service on 6 partitions, kill -9 of one
+of each).
 """
 
 from __future__ import annotations

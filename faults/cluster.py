@@ -4,6 +4,10 @@ min.insync.replicas=2, as production would run them:
   broker-lost     kill -9 of one broker of three while a mixed stream of commands runs; the
                   two left elect new leaders and go on; later the lost one is started again
                   on its data and catches up.
+  disk-lost       the same, but the broker's data is deleted before it starts again: an
+                  empty broker in its place copies its replicas back from the other two.
+                  With KAFKA_REPLICATION_FACTOR=1 this loses the records it held alone,
+                  and the verdict says so (the setting the issue warns about).
   instances-lost  three instances of each service on 6 partitions; kill -9 of one instance
                   of each mid-stream, not started again: the two left take its partitions.
 
@@ -19,6 +23,7 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .scripts import Rig, say, stream_stories
@@ -47,13 +52,22 @@ def use_cluster_layout() -> dict[str, str]:
 
 
 async def broker_lost(
-    rig: Rig, *, offers: int = 120, seconds: float = 40, after: float = 6, down: float = 20
+    rig: Rig,
+    *,
+    offers: int = 120,
+    seconds: float = 40,
+    after: float = 6,
+    down: float = 20,
+    disk_lost: bool = False,
 ) -> Verdict:
     """Streams `offers` mixed stories over about `seconds`; `after` seconds in, kill -9 of
     one broker, chosen at random, started again `down` seconds later (the controller fences
-    a silent broker after 9 s: the rest of the time the cluster runs on two)."""
+    a silent broker after 9 s: the rest of the time the cluster runs on two). With
+    `disk_lost`, its data is deleted before it starts: an empty broker in its place, which
+    copies its replicas back from the others."""
     rng = random.Random()
-    ledger = Ledger("one broker of three lost (kill -9) mid-stream, started again later")
+    lost = "with its disk (data deleted), replaced by an empty one" if disk_lost else ""
+    ledger = Ledger(f"one broker of three lost (kill -9) mid-stream {lost or 'and started again'}")
     stories = ledger.mixed(offers, rng)
     victim = rng.choice(NODES)
     began = time.monotonic()
@@ -61,19 +75,29 @@ async def broker_lost(
 
     async def strike() -> None:
         await asyncio.sleep(after)
-        say(f"kill -9 of broker {victim} ({rig.sender.sent} commands published so far)...")
+        killed_at = rig.sender.sent
+        say(f"kill -9 of broker {victim} ({killed_at} commands published so far)...")
         await asyncio.to_thread(cluster, "kill", str(victim))
         timeline.append(f"broker {victim} killed at {time.monotonic() - began:.0f}s")
+        if disk_lost:
+            await asyncio.to_thread(cluster, "wipe", str(victim))
         await asyncio.sleep(down)
         say(f"starting broker {victim} again ({rig.sender.sent} commands published so far)...")
         await asyncio.to_thread(cluster, "start", str(victim))
-        timeline.append(f"back at {time.monotonic() - began:.0f}s")
+        timeline.append(
+            f"back at {time.monotonic() - began:.0f}s, "
+            f"{rig.sender.sent - killed_at} commands published while it was away"
+        )
 
     try:
         await asyncio.gather(stream_stories(rig.sender, stories, seconds=seconds), strike())
     finally:
         await asyncio.to_thread(cluster, "up")  # whatever happened, leave all three running
     return await judged(rig, ledger, began, ", ".join(timeline))
+
+
+async def disk_lost(rig: Rig) -> Verdict:
+    return await broker_lost(rig, disk_lost=True)
 
 
 async def instances_lost(rig: Rig, *, offers: int = 120, seconds: float = 40) -> Verdict:
@@ -118,8 +142,12 @@ async def judged(rig: Rig, ledger: Ledger, began: float, timeline: str) -> Verdi
     return verdict
 
 
-CLUSTER_FAULTS = {"broker-lost": broker_lost, "instances-lost": instances_lost}
-INSTANCES = {"broker-lost": 1, "instances-lost": 3}
+CLUSTER_FAULTS: dict[str, Callable[[Rig], Awaitable[Verdict]]] = {
+    "broker-lost": broker_lost,
+    "disk-lost": disk_lost,
+    "instances-lost": instances_lost,
+}
+INSTANCES = {"broker-lost": 1, "disk-lost": 1, "instances-lost": 3}
 
 
 async def run_on_cluster(names: list[str]) -> list[Verdict]:

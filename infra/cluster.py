@@ -2,6 +2,7 @@
 
     python3 infra/cluster.py up | down | status | bootstrap
     python3 infra/cluster.py kill N | start N     (node N = 1, 2, 3: kill -9, and start again)
+    python3 infra/cluster.py wipe N               (a killed node's disk lost: its data deleted)
 
 Each node is broker and controller at once (combined roles, as a small production cluster
 often is), with its own ports and data directory, INFRA_DIR/cluster/node-N, and the same
@@ -23,6 +24,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -347,6 +349,21 @@ def cmd_kill(layout: Layout, node: int) -> None:
     base.say(f"killed {service.name} (pid {pid}) with SIGKILL")
 
 
+def cmd_wipe(layout: Layout, node: int) -> None:
+    """Deletes the data of node `node`, which must be stopped: a broker whose disk is lost,
+    replaced by an empty one with the same id. `start N` formats it again; it then copies
+    every partition it has a replica of from the others (and loses those it had alone)."""
+    (service,) = nodes(layout, node)
+    with base.locked():
+        pid = service.running_pid()
+        if pid is not None:
+            raise base.InfraError(
+                f"{service.name} is running (pid {pid}): `kill {node}` it before wiping its data"
+            )
+        shutil.rmtree(node_data(node), ignore_errors=True)
+    base.say(f"wiped {service.name}'s data ({base.rel(node_data(node))})")
+
+
 def cmd_status(layout: Layout) -> bool:
     all_up = True
     for service in nodes(layout):
@@ -365,7 +382,7 @@ def cmd_status(layout: Layout) -> bool:
 
 def usage() -> NoReturn:
     print(
-        f"usage: {sys.argv[0]} up|down|status|bootstrap, or kill|start N (N = 1, 2 or 3)",
+        f"usage: {sys.argv[0]} up|down|status|bootstrap, or kill|wipe|start N (N = 1, 2 or 3)",
         file=sys.stderr,
     )
     sys.exit(2)
@@ -373,7 +390,7 @@ def usage() -> NoReturn:
 
 def main(argv: list[str]) -> int:
     whole = len(argv) == 1 and argv[0] in ("up", "down", "status", "bootstrap")
-    one = len(argv) == 2 and argv[0] in ("kill", "start") and argv[1] in map(str, NODES)
+    one = len(argv) == 2 and argv[0] in ("kill", "wipe", "start") and argv[1] in map(str, NODES)
     if not (whole or one):
         usage()
     try:
@@ -386,6 +403,8 @@ def main(argv: list[str]) -> int:
             print(layout.bootstrap)
         elif argv[0] == "kill":
             cmd_kill(layout, int(argv[1]))
+        elif argv[0] == "wipe":
+            cmd_wipe(layout, int(argv[1]))
         elif argv[0] == "start":
             began = time.monotonic()
             cmd_up(layout, int(argv[1]))
