@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults docs
+.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults faults-cluster docs
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing the project (first run only)…"
@@ -42,6 +42,11 @@ faults: install
 	@$(TEST_ENV) $(PYTHON) infra/infra.py up
 	@$(TEST_ENV) $(BIN)/python -m faults
 
+# The faults that lose a broker, its disk, or an instance of each service, on a local cluster of
+# three brokers (infra/cluster.py, started here; `infra/infra.py cluster down` stops it).
+faults-cluster: install
+	@$(TEST_ENV) $(BIN)/python -m faults broker-lost disk-lost instances-lost
+
 # The AsyncAPI documents under docs/, regenerated from the code.
 docs: install
 	@$(BIN)/python -m services.asyncapi
@@ -71,7 +76,9 @@ test: install
 	@$(TEST_ENV) $(BIN)/pytest -q
 
 test-infra-down:
+	@$(TEST_ENV) $(PYTHON) infra/infra.py cluster down
 	@$(TEST_ENV) $(PYTHON) infra/infra.py down
 
 clean: infra-down test-infra-down
+	@$(PYTHON) infra/infra.py cluster down
 	rm -rf $(VENV) .infra

@@ -193,7 +193,7 @@ def prepare_node(layout: Layout, node: int) -> None:
     )
     if (node_data(node) / "meta.properties").exists():
         return
-    base.say(f"formatting node {node}'s storage (first start only)...")
+    base.say(f"formatting node {node}'s storage (new, or wiped)...")
     # A static quorum (controller.quorum.voters): no --standalone, no --initial-controllers.
     base.run_logged(
         [
