@@ -29,7 +29,7 @@ from pathlib import Path
 from .scripts import Rig, say, stream_stories
 from .system import System, cluster, cluster_bootstrap, infra
 from .traffic import Ledger
-from .verdict import Databases, Verdict, settle
+from .verdict import Check, Databases, Verdict, settle
 from .wire import Recorder, Sender
 
 NODES = (1, 2, 3)
@@ -125,8 +125,11 @@ async def instances_lost(rig: Rig, *, offers: int = 120, seconds: float = 40) ->
 
     await asyncio.gather(stream_stories(rig.sender, stories, seconds=seconds), strike())
     verdict = await judged(rig, ledger, began, ", ".join(timeline))
-    alive = [key for key, up in rig.system.alive().items() if up]
-    verdict.summary += f"; {len(alive)} instances left running"
+    survivors = Check("instances: every one not killed still runs")
+    alive = rig.system.alive()
+    survivors.total = len(alive) - len(victims)
+    survivors.wrong = [f"{key} died" for key, up in alive.items() if not up and key not in victims]
+    verdict.checks.append(survivors)
     return verdict
 
 
