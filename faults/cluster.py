@@ -41,6 +41,12 @@ LAYOUT = {
     "KAFKA_TOPIC_PARTITIONS": "6",
 }
 BASE_PORT = 18701  # up to nine services: 18701-18709
+# SPEC §4's bounded wait for an offer not heard of yet. While a broker is away the commands
+# pile up before offer_service (its events wait for new leaders): on two cores shared with
+# other work it fell 75 s behind once, and chat messages were refused after the 60 s the
+# other faults allow. The refusal is specified behaviour; what these faults judge is loss.
+SERVICE_ENV = {"UNKNOWN_OFFER_WAIT_MS": "180000"}
+SETTLE_WITHIN = 600.0  # seconds for the backlog to drain; the verdict comes as soon as it has
 
 
 def use_cluster_layout() -> dict[str, str]:
@@ -138,7 +144,7 @@ async def judged(rig: Rig, ledger: Ledger, began: float, timeline: str) -> Verdi
         f"stream done: {len(ledger.commands):,} commands, {rig.sender.retries} send retries; "
         "waiting for the services to catch up..."
     )
-    verdict = await settle(ledger, rig.recorder, rig.databases, within=240, progress=say)
+    verdict = await settle(ledger, rig.recorder, rig.databases, within=SETTLE_WITHIN, progress=say)
     verdict.summary = (
         f"{len(ledger.commands):,} commands in {time.monotonic() - began:.0f}s ({timeline})"
     )
@@ -178,7 +184,10 @@ async def run_on_cluster(names: list[str]) -> list[Verdict]:
                 base_port=BASE_PORT,
                 instances=INSTANCES[name],
                 # Two consumers per instance: three instances fill the 6 partitions exactly.
-                extra_env={"KAFKA_CONSUMERS": "2"} if INSTANCES[name] > 1 else {},
+                extra_env={
+                    **SERVICE_ENV,
+                    **({"KAFKA_CONSUMERS": "2"} if INSTANCES[name] > 1 else {}),
+                },
             )
             last_port = BASE_PORT + len(system.services) - 1
             say(f"fault: {name}; services on ports {BASE_PORT}-{last_port}, logs in {logs / name}")

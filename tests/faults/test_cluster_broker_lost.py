@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from faults.cluster import LAYOUT, broker_lost
+from faults.cluster import LAYOUT, SERVICE_ENV, broker_lost
 from faults.scripts import Rig
 from faults.system import REPO, System, cluster, cluster_bootstrap
 from faults.verdict import Databases
@@ -74,6 +74,7 @@ async def rig(
         mongodb_url=infra.mongodb_url,
         log_dir=logs,
         base_port=BASE_PORT,
+        extra_env=SERVICE_ENV,
     )
     recorder, sender = Recorder(bootstrap), Sender(bootstrap)
     databases = Databases(infra.mongodb_url, system.databases)
