@@ -76,19 +76,19 @@ async def broker_lost(
     ledger = Ledger(f"one broker of three lost (kill -9) mid-stream {lost or 'and started again'}")
     stories = ledger.mixed(offers, rng)
     victim = rng.choice(NODES)
-    began = time.monotonic()
+    began, before = time.monotonic(), rig.sender.sent
     timeline: list[str] = []
 
     async def strike() -> None:
         await asyncio.sleep(after)
         killed_at = rig.sender.sent
-        say(f"kill -9 of broker {victim} ({killed_at} commands published so far)...")
+        say(f"kill -9 of broker {victim} ({killed_at - before} commands published so far)...")
         await asyncio.to_thread(cluster, "kill", str(victim))
         timeline.append(f"broker {victim} killed at {time.monotonic() - began:.0f}s")
         if disk_lost:
             await asyncio.to_thread(cluster, "wipe", str(victim))
         await asyncio.sleep(down)
-        say(f"starting broker {victim} again ({rig.sender.sent} commands published so far)...")
+        say(f"starting broker {victim} again ({rig.sender.sent - before} commands published)...")
         await asyncio.to_thread(cluster, "start", str(victim))
         timeline.append(
             f"back at {time.monotonic() - began:.0f}s, "
@@ -118,13 +118,13 @@ async def instances_lost(rig: Rig, *, offers: int = 120, seconds: float = 40) ->
     for key, service in rig.system.services.items():
         by_service.setdefault(service.name, []).append(key)
     victims = [rng.choice(keys) for keys in by_service.values()]
-    began = time.monotonic()
+    began, before = time.monotonic(), rig.sender.sent
     timeline: list[str] = []
 
     async def strike() -> None:
         await asyncio.sleep(seconds / 3)
         for victim in victims:
-            say(f"kill -9 of {victim} ({rig.sender.sent} commands published so far)")
+            say(f"kill -9 of {victim} ({rig.sender.sent - before} commands published so far)")
             rig.system.services[victim].kill()
             timeline.append(f"{victim} killed at {time.monotonic() - began:.0f}s")
             await asyncio.sleep(rng.uniform(1, 2))
