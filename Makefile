@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults docs browser
+.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults faults-cluster docs browser
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing the project (first run only)…"
@@ -43,6 +43,11 @@ faults: install
 	@$(TEST_ENV) $(PYTHON) infra/infra.py up
 	@$(TEST_ENV) $(BIN)/python -m faults
 
+# The faults that lose a broker, its disk, or an instance of each service, on a local cluster of
+# three brokers (infra/cluster.py, started here; `infra/infra.py cluster down` stops it).
+faults-cluster: install
+	@$(TEST_ENV) $(BIN)/python -m faults broker-lost disk-lost instances-lost
+
 # The AsyncAPI documents under docs/, regenerated from the code.
 docs: install
 	@$(BIN)/python -m services.asyncapi
@@ -52,7 +57,7 @@ lint: install
 	@$(BIN)/ruff format --check .
 
 typecheck: install
-	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py
+	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py infra/cluster.py
 
 schemas: install
 	@$(BIN)/python -m contracts.schemas
@@ -73,11 +78,13 @@ browser:
 test: install browser
 	@$(TEST_ENV) $(PYTHON) infra/infra.py up
 	@$(BIN)/ruff check .
-	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py
+	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py infra/cluster.py
 	@$(TEST_ENV) $(BIN)/pytest -q
 
 test-infra-down:
+	@$(TEST_ENV) $(PYTHON) infra/infra.py cluster down
 	@$(TEST_ENV) $(PYTHON) infra/infra.py down
 
 clean: infra-down test-infra-down
+	@$(PYTHON) infra/infra.py cluster down
 	rm -rf $(VENV) .infra

@@ -64,6 +64,9 @@ class Sender:
             linger_ms=5,
             max_request_size=LARGE,
             request_timeout_ms=10_000,
+            # Acknowledged only once in sync replicas have it: with acks=1 (aiokafka's default
+            # without idempotence) a command acknowledged by a leader that is then lost is gone.
+            acks="all",
             # In order per partition even when a batch is retried. (Not for send_reliably:
             # after a broker restart an idempotent aiokafka producer can fail for good with
             # OutOfOrderSequenceNumber; it awaits each record before the next instead.)

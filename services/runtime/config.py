@@ -164,6 +164,12 @@ def _retention(name: str, default: int) -> int:
     return _int(name, default, minimum=1)
 
 
+def bootstrap_list(servers: str) -> list[str]:
+    """KAFKA_BOOTSTRAP_SERVERS ("host:port,host:port", as Kafka's tools take it) as a list:
+    FastStream passes a string on as one server, where aiokafka would have split it."""
+    return [server.strip() for server in servers.split(",") if server.strip()]
+
+
 def instance_id(service_name: str, http_port: int) -> str | None:
     """KAFKA_GROUP_INSTANCE_ID, or one name per instance on one host (each listens on its
     own HTTP port); none with KAFKA_STATIC_MEMBERSHIP=false, or on a random port."""

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import (
     KafkaConnectionError,
+    KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     RecordTooLargeError,
@@ -55,6 +56,10 @@ BACKEND_LOST = (
 def is_outage(error: BaseException) -> bool:
     """True for a failure that passes with time: the record is to be handled again."""
     if isinstance(error, INFRASTRUCTURE_ERRORS):
+        return True
+    # What Kafka itself calls retriable: a partition without a leader until the election
+    # after a broker is lost, too few in-sync replicas for acks=all, a request timed out.
+    if isinstance(error, KafkaError) and error.retriable:
         return True
     return (
         isinstance(error, OperationFailure)

@@ -18,7 +18,7 @@ from faststream.kafka.subscriber.usecase import DefaultSubscriber
 
 from contracts import topics
 
-from .config import Settings, topic_layout_from_env
+from .config import Settings, bootstrap_list, topic_layout_from_env
 from .kafka_access import KafkaSecurity, security_from_env
 from .metrics import ServiceMetrics
 from .outbox import OutboxEntry
@@ -34,7 +34,7 @@ def new_broker(settings: Settings, logger: logging.Logger, metrics: ServiceMetri
     # FastStream's per-message "Received"/"Processed" lines go to DEBUG; ours say more.
     # Its Prometheus middleware counts records received and published, per topic.
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_list(settings.kafka_bootstrap_servers),
         security=settings.kafka_security.faststream_security(),
         client_id=settings.service_name,
         enable_idempotence=True,

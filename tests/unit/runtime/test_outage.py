@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+from aiokafka.errors import (
+    LeaderNotAvailableError,
+    MessageSizeTooLargeError,
+    NotEnoughReplicasError,
+    TopicAuthorizationFailedError,
+)
 from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure
 
 from services.runtime.consumer import is_outage
@@ -46,3 +52,15 @@ def test_a_refused_query_is_not_an_outage() -> None:
 
 def test_a_second_writer_caught_by_the_revision_check_is_handled_again() -> None:
     assert is_outage(WriterConflict("offers o-1 was written by someone else"))
+
+
+def test_a_partition_without_a_leader_or_replicas_on_a_cluster_is_an_outage_to_wait_out() -> None:
+    # What a publish failed with while a broker of three was being replaced (faults
+    # disk-lost): until then the record was skipped, its effects lost.
+    assert is_outage(LeaderNotAvailableError())
+    assert is_outage(NotEnoughReplicasError())
+
+
+def test_a_refusal_by_kafka_that_time_does_not_mend_is_not_an_outage() -> None:
+    assert not is_outage(MessageSizeTooLargeError())
+    assert not is_outage(TopicAuthorizationFailedError())
