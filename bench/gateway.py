@@ -16,11 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-import uvicorn
 from aiokafka import AIOKafkaProducer
 
 from contracts import topics
-from services.gateway.app import create_app
+from services.gateway.app import in_process
 from services.gateway.settings import GatewaySettings
 from services.runtime.kafka_access import client_options
 
@@ -69,28 +68,19 @@ async def baseline(bootstrap: str, n: int) -> list[float]:
 
 
 async def through_the_gateway(bootstrap: str, n: int) -> list[float]:
-    app = create_app(GatewaySettings(kafka_bootstrap_servers=bootstrap))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            headers = {"X-Actor-Id": "bench-client"}
+    async with (
+        in_process(GatewaySettings(kafka_bootstrap_servers=bootstrap)) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        headers = {"X-Actor-Id": "bench-client"}
 
-            async def send(command: dict[str, Any]) -> None:
-                response = await client.post("/commands", json=command, headers=headers)
-                if response.status_code != 202:
-                    raise RuntimeError(f"gateway answered {response.status_code}: {response.text}")
+        async def send(command: dict[str, Any]) -> None:
+            response = await client.post("/commands", json=command, headers=headers)
+            if response.status_code != 202:
+                raise RuntimeError(f"gateway answered {response.status_code}: {response.text}")
 
-            await timed(20, send)  # the producer connects on the first command: not counted
-            return await timed(n, send)
-    finally:
-        server.should_exit = True
-        await serving
+        await timed(20, send)  # the producer connects on the first command: not counted
+        return await timed(n, send)
 
 
 async def run(n: int) -> None:

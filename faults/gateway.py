@@ -15,11 +15,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
-from services.gateway.app import create_app
+from services.gateway.app import in_process
 from services.gateway.settings import GatewaySettings
 from services.runtime.kafka import ensure_topics
 from services.runtime.kafka_access import client_options
@@ -37,21 +36,8 @@ def say(message: str) -> None:
 @asynccontextmanager
 async def gateway(bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = GatewaySettings(kafka_bootstrap_servers=bootstrap, publish_timeout_seconds=TIMEOUT)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await serving
+    async with in_process(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        yield client
 
 
 def mark_read(recipient: str) -> dict[str, Any]:

@@ -129,6 +129,27 @@ def create_app(settings: GatewaySettings) -> Starlette:
     )
 
 
+@asynccontextmanager
+async def in_process(settings: GatewaySettings) -> AsyncIterator[str]:
+    """The gateway served by this process on a random loopback port, for the benchmark and
+    the fault script that drive it over HTTP: yields its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():  # it could not start: say why
+            await serving
+            raise RuntimeError("the gateway stopped while starting")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
 def main() -> None:
     setup_logging("gateway")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per proxied read is noise
