@@ -44,7 +44,7 @@ faults: install
 	@$(TEST_ENV) $(BIN)/python -m faults
 
 # The faults that lose a broker, its disk, or an instance of each service, on a local cluster of
-# three brokers (infra/cluster.py, started here; `infra/infra.py cluster down` stops it).
+# three brokers (infra/cluster.py, started here; `infra/cluster.py down` stops it).
 faults-cluster: install
 	@$(TEST_ENV) $(BIN)/python -m faults broker-lost disk-lost instances-lost
 
@@ -82,9 +82,9 @@ test: install browser
 	@$(TEST_ENV) $(BIN)/pytest -q
 
 test-infra-down:
-	@$(TEST_ENV) $(PYTHON) infra/infra.py cluster down
+	@$(TEST_ENV) $(PYTHON) infra/cluster.py down
 	@$(TEST_ENV) $(PYTHON) infra/infra.py down
 
 clean: infra-down test-infra-down
-	@$(PYTHON) infra/infra.py cluster down
+	@$(PYTHON) infra/cluster.py down
 	rm -rf $(VENV) .infra

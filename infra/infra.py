@@ -2,7 +2,7 @@
 
     python3 infra/infra.py up | down | status
     python3 infra/infra.py start | stop | restart kafka|postgres|ferretdb   (one component)
-    python3 infra/infra.py cluster up | down | status | kill N | start N   (infra/cluster.py)
+    (the three-broker cluster of the fault scripts: python3 infra/cluster.py, which uses this file)
 
 Why this exists: the machines this project runs on (developers' and CI's) have no Docker, so the
 services are run as plain background processes from artefacts fetched through the package
@@ -1215,10 +1215,6 @@ def usage() -> NoReturn:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["cluster"]:  # the three-broker cluster of the fault scripts
-        import cluster
-
-        return cluster.main(argv[1:])
     if len(argv) == 3 and argv[0] == "kafka-user":
         try:
             add_kafka_user(Ports.from_env(), *argv[1:])
