@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from services.runtime.config import ConfigError
 from services.runtime.http import error_response
 from services.runtime.logs import setup_logging
 
@@ -26,7 +27,7 @@ from .bus import CommandBus, KafkaUnavailable, Outcomes
 from .commands import ACTOR_HEADER, Refusal, authenticated_actor, read_command
 from .openapi import openapi_document
 from .proxy import ReadProxy, new_client
-from .settings import GatewayConfigError, GatewaySettings
+from .settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 STATIC: Final = Path(__file__).parent / "static"
@@ -155,7 +156,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per proxied read is noise
     try:
         settings = GatewaySettings.from_env()
-    except GatewayConfigError as error:
+    except ConfigError as error:
         sys.exit(f"gateway: {error}")
     log.info(
         "gateway on http://%s:%d/ (Kafka %s)",

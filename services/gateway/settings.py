@@ -6,33 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
-class GatewayConfigError(ValueError):
-    """An environment variable holds a value the gateway cannot use."""
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise GatewayConfigError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise GatewayConfigError(f"{name}={raw} must be at least {minimum:g}")
-    return value
-
-
-def _whole(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise GatewayConfigError(f"{name}={raw!r} is not a whole number")
-    if int(raw) < minimum:
-        raise GatewayConfigError(f"{name}={raw} must be at least {minimum}")
-    return int(raw)
+from services.runtime.config import env_float, env_int
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
@@ -61,14 +35,14 @@ class GatewaySettings:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
         return cls(
             host=env.get("GATEWAY_HOST", "").strip() or "127.0.0.1",
-            port=_whole(env, "GATEWAY_PORT", 8000, minimum=0),
+            port=env_int("GATEWAY_PORT", 8000, minimum=0, env=env),
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
             or "127.0.0.1:9092",
             offer_service_url=_url(env, "OFFER_SERVICE_URL", "http://127.0.0.1:8001"),
             messaging_service_url=_url(env, "MESSAGING_SERVICE_URL", "http://127.0.0.1:8002"),
             notification_service_url=_url(env, "NOTIFICATION_SERVICE_URL", "http://127.0.0.1:8003"),
-            max_contract_days=_whole(env, "MAX_CONTRACT_DAYS", 180, minimum=1),
-            publish_timeout_seconds=_number(
-                env, "GATEWAY_PUBLISH_TIMEOUT_SECONDS", 5.0, minimum=0.1
+            max_contract_days=env_int("MAX_CONTRACT_DAYS", 180, minimum=1, env=env),
+            publish_timeout_seconds=env_float(
+                "GATEWAY_PUBLISH_TIMEOUT_SECONDS", 5.0, minimum=0.1, env=env
             ),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,10 @@ class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
-def _int(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
+def env_int(
+    name: str, default: int, *, minimum: int = 0, env: Mapping[str, str] = os.environ
+) -> int:
+    raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
@@ -27,6 +30,21 @@ def _int(name: str, default: int, *, minimum: int = 0) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def env_float(
+    name: str, default: float, *, minimum: float, env: Mapping[str, str] = os.environ
+) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw} must be at least {minimum:g}")
     return value
 
 
@@ -103,28 +121,29 @@ class Settings:
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             mongodb_url=os.environ.get("MONGODB_URL", "mongodb://127.0.0.1:27017"),
             http_host=os.environ.get("HTTP_HOST", "127.0.0.1"),
-            http_port=_int("HTTP_PORT", default_http_port, minimum=0),
-            offer_ttl_seconds=_int("OFFER_TTL_SECONDS", 30 * 24 * 3600, minimum=1),
-            expiry_sweep_interval_seconds=_int("EXPIRY_SWEEP_INTERVAL_SECONDS", 60, minimum=1),
+            http_port=env_int("HTTP_PORT", default_http_port, minimum=0),
+            offer_ttl_seconds=env_int("OFFER_TTL_SECONDS", 30 * 24 * 3600, minimum=1),
+            expiry_sweep_interval_seconds=env_int("EXPIRY_SWEEP_INTERVAL_SECONDS", 60, minimum=1),
             offer_reminder_leads_seconds=_int_list(
                 "OFFER_REMINDER_LEADS_SECONDS", (72 * 3600, 24 * 3600)
             ),
-            max_contract_days=_int("MAX_CONTRACT_DAYS", 180, minimum=1),
-            unknown_offer_wait_seconds=float(_int("UNKNOWN_OFFER_WAIT_MS", 5000)) / 1000,
-            parked_sweep_interval_seconds=_int("PARKED_SWEEP_INTERVAL_MS", 1000, minimum=10) / 1000,
+            max_contract_days=env_int("MAX_CONTRACT_DAYS", 180, minimum=1),
+            unknown_offer_wait_seconds=float(env_int("UNKNOWN_OFFER_WAIT_MS", 5000)) / 1000,
+            parked_sweep_interval_seconds=env_int("PARKED_SWEEP_INTERVAL_MS", 1000, minimum=10)
+            / 1000,
             database_name=os.environ.get("MONGODB_DATABASE", service_name),
             kafka_group_id=os.environ.get("KAFKA_GROUP_ID", service_name),
-            kafka_fetch_max_wait_ms=_int("KAFKA_FETCH_MAX_WAIT_MS", 50, minimum=1),
-            kafka_linger_ms=_int("KAFKA_LINGER_MS", 0),
-            kafka_consumers=_int("KAFKA_CONSUMERS", 3, minimum=1),
-            kafka_instance_id=instance_id(service_name, _int("HTTP_PORT", default_http_port)),
-            kafka_session_timeout_ms=_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
+            kafka_fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 50, minimum=1),
+            kafka_linger_ms=env_int("KAFKA_LINGER_MS", 0),
+            kafka_consumers=env_int("KAFKA_CONSUMERS", 3, minimum=1),
+            kafka_instance_id=instance_id(service_name, env_int("HTTP_PORT", default_http_port)),
+            kafka_session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
             topic_layout=topic_layout_from_env(),
             kafka_security=kafka_security_from_env(),
-            stream_heartbeat_seconds=_int("STREAM_HEARTBEAT_SECONDS", 15, minimum=1),
-            stream_client_buffer=_int("STREAM_CLIENT_BUFFER", 1000, minimum=1),
-            stream_max_connections=_int("STREAM_MAX_CONNECTIONS", 1000, minimum=1),
-            stream_send_timeout_seconds=_int("STREAM_SEND_TIMEOUT_SECONDS", 30, minimum=1),
+            stream_heartbeat_seconds=env_int("STREAM_HEARTBEAT_SECONDS", 15, minimum=1),
+            stream_client_buffer=env_int("STREAM_CLIENT_BUFFER", 1000, minimum=1),
+            stream_max_connections=env_int("STREAM_MAX_CONNECTIONS", 1000, minimum=1),
+            stream_send_timeout_seconds=env_int("STREAM_SEND_TIMEOUT_SECONDS", 30, minimum=1),
         )
 
     def kafka_options(self) -> dict[str, Any]:
@@ -144,11 +163,11 @@ def kafka_security_from_env() -> KafkaSecurity:
 
 def topic_layout_from_env() -> TopicLayout:
     """The topic settings (services.runtime.topics): the same for every service."""
-    replicas = _int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
+    replicas = env_int("KAFKA_REPLICATION_FACTOR", 1, minimum=1)
     return TopicLayout(
-        partitions=_int("KAFKA_TOPIC_PARTITIONS", 3, minimum=1),
+        partitions=env_int("KAFKA_TOPIC_PARTITIONS", 3, minimum=1),
         replication_factor=replicas,
-        min_insync_replicas=_int("KAFKA_MIN_INSYNC_REPLICAS", min(2, replicas), minimum=1),
+        min_insync_replicas=env_int("KAFKA_MIN_INSYNC_REPLICAS", min(2, replicas), minimum=1),
         events_retention_ms=_retention("KAFKA_EVENTS_RETENTION_MS", -1),
         commands_retention_ms=_retention("KAFKA_COMMANDS_RETENTION_MS", 7 * DAY_MS),
         rejections_retention_ms=_retention("KAFKA_REJECTIONS_RETENTION_MS", 30 * DAY_MS),
@@ -161,7 +180,7 @@ def _retention(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if raw == "-1":
         return -1
-    return _int(name, default, minimum=1)
+    return env_int(name, default, minimum=1)
 
 
 def bootstrap_list(servers: str) -> list[str]:

@@ -12,7 +12,8 @@ import pytest
 
 from contracts import MAX_MESSAGE_BYTES, ExtendOffer, PostMessage
 from services.gateway.commands import Refusal, authenticated_actor, read_command
-from services.gateway.settings import GatewayConfigError, GatewaySettings
+from services.gateway.settings import GatewaySettings
+from services.runtime.config import ConfigError
 from tests.kit import Parties, hourly_terms
 
 TODAY = date(2026, 12, 1)
@@ -90,5 +91,5 @@ def test_settings_come_from_the_environment_and_say_what_is_wrong() -> None:
     )
     assert (settings.host, settings.port) == ("127.0.0.1", 18555)
     assert settings.messaging_service_url == "http://m:8002"
-    with pytest.raises(GatewayConfigError, match="GATEWAY_PORT='eighty' is not a whole number"):
+    with pytest.raises(ConfigError, match="GATEWAY_PORT='eighty' is not a whole number"):
         GatewaySettings.from_env({"GATEWAY_PORT": "eighty"})
