@@ -51,8 +51,6 @@ class MessagingHandlers:
             outcome.thread,
             expected=stored,
             messages=[] if closed is None else [stream_entry(closed, outcome.thread.closed_seq)],
-            # The ThreadClosed as published, for the thread's stream.
-            extra=None if closed is None else {"closed_event": closed.model_dump_json()},
         )
         log.info(
             "thread %s: %s v%d -> %s%s",

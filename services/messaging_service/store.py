@@ -77,8 +77,6 @@ def message_document(
         "text": command.text,
         "sent_at": event.sent_at,
         "kind": "message",
-        # The event as published, for the thread's stream (services.messaging_service.stream).
-        "event": event.model_dump_json(),
     }
     if isinstance(event, TermsProposed):
         document.update(

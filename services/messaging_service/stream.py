@@ -30,53 +30,42 @@ from .store import thread_from_document
 
 
 def message_item(document: Document) -> Item:
-    """A stored message as its event was published. Messages stored before the event was
-    kept with them are rebuilt from their fields, which hold all of it (the event's time is
-    its `sent_at`; its cause the command)."""
-    data = document.get("event")
-    if data is None:
-        common = {
-            "event_id": message_event_id(document["offer_id"], document["message_id"]),
-            "occurred_at": document["sent_at"],
-            "causation_id": document["command_id"],
-            "offer_id": document["offer_id"],
-            "message_id": document["message_id"],
-            "sender_id": document["sender_id"],
-            "text": document.get("text"),
-            "sent_at": document["sent_at"],
-        }
-        if document["kind"] == "terms_proposal":
-            event: MessagePosted | TermsProposed = TermsProposed.model_validate(
-                {
-                    **common,
-                    "changes": document["changes"],
-                    "differences": document["differences"],
-                }
-            )
-        else:
-            event = MessagePosted.model_validate(common)
-        data = event.model_dump_json()
-    type_ = "TermsProposed" if document["kind"] == "terms_proposal" else "MessagePosted"
-    return Item(document["seq"], type_, data)
+    """A stored message as its event was published, rebuilt from its fields, which hold all
+    of it (the event's time is its `sent_at`; its cause the command)."""
+    common = {
+        "event_id": message_event_id(document["offer_id"], document["message_id"]),
+        "occurred_at": document["sent_at"],
+        "causation_id": document["command_id"],
+        "offer_id": document["offer_id"],
+        "message_id": document["message_id"],
+        "sender_id": document["sender_id"],
+        "text": document.get("text"),
+        "sent_at": document["sent_at"],
+    }
+    event: MessagePosted | TermsProposed
+    if document["kind"] == "terms_proposal":
+        changes = {"changes": document["changes"], "differences": document["differences"]}
+        event = TermsProposed.model_validate({**common, **changes})
+    else:
+        event = MessagePosted.model_validate(common)
+    return Item(document["seq"], event.type, event.model_dump_json())
 
 
 def closed_item(document: Document) -> Item | None:
-    """The thread's ThreadClosed, if it is closed. A thread closed before the event was kept
-    with it is rebuilt; its cause was not stored then, so it names the ThreadClosed itself."""
+    """The thread's ThreadClosed, if it is closed, rebuilt from the thread. A thread closed
+    before its cause was kept (`closed_by`) names the ThreadClosed itself as the cause."""
     thread = thread_from_document(document)
     if not thread.closed or thread.close_reason is None:
         return None
-    data = document.get("closed_event")
-    if data is None:
-        event_id = derived_id("thread-closed", thread.offer_id)
-        data = ThreadClosed(
-            event_id=event_id,
-            occurred_at=thread.closed_at or document["updated_at"],
-            causation_id=thread.closed_by or event_id,
-            offer_id=thread.offer_id,
-            reason=thread.close_reason,
-        ).model_dump_json()
-    return Item(thread.closed_seq, "ThreadClosed", data)
+    event_id = derived_id("thread-closed", thread.offer_id)
+    event = ThreadClosed(
+        event_id=event_id,
+        occurred_at=thread.closed_at or document["updated_at"],
+        causation_id=thread.closed_by or event_id,
+        offer_id=thread.offer_id,
+        reason=thread.close_reason,
+    )
+    return Item(thread.closed_seq, event.type, event.model_dump_json())
 
 
 def stream_routes(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Final
 
 from contracts import (
     MarkNotificationsRead,
@@ -42,12 +43,30 @@ def reminder_id_for(offer_id: str, version: int, lead_seconds: int) -> str:
     return derived_id("reminder", offer_id, str(version), str(lead_seconds))
 
 
+# What an inbox document keeps of its NotificationCreated; the rest is derived from these.
+STORED_FIELDS: Final = (
+    "notification_id",
+    "recipient_id",
+    "kind",
+    "offer_id",
+    "contract_id",
+    "title",
+    "body",
+    "created_at",
+    "source_event_id",
+)
+
+
+def notification_event_id(notification_id: str) -> str:
+    return derived_id("notification-created", notification_id)
+
+
 def notify_command(plan: Planned, *, source_id: str, uow: UnitOfWork) -> OutboxEntry:
     """The recipient's inbox asked for one notification: made here, stored there."""
     notification_id = notification_id_for(source_id, plan.recipient_id)
     now = uow.clock()
     created = NotificationCreated(
-        event_id=derived_id("notification-created", notification_id),
+        event_id=notification_event_id(notification_id),
         occurred_at=now,
         causation_id=source_id,
         notification_id=notification_id,
@@ -187,24 +206,11 @@ class NotificationHandlers:
         created = command.notification
         document = {
             "_id": created.notification_id,
-            **created.model_dump(
-                include={
-                    "notification_id",
-                    "recipient_id",
-                    "kind",
-                    "offer_id",
-                    "contract_id",
-                    "title",
-                    "body",
-                    "created_at",
-                    "source_event_id",
-                }
-            ),
+            **created.model_dump(include=set(STORED_FIELDS)),
             "read": False,
             # Its number in the recipient's stream; a repeated Notify leaves a gap, harmless
-            # (ids only need to increase). And the event as published, for the stream.
+            # (ids only need to increase).
             "seq": await self.store.inboxes.increment(created.recipient_id, "last_seq"),
-            "event": created.model_dump_json(),
         }
         entry = OutboxEntry.of(created, stream_id=str(document["seq"]))
         if await self.uow.insert_once(self.store.notifications, document, [entry]):

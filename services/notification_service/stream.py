@@ -14,10 +14,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contracts import NotificationCreated
 from services.runtime.documents import Document
 from services.runtime.http import BadRequest
 from services.runtime.openapi import Json, event_stream, json_read, page_parameters, query_parameter
 from services.runtime.streams import Item, ReadAfter, Streams
+
+from .handlers import STORED_FIELDS, notification_event_id
+
+
+def notification_item(document: Document) -> Item:
+    """A stored notification as its NotificationCreated was published, rebuilt from its
+    fields (the event's time is the notification's; its cause the source event)."""
+    event = NotificationCreated.model_validate(
+        {
+            "event_id": notification_event_id(document["notification_id"]),
+            "occurred_at": document["created_at"],
+            "causation_id": document["source_event_id"],
+            **{field: document.get(field) for field in STORED_FIELDS},
+        }
+    )
+    return Item(document["seq"], event.type, event.model_dump_json())
 
 
 def stream_routes(streams: Streams, notifications: AsyncCollection[Document]) -> list[Route]:
@@ -25,7 +42,7 @@ def stream_routes(streams: Streams, notifications: AsyncCollection[Document]) ->
         async def items(after: int) -> AsyncIterator[Item]:
             query = {"recipient_id": recipient_id, "seq": {"$gt": after}}
             async for document in notifications.find(query, sort=[("seq", ASCENDING)]):
-                yield Item(document["seq"], "NotificationCreated", document["event"])
+                yield notification_item(document)
 
         return items
 

@@ -10,6 +10,7 @@ from typing import Any
 from contracts import topics
 from services.messaging_service.store import thread_from_document, thread_to_document
 from services.messaging_service.stream import closed_item, message_item
+from services.notification_service.stream import notification_item
 from services.runtime.outbox import STREAM_ID_HEADER, OutboxEntry
 from tests.kit import Parties, command
 
@@ -60,19 +61,13 @@ async def test_the_stored_items_are_the_events_as_published() -> None:
     assert {str(i.position): i.data for i in [*stored, closed]} == wire
 
 
-async def test_documents_stored_before_the_streams_give_the_same_items() -> None:
-    """Messages and threads written before this version keep no copy of their event and no
-    ThreadClosed number: the stream rebuilds them from their fields."""
+async def test_threads_closed_before_the_streams_give_their_closing_a_number() -> None:
+    """Threads written before this version have no ThreadClosed number nor cause: the
+    closing comes after the last message."""
     p = Parties()
     _, messaging = await negotiated_then_withdrawn(p)
-    wire = {e.stream_id: e.payload for e in messaging.broker.published if e.stream_id}
-    for stored in await thread_of(messaging, p.offer_id):
-        legacy = {k: v for k, v in stored.items() if k != "event"}
-        assert message_item(legacy).data == wire[str(stored["seq"])]
     thread: dict[str, Any] = await messaging.handlers.store.threads.documents.get(p.offer_id)
-    legacy_thread = {
-        k: v for k, v in thread.items() if k not in ("closed_event", "closed_seq", "closed_by")
-    }
+    legacy_thread = {k: v for k, v in thread.items() if k not in ("closed_seq", "closed_by")}
     legacy_thread["last_seq"] = 2  # before, closing did not take a number
     closed = closed_item(legacy_thread)
     assert closed is not None and closed.position == 3
@@ -114,4 +109,5 @@ async def test_an_inbox_numbers_its_notifications_per_recipient_once_each() -> N
         for e in published(notifications, "NotificationCreated")
         if e.key == p.freelancer_id
     }
-    assert sorted((d["seq"], d["event"]) for d in stored) == [(1, wire["1"]), (2, wire["2"])]
+    items = sorted((i.position, i.data) for i in map(notification_item, stored))
+    assert items == [(1, wire["1"]), (2, wire["2"])]
