@@ -43,12 +43,15 @@ __all__ = [
     "Command",
     "Date",
     "Event",
+    "FreeText",
     "Hours",
     "Id",
+    "Int64",
     "Message",
     "Money",
     "NonBlank",
     "PositiveInt",
+    "SingleLine",
     "UtcDateTime",
     "format_utc",
     "non_blank",
@@ -59,7 +62,22 @@ ID_PATTERN: Final = r"^[A-Za-z0-9_.:-]+$"
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
 """An opaque id: 1-64 characters of ``[A-Za-z0-9_.:-]``."""
 
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+Int64 = Annotated[int, Field(strict=True, ge=INT64_MIN, le=INT64_MAX)]
+"""An integer a BSON document can hold (64 bits); larger ones are refused, not truncated."""
+
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=INT64_MAX)]
+
+# Control characters are refused in text: a NUL is refused by the database at write time
+# (too late to answer the sender), and the others only hide text from the people reading it.
+# Free text (descriptions, messages, memos) may hold newlines and tabs; one-line text may not.
+FREE_TEXT_PATTERN: Final = r"^[^\x00-\x08\x0B-\x1F\x7F]*$"
+SINGLE_LINE_PATTERN: Final = r"^[^\x00-\x1F\x7F]*$"
+FreeText = StringConstraints(pattern=FREE_TEXT_PATTERN)
+"""Put in an ``Annotated[str, ...]``: no control characters but newline and tab."""
+SingleLine = StringConstraints(pattern=SINGLE_LINE_PATTERN)
+"""Put in an ``Annotated[str, ...]``: no control characters at all."""
 
 
 def non_blank(value: str) -> str:
@@ -153,6 +171,22 @@ Hours = Annotated[
 
 # --- times -----------------------------------------------------------------------------------
 
+# The calendar the platform accepts. Far enough either way for any real offer, contract or
+# event, and far enough from the ends of Python's and BSON's calendars that no rule's date
+# arithmetic (an end date 180 days after a start, a week's Monday) can overflow.
+EARLIEST: Final = date(2000, 1, 1)
+LATEST: Final = date(2199, 12, 31)
+
+
+def _in_calendar(value: date) -> None:
+    day = value.date() if isinstance(value, datetime) else value
+    if not EARLIEST <= day <= LATEST:
+        raise PydanticCustomError(
+            "date_out_of_range",
+            f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}",
+        )
+
+
 _RFC3339_UTC_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:00)")
 _DATE_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -179,11 +213,13 @@ def _parse_utc_datetime(value: object) -> datetime:
             raise PydanticCustomError(
                 "utc_datetime_format", "is not a valid date and time"
             ) from None
+        _in_calendar(parsed)
         return _to_millis(parsed)
     if isinstance(value, datetime):
         offset = value.utcoffset()
         if offset is None or offset.total_seconds() != 0:
             raise PydanticCustomError("utc_datetime_timezone", "must be a UTC date and time")
+        _in_calendar(value)
         return _to_millis(value)
     raise PydanticCustomError(
         "utc_datetime_type", 'must be an RFC 3339 time string, like "2026-11-26T12:00:00Z"'
@@ -210,8 +246,8 @@ UtcDateTime = Annotated[
         {
             "type": "string",
             "format": "date-time",
-            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:00)$",
-            "description": "RFC 3339 time in UTC.",
+            "pattern": r"^(20|21)\d{2}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:00)$",
+            "description": "RFC 3339 time in UTC, from 2000 to 2199.",
             "examples": ["2026-11-26T12:00:00Z"],
         },
         mode="validation",
@@ -222,13 +258,16 @@ UtcDateTime = Annotated[
 
 def _parse_date(value: object) -> date:
     if isinstance(value, str):
-        if _DATE_RE.fullmatch(value):
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        raise PydanticCustomError("date_format", 'must be a date like "2026-12-01"')
+        try:
+            parsed = date.fromisoformat(value) if _DATE_RE.fullmatch(value) else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise PydanticCustomError("date_format", 'must be a date like "2026-12-01"')
+        _in_calendar(parsed)
+        return parsed
     if isinstance(value, date) and not isinstance(value, datetime):
+        _in_calendar(value)
         return value
     raise PydanticCustomError("date_type", 'must be a date string like "2026-12-01"')
 
@@ -237,7 +276,12 @@ Date = Annotated[
     date,
     BeforeValidator(_parse_date),
     WithJsonSchema(
-        {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        {
+            "type": "string",
+            "format": "date",
+            "pattern": r"^(20|21)\d{2}-\d{2}-\d{2}$",
+            "description": "A date from 2000-01-01 to 2199-12-31.",
+        },
         mode="validation",
     ),
 ]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Final, Literal, get_args
 from pydantic import Field, StringConstraints, TypeAdapter
 
 from contracts import topics
-from contracts.base import Command, Date, Hours, Id, NonBlank, PositiveInt
+from contracts.base import Command, Date, FreeText, Hours, Id, NonBlank, PositiveInt
 from contracts.terms import OfferTerms, TermsChanges
 
 __all__ = [
@@ -35,9 +35,9 @@ __all__ = [
     "WithdrawOffer",
 ]
 
-OfferMessageText = Annotated[str, Field(max_length=5_000)]
-Reason = Annotated[str, Field(max_length=1_000)]
-ChatText = Annotated[str, StringConstraints(min_length=1, max_length=5_000), NonBlank]
+OfferMessageText = Annotated[str, Field(max_length=5_000), FreeText]
+Reason = Annotated[str, Field(max_length=1_000), FreeText]
+ChatText = Annotated[str, StringConstraints(min_length=1, max_length=5_000), FreeText, NonBlank]
 
 
 # --- offers.commands (key: offer_id) ---------------------------------------------------------

@@ -11,22 +11,26 @@ person can read. Pydantic puts discriminated-union tags into error locations; th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from contracts.base import ID_PATTERN, Message
+from contracts.base import FREE_TEXT_PATTERN, ID_PATTERN, SINGLE_LINE_PATTERN, Message
 
 __all__ = ["FieldError", "errors_from_validation", "join_path"]
 
 TERMS_TAGS: Final = frozenset({"hourly", "fixed"})
-CUSTOM_FIELD_KEY_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
+# No "." or "$": MongoDB and FerretDB read them as paths and operators in a document's keys.
+CUSTOM_FIELD_KEY_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
 
 _PATTERN_MESSAGES: Final = {
     ID_PATTERN: "must be an id: 1-64 characters of letters, digits and _ . : -",
-    CUSTOM_FIELD_KEY_PATTERN: "must be 1-64 characters of letters, digits and _ . -",
+    CUSTOM_FIELD_KEY_PATTERN: "must be 1-64 characters of letters, digits, _ and -",
+    FREE_TEXT_PATTERN: "must not contain control characters (newline and tab are allowed)",
+    SINGLE_LINE_PATTERN: "must be one line without control characters",
 }
 
 
@@ -37,9 +41,18 @@ class FieldError(Message):
     message: str
 
 
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(part: str | int) -> str:
+    # A path part may be a key the sender chose: its control characters are written as
+    # escapes, so a refusal never carries what it refuses (a NUL the database cannot hold).
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", str(part))
+
+
 def join_path(*parts: str | int) -> str:
     """``join_path("terms", "milestones", 2)`` -> ``"terms.milestones.2"`` (empty parts skipped)."""
-    return ".".join(str(p) for p in parts if p != "")
+    return ".".join(_printable(p) for p in parts if p != "")
 
 
 def _strip_tags(loc: Sequence[str | int]) -> tuple[list[str | int], str | None]:

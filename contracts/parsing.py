@@ -166,7 +166,7 @@ def parse_command(
             return _invalid(
                 raw, errors_from_validation(exc), today=today, max_contract_days=max_contract_days
             )
-        except (ValueError, KeyError, TypeError) as error:  # pragma: no cover - defensive
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as error:
             return UnreadableCommand(f"unreadable after validation failed: {error!r}")
     errors = command_violations(command, today=today, max_contract_days=max_contract_days)
     if errors:

@@ -8,6 +8,7 @@ function: the caller passes ``today`` (UTC) and ``max_contract_days``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -29,7 +30,18 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from contracts.base import Date, Id, Message, Money, NonBlank
+from contracts.base import (
+    FREE_TEXT_PATTERN,
+    INT64_MAX,
+    INT64_MIN,
+    Date,
+    FreeText,
+    Id,
+    Message,
+    Money,
+    NonBlank,
+    SingleLine,
+)
 from contracts.currencies import CURRENCY_CODES
 from contracts.errors import CUSTOM_FIELD_KEY_PATTERN, FieldError, errors_from_validation, join_path
 
@@ -51,10 +63,15 @@ __all__ = [
 
 ContractType = Literal["hourly", "fixed"]
 
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200), NonBlank]
-Description = Annotated[str, StringConstraints(min_length=1, max_length=10_000), NonBlank]
-MilestoneDescription = Annotated[str, StringConstraints(min_length=1, max_length=1_000), NonBlank]
-PoNumber = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MAX_START_AHEAD_DAYS: Final = 730
+"""An offer starts within two years: further ahead is a typo, not a plan."""
+
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200), SingleLine, NonBlank]
+Description = Annotated[str, StringConstraints(min_length=1, max_length=10_000), FreeText, NonBlank]
+MilestoneDescription = Annotated[
+    str, StringConstraints(min_length=1, max_length=1_000), FreeText, NonBlank
+]
+PoNumber = Annotated[str, StringConstraints(min_length=1, max_length=64), SingleLine]
 WeeklyLimitHours = Annotated[int, Field(strict=True, ge=1, le=168)]
 
 
@@ -74,8 +91,12 @@ Currency = Annotated[
 
 
 def _custom_value(value: object) -> str | bool | int | float:
-    if isinstance(value, bool | int):
+    if isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        raise PydanticCustomError("custom_field_value", "must be an integer of at most 64 bits")
     if isinstance(value, float):
         if math.isfinite(value):
             return value
@@ -83,6 +104,10 @@ def _custom_value(value: object) -> str | bool | int | float:
     if isinstance(value, str):
         if len(value) > 1_000:
             raise PydanticCustomError("custom_field_value", "must be at most 1000 characters")
+        if not re.fullmatch(FREE_TEXT_PATTERN, value):
+            raise PydanticCustomError(
+                "custom_field_value", "must not contain control characters but newline and tab"
+            )
         return value
     raise PydanticCustomError(
         "custom_field_value", "must be a string (at most 1000 characters), a number or a boolean"
@@ -95,7 +120,8 @@ CustomFieldValue = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "maxLength": 1000},
+                {"type": "string", "maxLength": 1000, "pattern": FREE_TEXT_PATTERN},
+                {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
                 {"type": "number"},
                 {"type": "boolean"},
             ]
@@ -278,6 +304,13 @@ def _violations(
     start, end = given.start, given.end
     if start is not None and start < today:
         add(f"must not be before today ({today.isoformat()}, UTC)", "start_date")
+    horizon = today + timedelta(days=MAX_START_AHEAD_DAYS)
+    if start is not None and start > horizon:
+        add(
+            f"must be at most {MAX_START_AHEAD_DAYS} days after today"
+            f" (on or before {horizon.isoformat()})",
+            "start_date",
+        )
     if start is not None and end is not None:
         latest = start + timedelta(days=max_contract_days)
         if end < start:

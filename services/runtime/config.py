@@ -19,7 +19,12 @@ class ConfigError(ValueError):
 
 
 def env_int(
-    name: str, default: int, *, minimum: int = 0, env: Mapping[str, str] = os.environ
+    name: str,
+    default: int,
+    *,
+    minimum: int = 0,
+    maximum: int | None = None,
+    env: Mapping[str, str] = os.environ,
 ) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -30,6 +35,8 @@ def env_int(
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={value} must be at most {maximum}")
     return value
 
 
@@ -127,7 +134,7 @@ class Settings:
             offer_reminder_leads_seconds=_int_list(
                 "OFFER_REMINDER_LEADS_SECONDS", (72 * 3600, 24 * 3600)
             ),
-            max_contract_days=env_int("MAX_CONTRACT_DAYS", 180, minimum=1),
+            max_contract_days=env_int("MAX_CONTRACT_DAYS", 180, minimum=1, maximum=3660),
             unknown_offer_wait_seconds=float(env_int("UNKNOWN_OFFER_WAIT_MS", 5000)) / 1000,
             parked_sweep_interval_seconds=env_int("PARKED_SWEEP_INTERVAL_MS", 1000, minimum=10)
             / 1000,
