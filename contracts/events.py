@@ -251,6 +251,8 @@ class RejectionCode(StrEnum):
     NOT_HOURLY = "not_hourly"
     OUTSIDE_CONTRACT_DATES = "outside_contract_dates"
     WEEKLY_LIMIT_EXCEEDED = "weekly_limit_exceeded"
+    WRONG_KEY = "wrong_key"
+    TOO_MANY_VERSIONS = "too_many_versions"
 
 
 class CommandRejected(Event):

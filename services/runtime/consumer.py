@@ -88,6 +88,20 @@ async def dead_letter_record(
         await dead_letter(b"", origin, f"{error}; its {len(raw)} bytes were too large to copy")
 
 
+async def pause_for_outage(what: str, error: BaseException) -> None:
+    """Says why the record is put back, and waits a little before it is read again."""
+    reason = str(error).splitlines()[-1][:200] if str(error) else type(error).__name__
+    log.error(
+        "could not handle %s: %s; will retry in %.0fs",
+        what,
+        reason
+        if isinstance(error, WriterConflict)
+        else f"the database or broker is unavailable ({reason})",
+        INFRASTRUCTURE_BACKOFF_SECONDS,
+    )
+    await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
+
+
 async def failure_of(what: str, handle: Callable[[], Awaitable[None]]) -> Exception | None:
     """Runs the handler; what it failed with, when retrying will not mend it. An outage is
     raised instead, so the partition is rewound and the record handled again once the
@@ -98,16 +112,7 @@ async def failure_of(what: str, handle: Callable[[], Awaitable[None]]) -> Except
         raise
     except Exception as error:
         if is_outage(error):
-            log.error(
-                "could not handle %s: %s; will retry in %.0fs",
-                what,
-                str(error).splitlines()[-1][:200]
-                if isinstance(error, WriterConflict)
-                else "the database or broker is unavailable "
-                f"({str(error).splitlines()[-1][:200] if str(error) else type(error).__name__})",
-                INFRASTRUCTURE_BACKOFF_SECONDS,
-            )
-            await asyncio.sleep(INFRASTRUCTURE_BACKOFF_SECONDS)
+            await pause_for_outage(what, error)
             raise
         log.exception("handling %s failed", what)
         return error

@@ -1,15 +1,20 @@
-"""Refusing a command: one CommandRejected, remembered by command_id so that a redelivered
-command is refused only once (SPEC §4: a handled command_id produces nothing new). The
+"""Refusing a command: one CommandRejected, remembered by (aggregate, command_id) so that a
+redelivered command is refused only once (SPEC §4: a handled command_id produces nothing new). The
 rejection is written by the handler of the command's partition, like everything else."""
 
 from __future__ import annotations
 
 import logging
+from typing import Final
+
+from pydantic import TypeAdapter, ValidationError
 
 from contracts import (
     Command,
     CommandRejected,
     CommandType,
+    FieldError,
+    Id,
     InvalidCommand,
     RejectionCode,
     topics,
@@ -26,8 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class Refusals:
-    """The `rejections` collection: one document per refused command_id, its CommandRejected
-    in the document's outbox."""
+    """The `rejections` collection: one document per refused (aggregate, command_id), its
+    CommandRejected in the document's outbox."""
 
     def __init__(
         self, documents: Documents, uow: UnitOfWork, metrics: ServiceMetrics | None = None
@@ -36,9 +41,11 @@ class Refusals:
         self.uow = uow
         self.metrics = metrics
 
-    async def already_refused(self, command_id: str) -> bool:
-        """True when this command was refused before (then its rejection is sure to be out)."""
-        document = await self.documents.get(command_id)
+    async def already_refused(self, key: str, command_id: str) -> bool:
+        """True when this command was refused before for this aggregate (then its rejection
+        is sure to be out). A command id is remembered per aggregate: the same id sent for
+        another offer is another command."""
+        document = await self.documents.get(refusal_id(key, command_id))
         if document is None:
             return False
         await self.uow.flush(self.documents, document)
@@ -51,20 +58,40 @@ class Refusals:
             actor_id=command.actor_id,
             key=command.key,
             rejection=rejection,
-            fallback_id=command.command_id,
         )
 
     async def refuse_invalid(self, invalid: InvalidCommand, origin: RecordOrigin) -> None:
+        # The key it is answered under must be one a document can hold: the command's own
+        # when it is a valid id, else the record's when that is, else the record's position.
+        record_key = _valid_id((origin.key or b"").decode("utf-8", "replace"))
         await self._refuse(
             command_id=invalid.command_id,
             command_type=invalid.command_type,
             actor_id=invalid.actor_id,
-            key=invalid.key or (origin.key or b"").decode("utf-8", "replace"),
+            key=invalid.key or record_key or origin.record_id,
             rejection=Rejection(
                 RejectionCode.INVALID_COMMAND, invalid.message, tuple(invalid.errors)
             ),
             # No usable command_id: the record's position names the rejection instead.
             fallback_id=origin.record_id,
+        )
+
+    async def refuse_misplaced(self, command: Command, origin: RecordOrigin, why: str) -> None:
+        """Refuses a command that is not on its aggregate's partition, without applying it
+        or remembering it (the handler of that partition is the one to remember commands):
+        the producer may send it again, keyed right, with the same command_id."""
+        await self._refuse(
+            command_id=command.command_id,
+            command_type=command.type,  # type: ignore[arg-type]
+            actor_id=command.actor_id,
+            key=command.key,
+            rejection=Rejection(
+                RejectionCode.WRONG_KEY,
+                why,
+                (FieldError(field="key", message=f"must be {command.key!r}"),),
+            ),
+            fallback_id=origin.record_id,
+            remember=False,
         )
 
     async def _refuse(
@@ -75,11 +102,13 @@ class Refusals:
         actor_id: str | None,
         key: str,
         rejection: Rejection,
-        fallback_id: str,
+        fallback_id: str | None = None,
+        remember: bool = True,
     ) -> None:
         now = self.uow.clock()
+        named_by = command_id if remember else fallback_id
         event = CommandRejected(
-            event_id=derived_id("rejected", command_id or fallback_id),
+            event_id=derived_id("rejected", key, named_by or fallback_id or ""),
             occurred_at=now,
             causation_id=command_id or fallback_id,
             command_id=command_id,
@@ -100,15 +129,31 @@ class Refusals:
             rejection.message,
             extra={"command_id": command_id},
         )
-        if command_id is None:
+        if command_id is None or not remember:
             self._count(command_type, rejection)
             await self.uow.publish([entry])  # nothing to remember it by
             return
         # Refused before (a redelivery): only what may still be unpublished goes out.
-        if await self.uow.insert_once(self.documents, {"_id": command_id, "key": key}, [entry]):
+        document = {"_id": refusal_id(key, command_id), "key": key, "command_id": command_id}
+        if await self.uow.insert_once(self.documents, document, [entry]):
             self._count(command_type, rejection)
 
     def _count(self, command_type: CommandType, rejection: Rejection) -> None:
         """Counts a refusal once: a redelivered command's refusal is not counted again."""
         if self.metrics is not None:
             self.metrics.rejected(command_type, rejection.code)
+
+
+def refusal_id(key: str, command_id: str) -> str:
+    """The refusal's document: one per (aggregate, command id)."""
+    return derived_id("refusal", key, command_id)
+
+
+_ID: Final[TypeAdapter[str]] = TypeAdapter(Id)
+
+
+def _valid_id(value: str) -> str | None:
+    try:
+        return _ID.validate_python(value)
+    except ValidationError:
+        return None

@@ -28,12 +28,13 @@ from typing import Any, Final
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from contracts import Command, InvalidCommand, UnreadableCommand, parse_command, topics
+from contracts import Command, InvalidCommand, parse_command, topics
+from contracts import UnreadableCommand as Unreadable
 from contracts.internal import INTERNAL_ADAPTERS, InternalCommand, ReleaseParked
 from services.rules import Rejection, derived_id
 
 from . import metrics as outcomes
-from .consumer import DeadLetter, dead_letter_record, failure_of
+from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
 from .logs import message_context
 from .metrics import ServiceMetrics
 from .outbox import OutboxEntry, Publish
@@ -67,6 +68,12 @@ class On:
     # right after the message is handled.
     releases: Callable[[Any], str] | None = None
 
+
+# A record whose handling fails for another reason than an outage is tried this many times,
+# this long apart (doubling), before it is dead-lettered: long enough for a passing fault,
+# short enough that a poisoned record holds its partition up for a second or two only.
+ATTEMPTS: Final = 3
+RETRY_BACKOFF_SECONDS: Final = 0.25
 
 # A refusal put off (the aggregate's sources are still being read) is tried again this soon.
 ASK_AGAIN: Final = timedelta(seconds=1)
@@ -161,22 +168,64 @@ class Records:
         async with self.in_flight:
             started = time.perf_counter()
             message = self._read(on, raw, origin)
-            if isinstance(message, UnreadableCommand):
-                log.warning("dead-lettered record %s: %s", origin, message.error)
-                await dead_letter_record(self.dead_letter, raw, origin, message.error)
-                outcome, type_ = outcomes.DEAD_LETTERED, "unreadable"
-            elif isinstance(message, InvalidCommand):
-                with message_context(message):
-                    await self.refusals.refuse_invalid(message, origin)
-                outcome, type_ = outcomes.INVALID, message.command_type or "unknown"
-            elif message is None:
-                outcome, type_ = outcomes.SKIPPED, "unreadable"
-            else:
-                type_ = message.type
-                with message_context(message):
-                    outcome = await self._handle(on, message, raw, origin)
-            self.metrics.count(origin.topic, type_, outcome, time.perf_counter() - started)
+            with message_context(message):
+                outcome = await self._outcome(on, message, raw, origin)
+            type_ = getattr(message, "type", None) or getattr(message, "command_type", None)
+            self.metrics.count(
+                origin.topic, type_ or "unreadable", outcome, time.perf_counter() - started
+            )
             self._read_past(origin)
+
+    async def _outcome(self, on: On, message: Any, raw: bytes, origin: RecordOrigin) -> str:
+        """Exactly one outcome per record, whatever its bytes. An outage (the database or
+        the broker not answering) is raised, so that the partition is rewound and the record
+        handled again once it is back; any other failure is tried again a few times, then
+        the record is dead-lettered with its cause in a header, and the partition goes on."""
+        what = _what(message, origin)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await self._decide(on, message, raw, origin)
+            except Exception as error:
+                if is_outage(error):
+                    await pause_for_outage(what, error)
+                    raise
+                if attempt < ATTEMPTS:
+                    await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
+                    continue
+                cause = _cause(error)
+                log.error(
+                    "dead-lettered %s: it failed %d times (%s); it is on %s with its bytes, "
+                    "and the partition goes on",
+                    what,
+                    ATTEMPTS,
+                    cause,
+                    topics.COMMANDS_DEAD_LETTER,
+                    exc_info=error,
+                )
+                await dead_letter_record(
+                    self.dead_letter, raw, origin, f"failed {ATTEMPTS} times: {cause}"
+                )
+        return outcomes.DEAD_LETTERED
+
+    async def _decide(self, on: On, message: Any, raw: bytes, origin: RecordOrigin) -> str:
+        if isinstance(message, Unreadable):
+            log.warning("dead-lettered record %s: %s", origin, message.error)
+            await dead_letter_record(self.dead_letter, raw, origin, message.error)
+            return outcomes.DEAD_LETTERED
+        if isinstance(message, InvalidCommand):
+            await self.refusals.refuse_invalid(message, origin)
+            return outcomes.INVALID
+        if message is None:
+            return outcomes.SKIPPED
+        misplaced = _misplaced(message, origin)
+        if misplaced is not None:
+            if on.kind is Kind.COMMAND:
+                await self.refusals.refuse_misplaced(message, origin, misplaced)
+                return outcomes.INVALID
+            log.warning("dead-lettered record %s: %s", origin, misplaced)
+            await dead_letter_record(self.dead_letter, raw, origin, misplaced)
+            return outcomes.DEAD_LETTERED
+        return await self._handle(on, message, raw, origin)
 
     def _read_past(self, origin: RecordOrigin) -> None:
         where = (origin.topic, origin.partition)
@@ -200,46 +249,42 @@ class Records:
         return True
 
     def _read(self, on: On, raw: bytes, origin: RecordOrigin) -> Any:
-        if on.kind is Kind.COMMAND:
-            return parse_command(
-                on.adapter,
-                raw,
-                today=datetime.now(UTC).date(),
-                max_contract_days=self.max_contract_days,
-            )
+        """The record as a message: a command, event or internal command; Unreadable or
+        InvalidCommand; or None for an event of a type this service does not read. Never
+        raises: a record no rule foresaw is unreadable, not a stalled partition."""
         try:
+            if on.kind is Kind.COMMAND:
+                return parse_command(
+                    on.adapter,
+                    raw,
+                    today=datetime.now(UTC).date(),
+                    max_contract_days=self.max_contract_days,
+                )
             return on.adapter.validate_json(raw)
         except ValidationError as error:
-            # Events have no dead-letter topic, and a stalled partition would hold up every
-            # later event: an unreadable one is logged and skipped.
-            log.error("skipped an unreadable record %s: %s", origin, error)
-            return None
+            if on.kind is Kind.EVENT and _of_another_type(error):
+                return None  # an event for other consumers (tolerant reader)
+            return Unreadable(_first_error(error))
+        except Exception as error:  # whatever the bytes, one outcome
+            return Unreadable(f"could not be read: {type(error).__name__}: {error}"[:500])
 
     async def _handle(self, on: On, message: Any, raw: bytes, origin: RecordOrigin) -> str:
         if isinstance(message, ReleaseParked):
             self._read_past(origin)  # an ask brings no aggregate: it is read once it is here
             await self.release(message.aggregate_id)
             return outcomes.HANDLED
-        if isinstance(message, Command) and await self.refusals.already_refused(message.command_id):
-            return outcomes.HANDLED
         key = message.key
+        if isinstance(message, Command) and await self.refusals.already_refused(
+            key, message.command_id
+        ):
+            return outcomes.HANDLED
         if on.releases is None and self.parking.holds(key):
             await self.release(key)  # its aggregate may be here now: they go first
-        what = f"{message.type} {_id_of(message)} for {key} ({origin})"
         try:
-            failure = await failure_of(what, lambda: on.handle(self.handlers, message))
+            await on.handle(self.handlers, message)
         except NotYetKnown as unknown:
             await self._park(on, message, raw, origin, unknown)
             return outcomes.PARKED
-        if failure is not None:
-            if on.kind is Kind.COMMAND:
-                # A bug must not stall the partition: park the record where a person sees it.
-                await dead_letter_record(
-                    self.dead_letter, raw, origin, f"handler failed: {failure!r}"
-                )
-                return outcomes.DEAD_LETTERED
-            log.error("skipped %s: its effects are lost until it is replayed", what)
-            return outcomes.SKIPPED
         if on.releases is not None:
             released_key = on.releases(message)
             if self.parking.holds(released_key):
@@ -272,7 +317,7 @@ class Records:
         for parked in await self.parking.waiting(key):
             on = self.table.routes[parked.origin.topic]
             message = self._read(on, parked.raw, parked.origin)
-            if message is None or isinstance(message, UnreadableCommand | InvalidCommand):
+            if message is None or isinstance(message, Unreadable | InvalidCommand):
                 await self.parking.remove(parked)  # cannot happen: it was read once before
                 continue
             if not await self._release_one(on, message, parked):
@@ -389,6 +434,61 @@ def release_request(parked_key: str, asked_at: datetime) -> ReleaseParked:
 
 def _id_of(message: Any) -> str:
     return str(getattr(message, "command_id", None) or getattr(message, "event_id", "?"))
+
+
+def _what(message: Any, origin: RecordOrigin) -> str:
+    """The record, for a person reading the log: its type, id, aggregate and position."""
+    type_ = getattr(message, "type", None) or getattr(message, "command_type", None)
+    if type_ is None:
+        return f"record {origin}"
+    key = getattr(message, "key", None) if not isinstance(message, InvalidCommand) else None
+    aggregate = f" for {key}" if isinstance(key, str) else ""
+    return f"{type_} {_id_of(message)}{aggregate} ({origin})"
+
+
+def _expected_key(message: Any) -> str | None:
+    try:
+        key = message.key
+    except (AttributeError, TypeError):  # a message not keyed by an aggregate
+        return None
+    return key if isinstance(key, str) else None
+
+
+def _misplaced(message: Any, origin: RecordOrigin) -> str | None:
+    """Why the record is not on its aggregate's partition (None: it is). Applying it where
+    it landed would make a second writer of its aggregate, and lose its order."""
+    expected = _expected_key(message)
+    if expected is None or origin.key == expected.encode():
+        return None
+    field_ = getattr(type(message), "KEY_FIELD", "aggregate id")
+    landed = "no key" if origin.key is None else f"the key {_shown(origin.key)}"
+    return (
+        f"{message.type} for {expected} was published with {landed}; records are keyed by "
+        f"their {field_} ({expected!r}), so that each aggregate's records are on one "
+        "partition in order: publish it again keyed so"
+    )
+
+
+def _shown(key: bytes) -> str:
+    text = key[:80].decode("utf-8", "replace")
+    return repr(text) + ("..." if len(key) > 80 else "")
+
+
+def _of_another_type(error: ValidationError) -> bool:
+    return any(e["loc"] == () or e["type"] == "union_tag_invalid" for e in error.errors()) and all(
+        e["type"] == "union_tag_invalid" for e in error.errors()
+    )
+
+
+def _cause(error: Exception) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text.splitlines()[0][:300]}" if text else type(error).__name__
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the record"
+    return f"unreadable: {where}: {first['msg']}"[:500]
 
 
 def _seconds(wait: timedelta) -> str:

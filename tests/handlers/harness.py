@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contracts import COMMAND_TYPES, EVENT_TYPES
 from services.runtime import consumer
 from services.runtime.documents import MemoryDocuments
 from services.runtime.metrics import ServiceMetrics
@@ -114,13 +115,20 @@ class Harness:
         return self
 
     async def send(
-        self, topic: str, message: BaseModel | dict[str, Any] | bytes, *, key: str = "k"
+        self,
+        topic: str,
+        message: BaseModel | dict[str, Any] | bytes,
+        *,
+        key: str | bytes | None = None,
     ) -> RecordOrigin:
-        """One record on `topic`, handled as the consumer would, again after an outage."""
+        """One record on `topic`, handled as the consumer would, again after an outage.
+        Keyed as a producer should key it unless `key` says otherwise (b"" for no key)."""
         raw = _raw(message)
         offset = self._offsets.get(topic, 0)
         self._offsets[topic] = offset + 1
-        origin = RecordOrigin(topic, 0, offset, key.encode())
+        record_key = _own_key(message) if key is None else key
+        encoded = record_key.encode() if isinstance(record_key, str) else record_key or None
+        origin = RecordOrigin(topic, 0, offset, encoded)
         await self.deliver(raw, origin)
         return origin
 
@@ -173,6 +181,20 @@ class Harness:
                 if sample.name.endswith("_total") and sample.labels["outcome"] == outcome:
                     total += sample.value
         return total
+
+
+def _own_key(message: BaseModel | dict[str, Any] | bytes) -> str:
+    """The key a well-behaved producer gives the message: its aggregate's id."""
+    if isinstance(message, BaseModel):
+        own = getattr(message, "key", None)
+        return own if isinstance(own, str) else "k"
+    if isinstance(message, dict):
+        kind = COMMAND_TYPES.get(message.get("type", "")) or EVENT_TYPES.get(
+            message.get("type", "")
+        )
+        value = message.get(kind.KEY_FIELD) if kind is not None else None
+        return value if isinstance(value, str) else "k"
+    return "k"
 
 
 def _raw(message: BaseModel | dict[str, Any] | bytes) -> bytes:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
 from aiokafka.errors import MessageSizeTooLargeError
+from pydantic import PlainValidator, TypeAdapter
 
 from contracts import topics
 from contracts.internal import ExpireOffer
@@ -64,7 +65,7 @@ async def test_an_internal_command_sent_to_a_public_topic_is_dead_lettered_unapp
     assert service.out("OfferExpired") == []
 
 
-async def test_an_unreadable_event_is_skipped_and_the_next_one_handled() -> None:
+async def test_an_unreadable_event_is_dead_lettered_and_the_next_one_handled() -> None:
     offers, messaging, p = await offer_service(), await messaging_service(), Parties()
     await messaging.send(topics.OFFERS_EVENTS, b"not an event", key=p.offer_id)
     await messaging.send(topics.OFFERS_EVENTS, {"type": "OfferExtended"}, key=p.offer_id)
@@ -72,7 +73,15 @@ async def test_an_unreadable_event_is_skipped_and_the_next_one_handled() -> None
     [extended] = [e for e in offers.broker.published if e.type == "OfferExtended"]
     await messaging.send(topics.OFFERS_EVENTS, extended.payload.encode(), key=p.offer_id)
     assert await messaging.handlers.store.threads.get(p.offer_id) is not None
-    assert messaging.outcome_count("skipped") == 2
+    assert messaging.outcome_count("dead_lettered") == 2
+    assert messaging.broker.dead_letters[0][0] == b"not an event"
+
+
+async def test_an_event_of_a_type_the_service_does_not_read_is_passed_over() -> None:
+    messaging, p = await messaging_service(), Parties()
+    newer = {"type": "OfferArchived", "event_id": "e-1", "offer_id": p.offer_id}
+    await messaging.send(topics.OFFERS_EVENTS, newer, key=p.offer_id)
+    assert messaging.outcome_count("skipped") == 1 and messaging.broker.dead_letters == []
 
 
 async def test_a_handler_bug_dead_letters_the_command_and_the_partition_goes_on() -> None:
@@ -87,7 +96,7 @@ async def test_a_handler_bug_dead_letters_the_command_and_the_partition_goes_on(
     [(raw, _, error)] = service.broker.dead_letters
     assert json.loads(raw)["offer_id"] == p.offer_id and "KeyError" in error
     routes[topics.OFFERS_COMMANDS] = replace(routes[topics.OFFERS_COMMANDS], handle=_real)
-    await service.send(topics.OFFERS_COMMANDS, Parties().extend(), key="other")
+    await service.send(topics.OFFERS_COMMANDS, Parties().extend())
     assert len(service.out("OfferExtended")) == 1
 
 
@@ -127,3 +136,73 @@ async def test_a_refused_command_redelivered_is_not_refused_again() -> None:
         )
         == 1
     )
+
+
+# --- a record is applied only on its aggregate's partition ------------------------------------
+
+
+async def test_a_command_keyed_by_another_id_is_refused_unapplied_naming_the_key() -> None:
+    service, p = await offer_service(), Parties()
+    extend = p.extend()
+    await service.send(topics.OFFERS_COMMANDS, extend, key="k3")
+    rejected = service.one("CommandRejected", command_id=extend["command_id"])
+    assert rejected["code"] == "wrong_key" and repr(p.offer_id) in rejected["message"]
+    assert rejected["errors"] == [{"field": "key", "message": f"must be {p.offer_id!r}"}]
+    assert service.out("OfferExtended") == []
+    # Not remembered: the producer sends it again, keyed right, with the same command id.
+    await service.send(topics.OFFERS_COMMANDS, extend)
+    assert len(service.out("OfferExtended")) == 1
+
+
+async def test_a_command_without_a_key_is_refused_unapplied() -> None:
+    service, p = await offer_service(), Parties()
+    await service.send(topics.OFFERS_COMMANDS, p.extend(), key=b"")
+    [rejected] = service.out("CommandRejected")
+    assert rejected["code"] == "wrong_key" and "no key" in rejected["message"]
+    assert service.out("OfferExtended") == []
+
+
+async def test_a_key_with_a_nul_is_refused_and_stores_nothing_of_it() -> None:
+    messaging, p = await messaging_service(), Parties()
+    post = command("PostMessage", p.client_id, offer_id=p.offer_id, message_id="m-1", text="hi")
+    await messaging.send(topics.NEGOTIATIONS_COMMANDS, post, key="ghost\x00" + p.offer_id)
+    [rejected] = messaging.out("CommandRejected")
+    assert rejected["code"] == "wrong_key"
+    assert "\x00" not in rejected["errors"][0]["message"]  # shown as \\x00, never the NUL itself
+    storage = messaging.storage  # nothing written: the database refuses a NUL
+    assert storage.rejections.documents == {} and storage.parked.documents == {}
+
+
+async def test_an_event_keyed_by_another_id_is_dead_lettered_unapplied() -> None:
+    offers, messaging, p = await offer_service(), await messaging_service(), Parties()
+    await offers.send(topics.OFFERS_COMMANDS, p.extend())
+    [extended] = [e for e in offers.broker.published if e.type == "OfferExtended"]
+    await messaging.send(topics.OFFERS_EVENTS, extended.payload.encode(), key="elsewhere")
+    [(_, _, error)] = messaging.broker.dead_letters
+    assert "keyed so" in error and await messaging.handlers.store.threads.get(p.offer_id) is None
+
+
+async def test_a_refused_command_id_is_remembered_per_aggregate() -> None:
+    service, a, b = await offer_service(), Parties(), Parties()
+    accept = {"offer_id": a.offer_id, "version": 1}
+    await service.send(topics.OFFERS_COMMANDS, a.extend())
+    await service.send(topics.OFFERS_COMMANDS, b.extend())
+    for offer in (a, b):  # the same command id, refused for a, then sent for b
+        accept = {"offer_id": offer.offer_id, "version": 1, "command_id": "same-id"}
+        await service.send(topics.OFFERS_COMMANDS, command("AcceptOffer", a.client_id, **accept))
+    rejected = service.out("CommandRejected", command_id="same-id")
+    assert [r["code"] for r in rejected] == ["not_authorized", "not_authorized"]
+
+
+async def test_a_record_that_breaks_the_reader_itself_is_dead_lettered() -> None:
+    service, p = await messaging_service(), Parties()
+
+    def exploding(value: object) -> object:
+        raise OverflowError("date value out of range")
+
+    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[object, PlainValidator(exploding)])
+    routes = service.records.table.routes
+    routes[topics.OFFERS_EVENTS] = replace(routes[topics.OFFERS_EVENTS], adapter=adapter)
+    await service.send(topics.OFFERS_EVENTS, b"{}", key=p.offer_id)
+    [(_, _, error)] = service.broker.dead_letters
+    assert "OverflowError" in error

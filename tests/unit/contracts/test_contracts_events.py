@@ -219,6 +219,9 @@ def test_rejection_codes_are_the_spec_list() -> None:
         "not_hourly",
         "outside_contract_dates",
         "weekly_limit_exceeded",
+        # beyond SPEC's list: README, "No poison record"
+        "wrong_key",
+        "too_many_versions",
     }
     assert [e.field for e in event_errors("CommandRejected", code="nope")] == ["code"]
 
