@@ -425,6 +425,7 @@ async def run(
         MongoDocuments(offers),
         MongoDocuments(database["contracts"]),
         MongoDocuments(database["talent_cloud_members"]),
+        MongoDocuments(database["time_entries"]),
     )
     # As offer_service's build() makes it: pending offers by the minute they expire in.
     expiry = DueBuckets(offers, database["sweeps"], "offer-expiry", fields=("expires_at",))

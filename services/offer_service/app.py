@@ -59,7 +59,10 @@ TABLE = ServiceTable(
 
 def build(kit: Kit) -> Built:
     store = OfferStore(
-        kit.documents("offers"), kit.documents("contracts"), kit.documents("talent_cloud_members")
+        kit.documents("offers"),
+        kit.documents("contracts"),
+        kit.documents("talent_cloud_members"),
+        kit.documents("time_entries"),
     )
     handlers = OfferHandlers(
         store,
@@ -68,6 +71,7 @@ def build(kit: Kit) -> Built:
         policy=Policy(
             offer_ttl=timedelta(seconds=kit.settings.offer_ttl_seconds),
             max_contract_days=kit.settings.max_contract_days,
+            max_versions=kit.settings.max_offer_versions,
         ),
     )
     # Pending offers by the minute they expire in.
@@ -90,7 +94,10 @@ def build(kit: Kit) -> Built:
     return Built(
         handlers,
         read_routes(
-            kit.database["offers"], kit.database["contracts"], kit.database["talent_cloud_members"]
+            kit.database["offers"],
+            kit.database["contracts"],
+            kit.database["talent_cloud_members"],
+            kit.database["time_entries"],
         ),
         prepare,
         outboxes=(store.offers.documents, store.contracts.documents, store.members),

@@ -31,7 +31,7 @@ from services.runtime.uow import UnitOfWork
 from .domain import contract as contract_rules
 from .domain import offer as offer_rules
 from .domain.offer import Decision, Policy
-from .store import OfferStore
+from .store import OfferStore, time_entry_document, time_entry_id
 
 log = logging.getLogger(__name__)
 
@@ -152,21 +152,20 @@ class OfferHandlers:
             code=RejectionCode.UNKNOWN_CONTRACT,
             message=f"there is no contract {command.contract_id!r}",
         )
-        if command.command_id in stored.handled or command.entry_id in stored.handled:
+        entries = self.store.time_entries
+        written = await entries.get(time_entry_id(command.contract_id, command.entry_id))
+        if written is not None and stored.revision >= written["counted_at"]:
             log.info("LogTime %s (entry %s) already handled", command.command_id, command.entry_id)
             return
         outcome = contract_rules.log_time(stored.value, command, now=self.uow.clock())
         if isinstance(outcome, Rejection):
             await self.refusals.refuse(command, outcome)
             return
-        contract, logged = outcome
-        await self.uow.commit(
-            self.store.contracts,
-            contract,
-            expected=stored,
-            messages=[logged],
-            handled=[command.command_id, command.entry_id],
-        )
+        contract, logged, entry = outcome
+        if written is None:  # else written before a crash, its hours not counted yet
+            counted_at = stored.revision + 1
+            await entries.insert(time_entry_document(contract, entry, counted_at=counted_at))
+        await self.uow.commit(self.store.contracts, contract, expected=stored, messages=[logged])
 
     # --- Talent Cloud memberships (the cloud's partition) -----------------------------------
 

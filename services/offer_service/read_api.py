@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -74,11 +75,19 @@ def render_contract(document: Document) -> dict[str, Any]:
             week: f"{hours:f}"
             for week, hours in contract_from_document(document).hours_by_week.items()
         },
-        "time_entries": [
-            {**entry, "logged_at": _time(entry["logged_at"])}
-            for entry in document.get("time_entries", [])
-        ],
     }
+
+
+def render_time_entry(document: Document) -> dict[str, Any]:
+    fields = ("entry_id", "work_date", "hours", "memo")
+    return {
+        **{name: document.get(name) for name in fields},
+        "logged_at": _time(document["logged_at"]),
+    }
+
+
+# A contract shows its first entries; the rest are paged at /contracts/{id}/time-entries.
+FIRST_ENTRIES = 100
 
 
 def render_member(document: Document) -> dict[str, Any]:
@@ -104,6 +113,7 @@ def read_routes(
     offers: AsyncCollection[Document],
     contracts: AsyncCollection[Document],
     members: AsyncCollection[Document],
+    time_entries: AsyncCollection[Document],
 ) -> list[Route]:
     async def get_offer(request: Request) -> Response:
         offer_id = request.path_params["offer_id"]
@@ -127,7 +137,35 @@ def read_routes(
         document = await contracts.find_one({"_id": contract_id})
         if document is None:
             return not_found("contract", contract_id)
-        return JSONResponse(render_contract(document))
+        legacy = document.get(
+            "time_entries", []
+        )  # kept in the contract before entries had documents
+        first = time_entries.find(
+            {"contract_id": contract_id},
+            sort=[("logged_at", ASCENDING), ("_id", ASCENDING)],
+            limit=FIRST_ENTRIES + 1,
+        )
+        entries = [*legacy, *[entry async for entry in first]]
+        return JSONResponse(
+            {
+                **render_contract(document),
+                "time_entries": [render_time_entry(e) for e in entries[:FIRST_ENTRIES]],
+                "more_time_entries": len(entries) > FIRST_ENTRIES,
+            }
+        )
+
+    async def list_time_entries(request: Request) -> Response:
+        contract_id = request.path_params["contract_id"]
+        if await contracts.find_one({"_id": contract_id}, projection={"_id": 1}) is None:
+            return not_found("contract", contract_id)
+        return await page(
+            request,
+            time_entries,
+            {"contract_id": contract_id},
+            order_field="logged_at",
+            render=render_time_entry,
+            newest_first=False,
+        )
 
     async def list_contracts(request: Request) -> Response:
         query = _party_filters(request, ("client_id", "freelancer_id"))
@@ -151,6 +189,7 @@ def read_routes(
         Route("/offers/{offer_id}", get_offer),
         Route("/contracts", list_contracts),
         Route("/contracts/{contract_id}", get_contract),
+        Route("/contracts/{contract_id}/time-entries", list_time_entries),
         Route("/talent-clouds/{talent_cloud_id}/members", list_members),
     ]
 
@@ -182,7 +221,13 @@ OPENAPI_PATHS: Json = {
         ],
     ),
     "/contracts/{contract_id}": json_read(
-        "a contract", [path_parameter("contract_id", "the contract")], single=True
+        "a contract, its hours by week and its first 100 time entries",
+        [path_parameter("contract_id", "the contract")],
+        single=True,
+    ),
+    "/contracts/{contract_id}/time-entries": json_read(
+        "a contract's time entries, oldest first",
+        [path_parameter("contract_id", "the contract"), *_PAGE],
     ),
     "/talent-clouds/{talent_cloud_id}/members": json_read(
         "a Talent Cloud's members, oldest first",

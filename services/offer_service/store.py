@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from types import MappingProxyType
 
 from pydantic import TypeAdapter
 
 from contracts import OfferTerms
-from services.rules import OfferStatus
+from services.rules import OfferStatus, derived_id
 from services.runtime.documents import Document, Documents, MemoryDocuments
 from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.due import due_bucket
 from services.runtime.outbox import PENDING
 from services.runtime.uow import Repository
 
-from .domain.contract import Contract, TimeEntry
+from .domain.contract import Contract, TimeEntry, hours_by_week
 from .domain.offer import Offer, OfferVersion
 
 TERMS: TypeAdapter[OfferTerms] = TypeAdapter(OfferTerms)
@@ -88,17 +89,42 @@ def contract_to_document(contract: Contract) -> Document:
         "status": contract.status,
         "terms": contract.terms.model_dump(mode="json"),
         "activated_at": contract.activated_at,
-        "time_entries": [
-            {
-                "entry_id": entry.entry_id,
-                "work_date": entry.work_date.isoformat(),
-                "hours": f"{entry.hours:f}",
-                "memo": entry.memo,
-                "logged_at": entry.logged_at,
-            }
-            for entry in contract.time_entries
-        ],
+        "hours_by_week": {week: f"{hours:f}" for week, hours in contract.hours_by_week.items()},
     }
+
+
+def time_entry_id(contract_id: str, entry_id: str) -> str:
+    return derived_id("time-entry", contract_id, entry_id)
+
+
+def time_entry_document(contract: Contract, entry: TimeEntry, *, counted_at: int) -> Document:
+    """A time entry of its own. `counted_at` is the contract revision that counts its hours in
+    the week's total: the entry is written first, so a crash before the contract's write
+    leaves an entry whose hours are not counted yet, and its redelivery counts them."""
+    return {
+        "_id": time_entry_id(contract.contract_id, entry.entry_id),
+        "contract_id": contract.contract_id,
+        "entry_id": entry.entry_id,
+        "work_date": entry.work_date.isoformat(),
+        "hours": f"{entry.hours:f}",
+        "memo": entry.memo,
+        "logged_at": entry.logged_at,
+        "counted_at": counted_at,
+    }
+
+
+def _legacy_entries(document: Document) -> list[TimeEntry]:
+    # Contracts written before entries had documents of their own kept them in a list.
+    return [
+        TimeEntry(
+            entry["entry_id"],
+            date.fromisoformat(entry["work_date"]),
+            Decimal(entry["hours"]),
+            entry.get("memo"),
+            entry["logged_at"],
+        )
+        for entry in document.get("time_entries", ())
+    ]
 
 
 def contract_from_document(document: Document) -> Contract:
@@ -111,25 +137,23 @@ def contract_from_document(document: Document) -> Contract:
         freelancer_id=document["freelancer_id"],
         terms=TERMS.validate_python(document["terms"]),
         activated_at=document["activated_at"],
-        time_entries=tuple(
-            TimeEntry(
-                entry["entry_id"],
-                date.fromisoformat(entry["work_date"]),
-                Decimal(entry["hours"]),
-                entry.get("memo"),
-                entry["logged_at"],
-            )
-            for entry in document.get("time_entries", ())
+        hours_by_week=(
+            MappingProxyType({w: Decimal(h) for w, h in document["hours_by_week"].items()})
+            if "hours_by_week" in document
+            else hours_by_week(_legacy_entries(document))
         ),
     )
 
 
 class OfferStore:
-    """Offers, contracts and Talent Cloud memberships. Each is written only by the handler
-    of its own partition: an offer by its offer_id's, a contract by its contract_id's, a
-    membership by its Talent Cloud's (services.runtime.service)."""
+    """Offers, contracts with their time entries, and Talent Cloud memberships. Each is
+    written only by the handler of its own partition: an offer by its offer_id's, a contract
+    and its entries by its contract_id's, a membership by its Talent Cloud's
+    (services.runtime.service)."""
 
-    def __init__(self, offers: Documents, contracts: Documents, members: Documents) -> None:
+    def __init__(
+        self, offers: Documents, contracts: Documents, members: Documents, time_entries: Documents
+    ) -> None:
         self.offers = Repository(
             offers,
             to_document=offer_to_document,
@@ -143,6 +167,7 @@ class OfferStore:
             id_of=lambda contract: contract.contract_id,
         )
         self.members = members
+        self.time_entries = time_entries
 
     @classmethod
     def in_memory(cls) -> OfferStore:
@@ -150,6 +175,7 @@ class OfferStore:
             MemoryDocuments("offers"),
             MemoryDocuments("contracts"),
             MemoryDocuments("talent_cloud_members"),
+            MemoryDocuments("time_entries"),
         )
 
     async def ensure_indexes(self) -> None:
@@ -162,3 +188,4 @@ class OfferStore:
         for party in ("client_id", "freelancer_id"):
             await self.contracts.documents.ensure_index(party, "activated_at", "_id")
         await self.members.ensure_index("talent_cloud_id", "joined_at", "_id")
+        await self.time_entries.ensure_index("contract_id", "logged_at", "_id")

@@ -79,6 +79,7 @@ class Settings:
     expiry_sweep_interval_seconds: int
     offer_reminder_leads_seconds: tuple[int, ...]
     max_contract_days: int
+    max_offer_versions: int
     # How long a command for an offer this service has not heard of yet waits for the
     # offer's events before it is refused (SPEC §4's bounded wait).
     unknown_offer_wait_seconds: float
@@ -135,6 +136,7 @@ class Settings:
                 "OFFER_REMINDER_LEADS_SECONDS", (72 * 3600, 24 * 3600)
             ),
             max_contract_days=env_int("MAX_CONTRACT_DAYS", 180, minimum=1, maximum=3660),
+            max_offer_versions=env_int("MAX_OFFER_VERSIONS", 50, minimum=1, maximum=200),
             unknown_offer_wait_seconds=float(env_int("UNKNOWN_OFFER_WAIT_MS", 5000)) / 1000,
             parked_sweep_interval_seconds=env_int("PARKED_SWEEP_INTERVAL_MS", 1000, minimum=10)
             / 1000,

@@ -45,6 +45,13 @@ class NotYetKnown(Exception):
         self.message = message
 
 
+# The newest command ids an aggregate remembers. A redelivery repeats only the records read
+# since the last committed offset, and a producer's retry comes within seconds: an aggregate
+# meets far fewer commands in between, so an older id is never met again, and the document
+# stays small however long the aggregate lives.
+MAX_HANDLED = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Stored(Generic[A]):
     """An aggregate as read: its value, the revision a write is conditioned on, the ids of
@@ -54,6 +61,10 @@ class Stored(Generic[A]):
     revision: int
     handled: frozenset[str]
     document: Document
+
+    @property
+    def handled_in_order(self) -> list[str]:
+        return list(self.document.get("handled", ()))
 
 
 class Repository(Generic[A]):
@@ -137,7 +148,9 @@ class UnitOfWork:
             **(extra or {}),
             "_id": repository.id_of(value),
             "revision": 1 if expected is None else expected.revision + 1,
-            "handled": [*(expected.handled if expected is not None else ()), *handled],
+            "handled": [*(expected.handled_in_order if expected is not None else ()), *handled][
+                -MAX_HANDLED:
+            ],
             "updated_at": now,
             **outbox_fields(entries, now),
         }

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pymongo.errors import ConnectionFailure
 
 from contracts import topics
 from contracts.internal import ExpireOffer
@@ -220,3 +221,32 @@ async def test_leftovers_of_an_earlier_write_go_out_before_the_next_events() -> 
     assert service.out("OfferExtended") == []
     await service.send(topics.OFFERS_COMMANDS, accept(p), key=p.offer_id)
     assert [e.type for e in service.broker.published][:2] == ["OfferExtended", "OfferAccepted"]
+
+
+async def test_time_entries_are_documents_of_their_own_counted_once_across_a_crash() -> None:
+    """The entry is written before the contract counts it: an outage between the two writes
+    leaves the entry uncounted, and the redelivery counts it, once."""
+    service, p = await offer_service(), Parties()
+    await service.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
+    await service.send(topics.OFFERS_COMMANDS, accept(p), key=p.offer_id)
+    await service.settle()
+    contracts = service.handlers.store.contracts.documents
+    real_replace, failures = contracts.replace, [ConnectionFailure("database away")]
+
+    async def replace_after_an_outage(document: dict[str, Any], *, revision: int) -> bool:
+        if failures:
+            raise failures.pop()
+        written: bool = await real_replace(document, revision=revision)
+        return written
+
+    contracts.replace = replace_after_an_outage
+    entry = log_time(p, "e-1", "3.00")
+    await service.send(topics.CONTRACTS_COMMANDS, entry)  # fails once, then is redelivered
+    await service.send(topics.CONTRACTS_COMMANDS, entry)  # and once more, much later
+    contract_id = contract_id_for(p.offer_id)
+    stored = await contracts.get(contract_id)
+    assert stored is not None and "time_entries" not in stored
+    assert stored["hours_by_week"] == {next(iter(stored["hours_by_week"])): "3.00"}
+    [written] = service.handlers.store.time_entries.documents.values()
+    assert written["entry_id"] == "e-1" and written["hours"] == "3.00"
+    assert [e["entry_id"] for e in service.out("TimeLogged")] == ["e-1"]

@@ -6,8 +6,8 @@ same cloud adds nobody twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -49,6 +49,10 @@ class TimeEntry:
 
 @dataclass(frozen=True, slots=True)
 class Contract:
+    """A contract's state: the week's totals are kept as they change, so a contract stays
+    one small document however much time is logged on it. The entries themselves are
+    documents of their own (offer_service.store), written once each."""
+
     contract_id: str
     offer_id: str
     offer_version: int
@@ -57,16 +61,7 @@ class Contract:
     freelancer_id: str
     terms: OfferTerms
     activated_at: datetime
-    time_entries: tuple[TimeEntry, ...] = ()
-
-    @property
-    def hours_by_week(self) -> Mapping[str, Decimal]:
-        """Hours logged per ISO week, from the entries (the one place they are kept)."""
-        totals: dict[str, Decimal] = {}
-        for entry in self.time_entries:
-            week = iso_week(entry.work_date)
-            totals[week] = totals.get(week, Decimal(0)) + entry.hours
-        return MappingProxyType(totals)
+    hours_by_week: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def status(self) -> str:
@@ -132,9 +127,18 @@ def membership_added(command: JoinTalentCloud, *, now: datetime) -> TalentCloudM
     )
 
 
+def hours_by_week(entries: Iterable[TimeEntry]) -> Mapping[str, Decimal]:
+    """Hours logged per ISO week."""
+    totals: dict[str, Decimal] = {}
+    for entry in entries:
+        week = iso_week(entry.work_date)
+        totals[week] = totals.get(week, Decimal(0)) + entry.hours
+    return MappingProxyType(totals)
+
+
 def log_time(
     contract: Contract, command: LogTime, *, now: datetime
-) -> tuple[Contract, TimeLogged] | Rejection:
+) -> tuple[Contract, TimeLogged, TimeEntry] | Rejection:
     if command.actor_id != contract.freelancer_id:
         return Rejection(
             RejectionCode.NOT_AUTHORIZED,
@@ -179,4 +183,5 @@ def log_time(
         hours=command.hours,
     )
     entry = TimeEntry(command.entry_id, command.work_date, command.hours, command.memo, now)
-    return replace(contract, time_entries=(*contract.time_entries, entry)), event
+    weeks = MappingProxyType({**contract.hours_by_week, week: total})
+    return replace(contract, hours_by_week=weeks), event, entry

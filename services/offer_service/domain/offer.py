@@ -37,6 +37,9 @@ class Policy:
 
     offer_ttl: timedelta = timedelta(days=30)
     max_contract_days: int = 180
+    # Every version lives in the offer's one document, which a database caps (16 MB); 50
+    # versions of the largest terms stay far below that, and far above any real negotiation.
+    max_versions: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,12 @@ def _change(offer: Offer, command: ChangeOffer, now: datetime, policy: Policy) -
         or _must_be_pending(offer, "be changed", now)
     ):
         return rejection
+    if offer.version >= policy.max_versions:
+        return Rejection(
+            RejectionCode.TOO_MANY_VERSIONS,
+            f"offer {offer.offer_id!r} has {offer.version} versions, the most an offer may "
+            "have; withdraw it and extend a new offer to go on",
+        )
     version = OfferVersion(
         offer.version + 1, command.terms, now, command.message, command.in_response_to
     )

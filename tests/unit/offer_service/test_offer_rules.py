@@ -135,6 +135,18 @@ def test_change_makes_a_new_version_with_a_new_window() -> None:
     assert event.type == "OfferChanged" and event.in_response_to == "msg-9"
 
 
+def test_an_offer_has_at_most_max_versions_versions() -> None:
+    offer = pending_offer()
+    for _ in range(POLICY.max_versions - 1):
+        change = make("ChangeOffer", "client-1", offer_id="offer-1", terms=hourly())
+        offer = decided(offer, change).offer
+    assert offer.version == POLICY.max_versions
+    one_more = make("ChangeOffer", "client-1", offer_id="offer-1", terms=hourly())
+    rejection = refused(offer, one_more)
+    assert rejection.code is RejectionCode.TOO_MANY_VERSIONS
+    assert "withdraw it and extend a new offer" in rejection.message
+
+
 def test_accept_must_name_the_current_version() -> None:
     offer = decided(
         pending_offer(), make("ChangeOffer", "client-1", offer_id="offer-1", terms=hourly())
