@@ -20,6 +20,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from contracts import topics
@@ -285,12 +286,20 @@ class Ledger:
                     "text": "x" * (1024 * 1024 + 512),
                 }
             )
+        elif kind == "deep-nesting":
+            value = b'{"type": "ExtendOffer", "terms": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        elif kind in HOSTILE_KINDS:
+            fate = "rejected"
+            topic = HOSTILE_TOPICS.get(kind, topic)
+            value, record_key = _hostile(kind, topic, key, new_command_id)
+            step = Step(topic, record_key, value)
         else:
             fate = "rejected"
             value, command_id = _invalid(kind, topic, key, new_command_id)
         if fate == "dead-letter":
             command_id = None
-        step = Step(topic, key, value)
+        if kind not in HOSTILE_KINDS:
+            step = Step(topic, key, value)
         digest = hashlib.sha256(step.encoded() or b"").hexdigest()
         malformed = Malformed(step, kind, fate, command_id, digest)
         self.malformed.append(malformed)
@@ -309,6 +318,26 @@ MALFORMED_KINDS = (
     "invalid-fields",
     "not-utf8",
 )
+# What a hostile producer sends (issue "No poison record"): each is refused once, on its field
+# or for its key, and stops no partition.
+HOSTILE_KINDS = (
+    "end-of-calendar",
+    "nul-in-key",
+    "wrong-key",
+    "no-key",
+    "control-characters",
+    "dotted-custom-field",
+    "beyond-64-bits",
+    "proposal-to-year-9999",
+)
+# The hostile kinds whose command belongs on one topic; the others go on each in turn.
+HOSTILE_TOPICS = {
+    "end-of-calendar": topics.OFFERS_COMMANDS,
+    "control-characters": topics.OFFERS_COMMANDS,
+    "dotted-custom-field": topics.OFFERS_COMMANDS,
+    "beyond-64-bits": topics.OFFERS_COMMANDS,
+    "proposal-to-year-9999": topics.NEGOTIATIONS_COMMANDS,
+}
 RARE_KINDS = ("tombstone",)  # "over-1-mib" stalls offer_service: tests/faults/test_oversized.py
 
 
@@ -341,6 +370,68 @@ def _invalid(kind: str, topic: str, key: str, command_id: str) -> tuple[bytes, s
         # Otherwise valid, so that the unknown field is the one problem.
         body.update(_valid_fields(topic))
     return _json({**body, **base}), base.get("command_id")
+
+
+def _hostile(kind: str, topic: str, key: str, command_id: str) -> tuple[bytes, str | None]:
+    """A hostile command for the topic, and the key it is published with."""
+    base: dict[str, Any] = {"command_id": command_id, "actor_id": "someone"}
+    terms: dict[str, Any] = {
+        "title": "t",
+        "description": "d",
+        "contract_type": "hourly",
+        "hourly_rate": "45.00",
+        "start_date": (date.today() + timedelta(days=1)).isoformat(),
+        "end_date": (date.today() + timedelta(days=30)).isoformat(),
+    }
+    extend = {
+        "type": "ExtendOffer",
+        "offer_id": key,
+        "job_id": "job-1",
+        "proposal_id": "prop-1",
+        "client_id": "client-x",
+        "freelancer_id": "free-x",
+    }
+    by_topic: dict[str, dict[str, Any]] = {
+        topics.OFFERS_COMMANDS: {"type": "AcceptOffer", "offer_id": key, "version": 1},
+        topics.NEGOTIATIONS_COMMANDS: {
+            "type": "PostMessage",
+            "offer_id": key,
+            "message_id": "m-1",
+            "text": "hello",
+        },
+        topics.CONTRACTS_COMMANDS: {
+            "type": "LogTime",
+            "contract_id": key,
+            "entry_id": "e-1",
+            "work_date": date.today().isoformat(),
+            "hours": "2",
+        },
+        topics.NOTIFICATIONS_COMMANDS: {
+            "type": "MarkNotificationsRead",
+            "recipient_id": key,
+            "notification_ids": ["n-1"],
+        },
+    }
+    body = by_topic[topic]
+    record_key_: str | None = key
+    if kind == "end-of-calendar":
+        body = {**extend, "terms": {**terms, "start_date": "9999-12-31", "end_date": "9999-12-31"}}
+    elif kind == "nul-in-key":
+        record_key_ = f"ghost\x00{key}"
+    elif kind == "wrong-key":
+        record_key_ = f"k{key[-1]}"
+    elif kind == "no-key":
+        record_key_ = None
+    elif kind == "control-characters":
+        body = {**extend, "terms": {**terms, "title": "tab\there", "description": "nul\x00"}}
+    elif kind == "dotted-custom-field":
+        body = {**extend, "terms": {**terms, "custom_fields": {"a.b": 1, "$where": "x"}}}
+    elif kind == "beyond-64-bits":
+        body = {**extend, "terms": {**terms, "custom_fields": {"n": 2**70}}}
+    elif kind == "proposal-to-year-9999":
+        changes = {"start_date": "9999-01-01", "end_date": "9999-12-31"}
+        body = {"type": "ProposeTerms", "offer_id": key, "message_id": "m-1", "changes": changes}
+    return _json({**body, **base}), record_key_
 
 
 def _valid_fields(topic: str) -> dict[str, Any]:

@@ -33,8 +33,12 @@ class Step:
     """One record to publish."""
 
     topic: str
-    key: str
+    key: str | None  # None: published without a key (a common producer mistake)
     value: dict[str, Any] | bytes | None
+
+    @property
+    def encoded_key(self) -> bytes | None:
+        return None if self.key is None else self.key.encode()
 
     def encoded(self) -> bytes | None:
         if self.value is None or isinstance(self.value, bytes):
@@ -85,7 +89,7 @@ class Sender:
     async def send_all(self, steps: Sequence[Step]) -> list[Position]:
         """Publishes in this order (per partition), batched; where each record landed."""
         futures = [
-            await self._producer.send(step.topic, step.encoded(), key=step.key.encode())
+            await self._producer.send(step.topic, step.encoded(), key=step.encoded_key)
             for step in steps
         ]
         written = await asyncio.gather(*futures)
@@ -106,7 +110,7 @@ class Sender:
                         self._reliable = fresh
                     producer = self._reliable
                 future = await asyncio.wait_for(
-                    producer.send(step.topic, step.encoded(), key=step.key.encode()), 15
+                    producer.send(step.topic, step.encoded(), key=step.encoded_key), 15
                 )
                 written = await asyncio.wait_for(future, 15)
                 self.sent += 1
