@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults faults-cluster docs browser
+.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults faults-cluster docs browser asyncapi-tools models
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing the project (first run only)…"
@@ -15,6 +15,23 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# AsyncAPI's parser, Modelina and tsc, pinned by tools/asyncapi/package-lock.json, for the
+# tests that hold docs/asyncapi to what consumers' tools accept (Node 20+ and npm needed).
+NODE_TOOLS := tools/asyncapi
+NODE_STAMP := $(NODE_TOOLS)/node_modules/.installed
+
+$(NODE_STAMP): $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
+	@command -v npm >/dev/null || { echo "[setup] npm not found: install Node.js 20 or newer with npm (the AsyncAPI tests run AsyncAPI's own parser)" >&2; exit 1; }
+	@echo "[setup] installing AsyncAPI's parser, Modelina and tsc into $(NODE_TOOLS)/node_modules (first run only)…"
+	@cd $(NODE_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+asyncapi-tools: $(NODE_STAMP)
+
+# What a consumer generates from offer_service.json: TypeScript models (Modelina) in build/models.
+models: asyncapi-tools
+	@node $(NODE_TOOLS)/models.cjs docs/asyncapi/offer_service.json build/models
 
 infra-up:
 	@$(PYTHON) infra/infra.py up
@@ -62,7 +79,7 @@ typecheck: install
 schemas: install
 	@$(BIN)/python -m contracts.schemas
 
-unit: install
+unit: install asyncapi-tools
 	@$(BIN)/pytest -q tests/unit
 
 # The tests (and the fault scripts) get a Kafka and a database of their own (infra/test.env),
@@ -75,7 +92,7 @@ browser:
 
 # Every tier: unit, integration (real Kafka + FerretDB) and end to end (services as processes,
 # and two parties in headless Chromium).
-test: install browser
+test: install asyncapi-tools browser
 	@$(TEST_ENV) $(PYTHON) infra/infra.py up
 	@$(BIN)/ruff check .
 	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py infra/cluster.py
@@ -87,4 +104,4 @@ test-infra-down:
 
 clean: infra-down test-infra-down
 	@$(PYTHON) infra/cluster.py down
-	rm -rf $(VENV) .infra
+	rm -rf $(VENV) .infra $(NODE_TOOLS)/node_modules

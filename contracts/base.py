@@ -293,11 +293,12 @@ Date = Annotated[
 
 def _require_tags(schema: dict[str, Any]) -> None:
     # `type`/`contract_type` have defaults so Python code need not repeat them, but they are
-    # union tags: producers must send them.
-    required = schema.setdefault("required", [])
+    # union tags: producers must send them. A tag is a constant; TermsChanges' optional
+    # `contract_type` (any of the values, or absent) is not one.
+    properties = schema.get("properties", {})
     for tag in ("contract_type", "type"):
-        if tag in schema.get("properties", {}) and tag not in required:
-            required.insert(0, tag)
+        if "const" in properties.get(tag, {}) and tag not in schema.get("required", []):
+            schema.setdefault("required", []).insert(0, tag)
 
 
 class Message(BaseModel):

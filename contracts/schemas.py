@@ -5,7 +5,8 @@ and lists the files that differ from the models (for CI). ``--release`` keeps ea
 schema, as of its ``schema_version``, under ``schemas/released/<Event>.v<N>.json``: the
 history that consumers reading events for years hold us to (contracts.compat). The schemas
 are in pydantic's *validation* mode: what a producer must send (money and times as strings,
-``type`` required).
+``type`` required), and name their dialect, JSON Schema 2020-12 (pydantic's), in ``$schema``.
+Events released before ``$schema`` was written are kept as released: the same dialect.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contracts.commands import COMMAND_TYPES
 from contracts.events import EVENT_TYPES
 
 __all__ = [
+    "DIALECT",
     "RELEASED_DIR",
     "SCHEMA_DIR",
     "check",
@@ -35,11 +37,13 @@ __all__ = [
 SCHEMA_DIR: Final = Path(__file__).parent / "schemas"
 RELEASED_DIR: Final = SCHEMA_DIR / "released"
 MESSAGES: Final[dict[str, type[Message]]] = {**COMMAND_TYPES, **EVENT_TYPES}
+# What pydantic writes, named so that a consumer's validator need not guess the dialect.
+DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 
 
 def render(model: type[Message]) -> str:
     """The stable text of one message's schema: sorted keys, 2-space indent, final newline."""
-    schema = model.model_json_schema(mode="validation")
+    schema = {"$schema": DIALECT, **model.model_json_schema(mode="validation")}
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

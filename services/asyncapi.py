@@ -107,6 +107,7 @@ def document(service: str) -> dict[str, Any]:
             f"{service} {'reads' if operation['action'] == 'receive' else 'writes'} "
             f"{spec['channels'][channel]['address']}"
         )
+    _title_discriminating_properties(schemas)
     spec["components"] = {"messages": messages, "schemas": dict(sorted(schemas.items()))}
     return spec
 
@@ -137,7 +138,7 @@ def _messages_of(service: str, topic: str, schemas: dict[str, Any]) -> dict[str,
     )
     if adapter is None:
         return {"DeadLetteredRecord": DEAD_LETTERED_RECORD}
-    schema = adapter.json_schema(ref_template=SCHEMAS, mode="validation")
+    schema = asyncapi_schema(adapter.json_schema(ref_template=SCHEMAS, mode="validation"))
     schemas.update(schema.pop("$defs", {}))
     if "oneOf" in schema:
         names = [ref["$ref"].rsplit("/", 1)[1] for ref in schema["oneOf"]]
@@ -147,6 +148,47 @@ def _messages_of(service: str, topic: str, schemas: dict[str, Any]) -> dict[str,
         names = [schema["title"]]
         schemas[schema["title"]] = schema
     return {name: _message(name, topic, schemas[name]) for name in names}
+
+
+def asyncapi_schema(node: Any) -> Any:
+    """Pydantic's JSON Schema as an AsyncAPI Schema Object: the same, but `discriminator`.
+
+    Pydantic writes OpenAPI's discriminator object, `{"propertyName": …, "mapping": …}`;
+    AsyncAPI's Schema Object wants the property's name, a string, and refuses the document
+    otherwise. The mapping adds nothing: each alternative fixes that property with a `const`,
+    which is what Modelina reads to tell the alternatives apart.
+    """
+    if isinstance(node, list):
+        return [asyncapi_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: asyncapi_schema(value) for key, value in node.items()}
+    if isinstance(node.get("discriminator"), dict):
+        converted["discriminator"] = node["discriminator"]["propertyName"]
+    return converted
+
+
+def _title_discriminating_properties(schemas: dict[str, Any]) -> None:
+    """Each alternative's discriminating property gets a title of its own, "HourlyTerms
+    Contract Type": code generators name the type of that `const` after its title, and with
+    pydantic's "Contract Type" on both alternatives Modelina writes both types to one
+    ContractType file, the second overwriting the first."""
+
+    def unions(node: Any) -> list[dict[str, Any]]:
+        if isinstance(node, list):
+            return [found for item in node for found in unions(item)]
+        if not isinstance(node, dict):
+            return []
+        own = [node] if isinstance(node.get("discriminator"), str) else []
+        return own + [found for value in node.values() for found in unions(value)]
+
+    for union in unions(schemas):
+        field = union["discriminator"]
+        for alternative in union["oneOf"]:
+            name = alternative["$ref"].rsplit("/", 1)[1]
+            schemas[name]["properties"][field]["title"] = (
+                f"{name} {field.replace('_', ' ').title()}"
+            )
 
 
 def _message(name: str, topic: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from contracts import COMMAND_TYPES, EVENT_TYPES
-from contracts.schemas import SCHEMA_DIR, check, main, render, write
+from contracts.schemas import DIALECT, RELEASED_DIR, SCHEMA_DIR, check, main, render, write
 from tests.unit.contracts.contracts_examples import COMMANDS, EVENTS
 
 
@@ -62,3 +63,30 @@ def test_event_schemas_cover_the_examples() -> None:
         assert set(example) <= set(schema["properties"]), name
     money = json.loads(render(EVENT_TYPES["TimeLogged"]))["properties"]["hours"]
     assert money["type"] == "string"
+
+
+@pytest.mark.parametrize("path", sorted(SCHEMA_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_each_schema_names_its_dialect_and_is_valid_in_it(path: Path) -> None:
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    assert schema["$schema"] == DIALECT
+    Draft202012Validator.check_schema(schema)
+
+
+def test_the_examples_are_valid_against_the_committed_schemas() -> None:
+    """What the models accept, the schemas accept: a consumer validating with them agrees."""
+    for name, example in {**COMMANDS, **EVENTS}.items():
+        schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8"))
+        errors = [e.message for e in Draft202012Validator(schema).iter_errors(example)]
+        assert errors == [], name
+    wrong = dict(EVENTS["OfferExtended"], version="1")
+    schema = json.loads((SCHEMA_DIR / "OfferExtended.json").read_text(encoding="utf-8"))
+    assert not Draft202012Validator(schema).is_valid(wrong)
+
+
+@pytest.mark.parametrize("path", sorted(RELEASED_DIR.glob("*.json")), ids=lambda p: p.stem)
+def test_released_schemas_are_kept_as_released_in_the_same_dialect(path: Path) -> None:
+    """The v1 files were released before `$schema` was written and are not rewritten: they
+    are read as 2020-12, like every schema released since, which names it."""
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    assert schema.get("$schema", DIALECT) == DIALECT
+    Draft202012Validator.check_schema(schema)
