@@ -35,7 +35,14 @@ def description(topic: str) -> str:
 
 
 def key_of(topic: str) -> str:
-    return "the id of the aggregate the command is for" if is_internal(topic) else KEYS[topic]
+    if is_internal(topic):
+        return "the id of the aggregate the command is for"
+    if topic in COMMANDS:
+        return (
+            f"the command's {KEYS[topic]}, required: a command keyed by another id, or by none, "
+            "is refused (CommandRejected, code wrong_key) and never applied"
+        )
+    return KEYS[topic]
 
 
 # Where producers publish commands.
@@ -69,8 +76,11 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     NEGOTIATIONS_EVENTS: "Messages and counter-proposals in an offer's thread.",
     NOTIFICATIONS_COMMANDS: "A recipient marking notifications read.",
     NOTIFICATIONS_EVENTS: "One NotificationCreated per (source event, recipient).",
-    COMMANDS_REJECTED: "One CommandRejected per refused command, keyed like the command.",
-    COMMANDS_DEAD_LETTER: "Records that could not be read as commands, bytes unchanged; headers "
+    COMMANDS_REJECTED: "One CommandRejected per refused command, keyed like the command. A "
+    "command keyed by another id than its aggregate's, or by none, is refused wrong_key and "
+    "never applied: send it again keyed by its aggregate's id.",
+    COMMANDS_DEAD_LETTER: "Records a service could not read or handle (unreadable, an event off "
+    "its aggregate's partition, or failing 3 times), bytes unchanged; headers "
     "name the source topic, partition, offset and the error.",
 }
 

@@ -183,7 +183,7 @@ class Recorder:
                     raw = message.value or b""
                     try:
                         value = json.loads(raw)
-                    except ValueError:
+                    except (ValueError, RecursionError):  # hostile bytes, kept as they are
                         value = None
                     self.records.append(
                         Record(
