@@ -72,6 +72,7 @@ class Malformed:
     command_id: str | None
     sha256: str
     position: Position | None = None
+    code: str | None = None  # the refusal's code, where the kind says which
 
     @property
     def record_id(self) -> str:
@@ -301,7 +302,10 @@ class Ledger:
         if kind not in HOSTILE_KINDS:
             step = Step(topic, key, value)
         digest = hashlib.sha256(step.encoded() or b"").hexdigest()
-        malformed = Malformed(step, kind, fate, command_id, digest)
+        code = None
+        if kind in HOSTILE_KINDS:
+            code = "wrong_key" if kind in KEY_KINDS else "invalid_command"
+        malformed = Malformed(step, kind, fate, command_id, digest, code=code)
         self.malformed.append(malformed)
         return malformed
 
@@ -330,6 +334,7 @@ HOSTILE_KINDS = (
     "beyond-64-bits",
     "proposal-to-year-9999",
 )
+KEY_KINDS = ("nul-in-key", "wrong-key", "no-key")
 # The hostile kinds whose command belongs on one topic; the others go on each in turn.
 HOSTILE_TOPICS = {
     "end-of-calendar": topics.OFFERS_COMMANDS,

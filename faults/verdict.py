@@ -472,9 +472,11 @@ def check_malformed(ledger: Ledger, wire: Wire) -> Check:
     check = Check("malformed: each dead-lettered or refused exactly once")
     check.total = len(ledger.malformed)
     refusals: dict[str, set[str]] = defaultdict(set)
+    codes: dict[str, set[str]] = defaultdict(set)
     for r in wire.rejections:
         v = r.value
         refusals[v.get("command_id") or v.get("causation_id")].add(v["event_id"])
+        codes[v.get("command_id") or v.get("causation_id")].add(v.get("code", ""))
     for m in ledger.malformed:
         if m.position is None:
             check.missing.append(f"{m.kind}: never sent")
@@ -494,6 +496,9 @@ def check_malformed(ledger: Ledger, wire: Wire) -> Check:
             check.wrong.append(f"{where}: refused {len(refused)}, dead-lettered {len(dead)}")
         elif not refused:
             check.missing.append(f"{where}: not refused")
+        elif m.code is not None and codes[m.command_id or m.record_id] != {m.code}:
+            found = codes[m.command_id or m.record_id]
+            check.wrong.append(f"{where}: refused {', '.join(sorted(found))}, not {m.code}")
     return check
 
 
