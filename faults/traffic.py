@@ -27,7 +27,7 @@ from contracts import topics
 from services.rules import derived_id
 from tests.kit import hourly_terms
 
-from .wire import Position, Step
+from .wire import Position, Sender, Step
 
 Outcome = Literal["ok", "rejected", "any"]
 
@@ -467,3 +467,23 @@ def scatter(valid: list[Step], extra: list[Step], rng: random.Random) -> list[St
     slots = set(rng.sample(range(total), len(extra)))
     extra_left, valid_left = iter(extra), iter(valid)
     return [next(extra_left) if n in slots else next(valid_left) for n in range(total)]
+
+
+async def send_among_stories(
+    sender: Sender,
+    stories: list[list[Step]],
+    bad: list[Malformed],
+    rng: random.Random,
+    *,
+    last: int,
+) -> list[Position]:
+    """Sends the bad records anywhere among the stories' steps (each story's order kept),
+    and the last `last` stories after them all, so that a consumer stuck behind a bad
+    record shows; sets each bad record's position. Returns every record's position."""
+    merged = scatter(interleave(stories[:-last], rng), [m.step for m in bad], rng)
+    merged += interleave(stories[-last:], rng)
+    written = await sender.send_all(merged)
+    where = {id(step): position for step, position in zip(merged, written, strict=True)}
+    for m in bad:
+        m.position = where[id(m.step)]
+    return written

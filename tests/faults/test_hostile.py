@@ -13,9 +13,9 @@ import time
 import pytest
 
 from faults.system import System
-from faults.traffic import HOSTILE_KINDS, MALFORMED_KINDS, Ledger, interleave, scatter
+from faults.traffic import HOSTILE_KINDS, MALFORMED_KINDS, Ledger, send_among_stories
 from faults.verdict import Databases, settle
-from faults.wire import Recorder, Sender, Step
+from faults.wire import Recorder, Sender
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +33,8 @@ async def test_hostile_records_each_get_one_outcome_and_stall_no_partition(
     stories = ledger.mixed(OFFERS, rng)
     bad = [ledger.malformed_record(n, rng, KINDS[n % len(KINDS)]) for n in range(HOSTILE)]
     rng.shuffle(bad)
-    merged: list[Step] = scatter(interleave(stories[:-LAST], rng), [m.step for m in bad], rng)
-    merged += interleave(stories[-LAST:], rng)
-
     began = time.monotonic()
-    written = await sender.send_all(merged)
-    where = {id(step): position for step, position in zip(merged, written, strict=True)}
-    for m in bad:
-        m.position = where[id(m.step)]
+    written = await send_among_stories(sender, stories, bad, rng, last=LAST)
     partitions = {(p.topic, p.partition) for p in written}
     verdict = await settle(ledger, recorder, databases, within=120)
     print(

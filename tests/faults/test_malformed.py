@@ -9,9 +9,9 @@ import time
 import pytest
 
 from faults.system import System
-from faults.traffic import RARE_KINDS, Ledger, interleave, scatter
+from faults.traffic import RARE_KINDS, Ledger, send_among_stories
 from faults.verdict import Databases, settle
-from faults.wire import Recorder, Sender, Step
+from faults.wire import Recorder, Sender
 
 pytestmark = pytest.mark.e2e
 
@@ -31,16 +31,8 @@ async def test_malformed_records_are_each_dead_lettered_or_refused_once(
     bad = [ledger.malformed_record(n, rng) for n in range(common)]
     bad += [ledger.malformed_record(n, rng, kind) for kind in RARE_KINDS for n in range(RARE_EACH)]
     rng.shuffle(bad)
-    # The malformed records anywhere among the valid ones (whose order per offer is kept);
-    # the last stories come after them all: the consumers are not stuck behind anything.
-    merged: list[Step] = scatter(interleave(stories[:-LAST], rng), [m.step for m in bad], rng)
-    merged += interleave(stories[-LAST:], rng)
-
     began = time.monotonic()
-    written = await sender.send_all(merged)
-    where = {id(step): position for step, position in zip(merged, written, strict=True)}
-    for m in bad:
-        m.position = where[id(m.step)]
+    await send_among_stories(sender, stories, bad, rng, last=LAST)
     verdict = await settle(ledger, recorder, databases, within=90)
     print(f"\n{verdict.report()}\n  ({time.monotonic() - began:.1f}s)")
     assert verdict.passed, verdict.report()

@@ -352,6 +352,19 @@ async def test_log_time_rules(api: httpx.AsyncClient, producer: Producer, probe:
     assert {s.value["hours"] for s in logged} == {"8.00", "2.00"}
     contract = (await api.get(f"/contracts/{contract_id}")).json()
     assert sum(float(h) for h in contract["hours_by_week"].values()) == 10.0
+    # Each entry is a document of its own, listed with the contract and paged on their own.
+    shown = {(e["entry_id"], e["hours"]) for e in contract["time_entries"]}
+    assert shown == {(ok["entry_id"], "8.00"), (fits["entry_id"], "2.00")}
+    assert contract["more_time_entries"] is False
+    first = (await api.get(f"/contracts/{contract_id}/time-entries", params={"limit": 1})).json()
+    rest = (
+        await api.get(
+            f"/contracts/{contract_id}/time-entries", params={"cursor": first["next_cursor"]}
+        )
+    ).json()
+    paged = [e["entry_id"] for e in first["items"] + rest["items"]]
+    assert paged == [ok["entry_id"], fits["entry_id"]] and rest["next_cursor"] is None
+    assert (await api.get("/contracts/no-such-contract/time-entries")).status_code == 404
 
 
 async def test_fixed_price_contracts_take_no_time(
