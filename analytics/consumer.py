@@ -44,12 +44,13 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.monotonic)
     said: float = 0.0
+    told: int = -1
 
     def tell(self, *, final: bool = False) -> None:
         now = time.monotonic()
-        if not final and now - self.said < 2:
+        if (not final and now - self.said < 2) or self.told == self.done:
             return
-        self.said = now
+        self.said, self.told = now, self.done
         rate = self.done / max(now - self.started, 1e-9)
         share = f" of {self.goal:,} ({100 * self.done / self.goal:.0f}%)" if self.goal else ""
         print(

@@ -103,10 +103,6 @@ def _amount(terms: Mapping[str, Any]) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True)
-
-
 # --- offers ----------------------------------------------------------------------------------
 
 
@@ -124,11 +120,11 @@ class OfferVersion:
     hourly_rate: Decimal | None
     weekly_limit_hours: int | None
     total_amount: Decimal | None
-    milestones: str | None
+    milestones: list[Any] | None
     talent_cloud_id: str | None
     po_number: str | None
-    custom_fields: str | None
-    terms: str
+    custom_fields: dict[str, Any] | None
+    terms: dict[str, Any]
     message: str | None
     in_response_to: str | None
     expires_at: datetime | None
@@ -177,11 +173,11 @@ def _version(event: Event) -> OfferVersion:
         hourly_rate=money("hourly_rate"),
         weekly_limit_hours=terms.get("weekly_limit_hours"),
         total_amount=money("total_amount"),
-        milestones=_json(terms.get("milestones")),
+        milestones=terms.get("milestones"),
         talent_cloud_id=terms.get("talent_cloud_id"),
         po_number=terms.get("po_number"),
-        custom_fields=_json(terms.get("custom_fields")),
-        terms=json.dumps(terms, sort_keys=True),
+        custom_fields=terms.get("custom_fields"),
+        terms=dict(terms),
         message=data.get("message"),
         in_response_to=data.get("in_response_to"),
         expires_at=None if expires_at is None else utc(expires_at),
@@ -264,7 +260,7 @@ class Contract:
     currency: str | None
     amount: Decimal | None
     talent_cloud_id: str | None
-    terms: str
+    terms: dict[str, Any]
     activated_at: datetime
     time_entries: int
     hours_logged: Decimal
@@ -292,7 +288,7 @@ def fold_contract(events: Iterable[Event]) -> Contract | None:
         currency=terms.get("currency", "USD"),
         amount=_amount(terms),
         talent_cloud_id=terms.get("talent_cloud_id"),
-        terms=json.dumps(terms, sort_keys=True),
+        terms=dict(terms),
         activated_at=utc(data["activated_at"]),
         time_entries=len(entries),
         hours_logged=sum(entries.values(), Decimal(0)),

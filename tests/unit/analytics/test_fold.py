@@ -70,8 +70,8 @@ def test_an_offer_folds_into_its_row_and_versions() -> None:
     )
     assert offer.status == "accepted" and offer.versions == len(versions) >= 2
     assert [v.version for v in versions] == list(range(1, offer.versions + 1))
-    assert json.loads(versions[0].terms) == extended["terms"]
-    assert json.loads(versions[-1].terms) == accepted["terms"]
+    assert versions[0].terms == extended["terms"]
+    assert versions[-1].terms == accepted["terms"]
     field = "hourly_rate" if offer.contract_type == "hourly" else "total_amount"
     assert offer.first_amount == Decimal(extended["terms"][field])
     assert offer.last_amount == Decimal(accepted["terms"][field])
