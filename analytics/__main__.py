@@ -20,7 +20,6 @@ from pathlib import Path
 
 import duckdb
 
-from . import report
 from .consumer import Settings, run
 from .warehouse import connect
 
@@ -46,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_env()
     Path(settings.database).parent.mkdir(parents=True, exist_ok=True)
     if args.command == "report":
+        from . import report  # plotly takes a while to import: not for the consumer
+
         try:
             connection = connect(settings.database, read_only=True)
         except duckdb.IOException as error:

@@ -166,10 +166,12 @@ async def _consume(
         consumer.seek(tp, position[tp])
     ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
     goal = sum(max(ends[tp] - position[tp], 0) for tp in partitions)
-    if until_caught_up:
-        print(
-            f"[analytics] catching up on {goal:,} records into {settings.database}", file=sys.stderr
-        )
+    print(
+        f"[analytics] {goal:,} records to read into {settings.database}, then "
+        + ("stopping" if until_caught_up else "following"),
+        file=sys.stderr,
+        flush=True,
+    )
     progress, versions = Progress(goal), UnreadableVersions()
     while not (until_caught_up and all(position[tp] >= ends[tp] for tp in partitions)):
         fetched = await consumer.getmany(timeout_ms=500, max_records=settings.batch)
