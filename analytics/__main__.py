@@ -5,7 +5,7 @@
     python -m analytics report [--html PATH]
 
 KAFKA_BOOTSTRAP_SERVERS (127.0.0.1:9092), ANALYTICS_DB (.infra/analytics.duckdb),
-ANALYTICS_GROUP_ID (analytics), ANALYTICS_BATCH (5000 records per transaction).
+ANALYTICS_GROUP_ID (analytics), ANALYTICS_BATCH (10000 records per transaction).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def settings_from_env() -> Settings:
         bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         database=os.environ.get("ANALYTICS_DB", ".infra/analytics.duckdb"),
         group_id=os.environ.get("ANALYTICS_GROUP_ID", "analytics"),
-        batch=int(os.environ.get("ANALYTICS_BATCH", "5000")),
+        batch=int(os.environ.get("ANALYTICS_BATCH", "10000")),
     )
 
 

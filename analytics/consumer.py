@@ -32,7 +32,7 @@ class Settings:
     bootstrap_servers: str
     database: str
     group_id: str = "analytics"
-    batch: int = 5_000
+    batch: int = 10_000
     topics: Sequence[str] = TOPICS
 
 

@@ -127,8 +127,10 @@ def figures(connection: duckdb.DuckDBPyConnection) -> list[tuple[str, go.Figure]
     rate_change = go.Figure()
     for kind in ("hourly", "fixed"):
         hours, changes = _accepted(connection, kind)
-        to_accept.add_histogram(x=hours, name=kind, opacity=0.7, nbinsx=40)
-        rate_change.add_histogram(x=changes, name=kind, opacity=0.7, nbinsx=40)
+        colour = {"hourly": "#1565c0", "fixed": "#ef6c00"}[kind]
+        style = {"name": kind, "opacity": 0.6, "nbinsx": 40, "marker_color": colour}
+        to_accept.add_histogram(x=hours, **style)
+        rate_change.add_histogram(x=changes, **style)
     to_accept.update_layout(barmode="overlay", xaxis_title="hours from extended to accepted")
     rate_change.update_layout(
         barmode="overlay", xaxis_title="accepted price against the first offer"
@@ -140,7 +142,7 @@ def figures(connection: duckdb.DuckDBPyConnection) -> list[tuple[str, go.Figure]
         ("Offers by week extended, and how they ended", over_time),
         ("The funnel, all weeks", stages),
         ("Time to accept", to_accept),
-        ("Rate changes, first offer to accepted", rate_change),
+        ("Rate changes, first offer to accepted (of the offers whose price moved)", rate_change),
     ]
 
 
@@ -150,7 +152,8 @@ def _accepted(connection: duckdb.DuckDBPyConnection, kind: str) -> tuple[list[fl
         "WHERE status = 'accepted' AND contract_type = ?",
         [kind],
     ).fetchall()
-    return [r[0] for r in rows], [r[1] for r in rows if r[1] is not None]
+    # Most offers are accepted at their first price: the chart is of those that moved.
+    return [r[0] for r in rows], [r[1] for r in rows if r[1]]
 
 
 def html_page(connection: duckdb.DuckDBPyConnection) -> str:

@@ -212,6 +212,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--offers", type=int, default=100_000)
     parser.add_argument("--database", help="the warehouse (default: a new temporary file)")
+    parser.add_argument(
+        "--screenshot", type=Path, help="also write the HTML report and a PNG of it here"
+    )
     args = parser.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     folder = tempfile.mkdtemp(prefix="analytics-bench-")
@@ -232,6 +235,36 @@ def main() -> None:
         f"[bench] caught up on {args.offers:,} offers ({sent:,} events) in {took:.1f}s: "
         f"{sent / took:,.0f} events/s, warehouse {database}"
     )
+    if args.screenshot:
+        page = args.screenshot.with_suffix(".html")
+        subprocess.run(
+            [sys.executable, "-m", "analytics", "report", "--html", str(page)],
+            env=env,
+            check=True,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
+        screenshot(page, args.screenshot)
+        print(f"[bench] report {page}, its picture {args.screenshot}")
+
+
+def screenshot(page: Path, png: Path) -> None:
+    """The whole page as Debian's chromium shows it (`make browser` installs it), offline."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+        tab = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+        tab.route(
+            "**/*",
+            lambda route: (
+                route.abort() if not route.request.url.startswith("file:") else route.continue_()
+            ),
+        )
+        tab.goto(page.resolve().as_uri())
+        tab.wait_for_timeout(1_500)  # plotly draws after load
+        tab.screenshot(path=str(png), full_page=True)
+        browser.close()
 
 
 if __name__ == "__main__":
