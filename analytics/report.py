@@ -118,7 +118,7 @@ def figures(connection: duckdb.DuckDBPyConnection) -> list[tuple[str, go.Figure]
         go.Funnel(
             y=["extended", "negotiated", "changed", "accepted"],
             x=list(totals or (0, 0, 0, 0)),
-            textinfo="value+percent initial",
+            texttemplate="%{value:,}<br>%{percentInitial:.0%}",
             marker={"color": ["#1565c0", "#5e35b1", "#8e24aa", "#2e7d32"]},
         )
     )

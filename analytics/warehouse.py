@@ -202,6 +202,8 @@ def create(connection: duckdb.DuckDBPyConnection) -> None:
         "COMMENT ON VIEW offer_funnel IS "
         + _sql_text("The offer funnel by week extended and contract type.")
     )
+    for name, _, what in FUNNEL_COLUMNS:
+        connection.execute(f"COMMENT ON COLUMN offer_funnel.{name} IS {_sql_text(what)}")
     connection.execute("COMMIT")
 
 

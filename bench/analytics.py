@@ -236,7 +236,7 @@ def main() -> None:
         f"{sent / took:,.0f} events/s, warehouse {database}"
     )
     if args.screenshot:
-        page = args.screenshot.with_suffix(".html")
+        page = Path(database).with_suffix(".html")
         subprocess.run(
             [sys.executable, "-m", "analytics", "report", "--html", str(page)],
             env=env,
