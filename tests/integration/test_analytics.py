@@ -1,6 +1,6 @@
 """The analytics consumer (analytics/) against the real Kafka, after traffic through the real
 offer_service and messaging_service: its tables agree with their read APIs, and reading the
-same events again changes nothing."""
+same events again changes nothing. Also: the events carry CloudEvents' headers."""
 
 from __future__ import annotations
 
@@ -194,3 +194,25 @@ async def agrees(
     served_contract = (await apis["offers"].get(f"/contracts/{contract[0]}")).json()
     assert contract[1] == served_contract["offer_version"] == served["version"]
     assert json.loads(contract[2]) == served_contract["terms"]
+
+
+async def test_an_offer_event_carries_the_cloudevents_headers(
+    apis: dict[str, httpx.AsyncClient], producer: Producer, probe: Probe
+) -> None:
+    parties = Parties()
+    await producer.send(topics.OFFERS_COMMANDS, parties.extend(), parties.offer_id)
+    [seen] = await probe.wait_for(of_type("OfferExtended", offer_id=parties.offer_id))
+
+    event = seen.value
+    assert {name: value for name, value in seen.headers.items() if name.startswith("ce_")} == {
+        "ce_specversion": "1.0",
+        "ce_id": event["event_id"],
+        "ce_type": "OfferExtended",
+        "ce_source": "/offers-platform/offers.events",
+        "ce_time": event["occurred_at"],
+        "ce_subject": parties.offer_id,
+    }
+    assert seen.headers["content-type"] == "application/json"
+    # The value is the event alone: the headers added nothing to it.
+    assert json.loads(seen.raw) == event and not any(k.startswith("ce_") for k in event)
+    assert (await apis["offers"].get(f"/offers/{parties.offer_id}")).status_code == 200
