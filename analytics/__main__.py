@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from .consumer import Settings, run
-from .warehouse import connect
+from .warehouse import CannotFold, connect
 
 
 def settings_from_env() -> Settings:
@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                 report.write_html(connection, args.html)
                 print(f"[analytics] wrote {args.html}", file=sys.stderr)
         return 0
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(run(settings, until_caught_up=args.until_caught_up))
+    except CannotFold as error:
+        print(f"[analytics] stopped, nothing of the batch written: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

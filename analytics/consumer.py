@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -142,10 +143,18 @@ async def run(settings: Settings, *, until_caught_up: bool) -> int:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
+    # Ctrl-C or SIGTERM ends the loop between batches, never inside DuckDB's write (which
+    # would be safe, but a clean stop keeps the batch in hand).
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stopping.set)
     await consumer.start()
     try:
-        return await _consume(consumer, connection, settings, until_caught_up)
+        return await _consume(consumer, connection, settings, until_caught_up, stopping)
     finally:
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signal_number)
         await consumer.stop()
         connection.close()
 
@@ -155,6 +164,7 @@ async def _consume(
     connection: duckdb.DuckDBPyConnection,
     settings: Settings,
     until_caught_up: bool,
+    stopping: asyncio.Event,
 ) -> int:
     partitions = await _partitions(settings.bootstrap_servers, settings.topics)
     consumer.assign(partitions)
@@ -173,7 +183,9 @@ async def _consume(
         flush=True,
     )
     progress, versions = Progress(goal), UnreadableVersions()
-    while not (until_caught_up and all(position[tp] >= ends[tp] for tp in partitions)):
+    while not stopping.is_set() and not (
+        until_caught_up and all(position[tp] >= ends[tp] for tp in partitions)
+    ):
         fetched = await consumer.getmany(timeout_ms=500, max_records=settings.batch)
         batch: list[Landed] = []
         for tp, records in fetched.items():

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -362,12 +363,29 @@ def _replace(
     _insert(connection, table, rows)
 
 
+class CannotFold(RuntimeError):
+    """An aggregate's events that the folds cannot read: the batch is not written, and the
+    consumer stops rather than count it wrong."""
+
+
+@contextmanager
+def _folding(kind: str, aggregate_id: str) -> Iterator[None]:
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+        raise CannotFold(
+            f"cannot fold {kind} {aggregate_id} from its events ({type(error).__name__}: "
+            f"{error}); they are in the table `events` under aggregate_id = '{aggregate_id}'"
+        ) from error
+
+
 def _refold_offers(connection: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> None:
     if not ids:
         return
     offers, versions = [], []
-    for events in _events_of(connection, OFFER_TOPICS, ids).values():
-        offer, its_versions = fold_offer(events)
+    for offer_id, events in _events_of(connection, OFFER_TOPICS, ids).items():
+        with _folding("offer", offer_id):
+            offer, its_versions = fold_offer(events)
         if offer is not None:
             offers.append(offer)
         versions.extend(its_versions)
@@ -378,16 +396,22 @@ def _refold_offers(connection: duckdb.DuckDBPyConnection, ids: Sequence[str]) ->
 def _refold_contracts(connection: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> None:
     if not ids:
         return
-    found = _events_of(connection, (topics.CONTRACTS_EVENTS,), ids).values()
-    contracts = [c for events in found if (c := fold_contract(events)) is not None]
+    contracts = []
+    for contract_id, events in _events_of(connection, (topics.CONTRACTS_EVENTS,), ids).items():
+        with _folding("contract", contract_id):
+            contract = fold_contract(events)
+        if contract is not None:
+            contracts.append(contract)
     _replace(connection, "contracts", "contract_id", ids, _rows(contracts))
 
 
 def _refold_members(connection: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> None:
     if not ids:
         return
-    found = _events_of(connection, (topics.TALENT_CLOUDS_EVENTS,), ids).values()
-    members = [m for events in found for m in fold_members(events)]
+    members = []
+    for cloud_id, events in _events_of(connection, (topics.TALENT_CLOUDS_EVENTS,), ids).items():
+        with _folding("Talent Cloud", cloud_id):
+            members += fold_members(events)
     _replace(connection, "talent_cloud_members", "talent_cloud_id", ids, _rows(members))
 
 

@@ -7,10 +7,11 @@ import json
 import re
 
 import duckdb
+import pytest
 
 from analytics.consumer import land
 from analytics.report import funnel, html_page, table
-from analytics.warehouse import connect, write_batch
+from analytics.warehouse import CannotFold, connect, write_batch
 from bench.analytics import events
 
 
@@ -44,3 +45,19 @@ def test_the_page_carries_its_own_javascript() -> None:
     assert page.count("<section>") == 5
     assert not re.search(r"<script[^>]+src=", page), "a script the page would have to fetch"
     assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js itself, inline
+
+
+def test_events_that_cannot_be_folded_stop_the_batch_whole() -> None:
+    connection = filled(5)
+    before = connection.execute("SELECT * FROM kafka_offsets").fetchall()
+    offers = connection.execute("SELECT count(*) FROM offers").fetchone()
+    topic, _, extended = next(events("broken", 1))
+    del extended["client_id"]  # required in schema_version 1
+    broken = land(topic, 0, 999, json.dumps(extended).encode())
+    with pytest.raises(CannotFold, match=extended["offer_id"]):
+        write_batch(connection, [broken], {("t", 0): 1_000})
+    assert connection.execute("SELECT * FROM kafka_offsets").fetchall() == before
+    assert connection.execute("SELECT count(*) FROM offers").fetchone() == offers
+    assert connection.execute(
+        "SELECT count(*) FROM events WHERE aggregate_id = ?", [extended["offer_id"]]
+    ).fetchone() == (0,)
