@@ -282,15 +282,24 @@ def _event_row(landed: Landed) -> dict[str, Any]:
 
 
 def _events_of(
-    connection: duckdb.DuckDBPyConnection, topics_: Sequence[str], ids: Sequence[str]
+    connection: duckdb.DuckDBPyConnection,
+    topics_: Sequence[str],
+    ids: Sequence[str],
+    freelancers: Sequence[str] | None = None,
 ) -> dict[str, list[Event]]:
-    rows = connection.execute(
+    """The landed events of these aggregates (of these freelancers only, when given)."""
+    query = (
         "SELECT event_id, type, schema_version, aggregate_id, occurred_at, payload FROM events "
-        "WHERE topic IN (SELECT unnest(?)) AND aggregate_id IN (SELECT unnest(?))",
-        [list(topics_), list(ids)],
-    ).fetchall()
+        "WHERE topic IN (SELECT unnest(?)) AND aggregate_id IN (SELECT unnest(?))"
+    )
+    parameters: list[Any] = [list(topics_), list(ids)]
+    if freelancers is not None:
+        query += " AND payload->>'freelancer_id' IN (SELECT unnest(?))"
+        parameters.append(list(freelancers))
     found: dict[str, list[Event]] = {}
-    for event_id, type_, version, aggregate, occurred_at, payload in rows:
+    for event_id, type_, version, aggregate, occurred_at, payload in connection.execute(
+        query, parameters
+    ).fetchall():
         event = Event(event_id, type_, version, aggregate, occurred_at, json.loads(payload))
         found.setdefault(aggregate, []).append(event)
     return found
@@ -310,6 +319,9 @@ def write_batch(
         assert landed.event is not None
         kind = "offer" if landed.topic in OFFER_TOPICS else landed.topic
         touched.setdefault(kind, set()).add(landed.event.aggregate_id)
+        if landed.topic == topics.TALENT_CLOUDS_EVENTS:
+            # A Talent Cloud may have thousands of members: refold only those touched.
+            touched.setdefault("member", set()).add(str(landed.event.data.get("freelancer_id")))
     connection.execute("BEGIN")
     try:
         _insert(
@@ -336,7 +348,11 @@ def write_batch(
         )
         _refold_offers(connection, sorted(touched.get("offer", ())))
         _refold_contracts(connection, sorted(touched.get(topics.CONTRACTS_EVENTS, ())))
-        _refold_members(connection, sorted(touched.get(topics.TALENT_CLOUDS_EVENTS, ())))
+        _refold_members(
+            connection,
+            sorted(touched.get(topics.TALENT_CLOUDS_EVENTS, ())),
+            sorted(touched.get("member", ())),
+        )
         _insert(
             connection,
             "kafka_offsets",
@@ -405,14 +421,24 @@ def _refold_contracts(connection: duckdb.DuckDBPyConnection, ids: Sequence[str])
     _replace(connection, "contracts", "contract_id", ids, _rows(contracts))
 
 
-def _refold_members(connection: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> None:
+def _refold_members(
+    connection: duckdb.DuckDBPyConnection, ids: Sequence[str], freelancers: Sequence[str]
+) -> None:
+    """The members of these clouds who are these freelancers: every pair of the two lists
+    is deleted and folded again (a pair without events simply has no row)."""
     if not ids:
         return
     members = []
-    for cloud_id, events in _events_of(connection, (topics.TALENT_CLOUDS_EVENTS,), ids).items():
+    found = _events_of(connection, (topics.TALENT_CLOUDS_EVENTS,), ids, freelancers)
+    for cloud_id, events in found.items():
         with _folding("Talent Cloud", cloud_id):
             members += fold_members(events)
-    _replace(connection, "talent_cloud_members", "talent_cloud_id", ids, _rows(members))
+    connection.execute(
+        "DELETE FROM talent_cloud_members WHERE talent_cloud_id IN (SELECT unnest(?)) "
+        "AND freelancer_id IN (SELECT unnest(?))",
+        [list(ids), list(freelancers)],
+    )
+    _insert(connection, "talent_cloud_members", _rows(members))
 
 
 def markdown() -> str:

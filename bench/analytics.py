@@ -164,6 +164,13 @@ def offer_events(tag: str, index: int, rng: random.Random, now: datetime) -> Ite
                 activated_at=_time(at),
             ),
         )
+        if "talent_cloud_id" in terms:
+            member = {"freelancer_id": freelancer, "contract_id": contract_id}
+            yield (
+                topics.TALENT_CLOUDS_EVENTS,
+                terms["talent_cloud_id"],
+                event("TalentCloudMemberAdded", talent_cloud_id=terms["talent_cloud_id"], **member),
+            )
     elif ending == "expired":
         yield offer("OfferExpired", version, reason=None)
     elif ending == "declined":

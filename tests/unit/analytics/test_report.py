@@ -61,3 +61,16 @@ def test_events_that_cannot_be_folded_stop_the_batch_whole() -> None:
     assert connection.execute(
         "SELECT count(*) FROM events WHERE aggregate_id = ?", [extended["offer_id"]]
     ).fetchone() == (0,)
+
+
+def test_members_are_refolded_pair_by_pair_across_batches() -> None:
+    connection = filled(300)
+    added = {
+        (e["talent_cloud_id"], e["freelancer_id"], e["contract_id"])
+        for _, _, e in events("report", 300)
+        if e["type"] == "TalentCloudMemberAdded"
+    }
+    stored = connection.execute(
+        "SELECT talent_cloud_id, freelancer_id, contract_id FROM talent_cloud_members"
+    ).fetchall()
+    assert len(added) > 5 and sorted(stored) == sorted(added)
