@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults faults-cluster docs browser asyncapi-tools models
+.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults faults-cluster docs browser asyncapi-tools models analytics
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing the project (first run only)…"
@@ -55,6 +55,12 @@ demo: install
 bench: install infra-up
 	@$(BIN)/python -m bench
 
+# The reference analytics consumer (analytics/): catches up on the event topics of `make run`'s
+# Kafka into .infra/analytics.duckdb, prints the funnel and writes .infra/analytics-report.html.
+analytics: install infra-up
+	@$(BIN)/python -m analytics --until-caught-up
+	@$(BIN)/python -m analytics report --html .infra/analytics-report.html
+
 # The fault scripts that restart Kafka or the database; each prints a verdict.
 faults: install
 	@$(TEST_ENV) $(PYTHON) infra/infra.py up
@@ -74,7 +80,7 @@ lint: install
 	@$(BIN)/ruff format --check .
 
 typecheck: install
-	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py infra/cluster.py
+	@$(BIN)/mypy contracts services offers_cli analytics faults bench tests infra/infra.py infra/cluster.py
 
 schemas: install
 	@$(BIN)/python -m contracts.schemas
@@ -95,7 +101,7 @@ browser:
 test: install asyncapi-tools browser
 	@$(TEST_ENV) $(PYTHON) infra/infra.py up
 	@$(BIN)/ruff check .
-	@$(BIN)/mypy contracts services offers_cli faults bench tests infra/infra.py infra/cluster.py
+	@$(BIN)/mypy contracts services offers_cli analytics faults bench tests infra/infra.py infra/cluster.py
 	@$(TEST_ENV) $(BIN)/pytest -q
 
 test-infra-down:

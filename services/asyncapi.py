@@ -22,7 +22,13 @@ from faststream.specification import AsyncAPI
 from pydantic import TypeAdapter
 from starlette.applications import Starlette
 
-from contracts import COMMAND_ADAPTERS, COMMAND_REJECTED_ADAPTER, EVENT_ADAPTERS, topics
+from contracts import (
+    COMMAND_ADAPTERS,
+    COMMAND_REJECTED_ADAPTER,
+    EVENT_ADAPTERS,
+    EVENT_TOPICS,
+    topics,
+)
 from contracts.internal import INTERNAL_ADAPTERS
 
 from .messaging_service.app import create_app as messaging_app
@@ -191,13 +197,38 @@ def _title_discriminating_properties(schemas: dict[str, Any]) -> None:
             )
 
 
+def _event_headers(name: str) -> dict[str, Any]:
+    """The Kafka headers on every event (services.runtime.outbox): CloudEvents 1.0 binary
+    mode, beside the service's own."""
+
+    def header(description: str, **schema: Any) -> dict[str, Any]:
+        return {"type": "string", "description": description, **schema}
+
+    properties = {
+        "ce_specversion": header("CloudEvents spec version", const="1.0"),
+        "ce_id": header("CloudEvents id: the event_id of the payload"),
+        "ce_type": header("CloudEvents type: the payload's type", const=name),
+        "ce_source": header(
+            "CloudEvents source: /offers-platform/ and the topic", pattern="^/offers-platform/"
+        ),
+        "ce_time": header("CloudEvents time: the payload's occurred_at (RFC 3339, UTC)"),
+        "ce_subject": header("CloudEvents subject: the aggregate id, as the record key"),
+        "content-type": header("CloudEvents datacontenttype", const="application/json"),
+        "type": header("the payload's type (before CloudEvents; kept)", const=name),
+        "event_id": header("the payload's event_id (before CloudEvents; kept)"),
+    }
+    return {"type": "object", "properties": properties, "required": sorted(properties)}
+
+
 def _message(name: str, topic: str, schema: dict[str, Any]) -> dict[str, Any]:
+    headers = {"headers": _event_headers(name)} if topic in EVENT_TOPICS.values() else {}
     return {
         "name": name,
         "title": name,
         "summary": " ".join(schema.get("description", name).split("\n\n")[0].split()),
         "contentType": "application/json",
         "payload": {"$ref": SCHEMAS.format(model=name)},
+        **headers,
         "bindings": {
             "kafka": {
                 "key": {"type": "string", "description": topics.key_of(topic)},

@@ -12,6 +12,7 @@ harmless to consumers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,10 @@ PENDING = "outbox_pending"
 # The Kafka header that carries an event's position in its pushed stream (services.runtime.
 # streams): the thread's message number, the recipient's notification number.
 STREAM_ID_HEADER = "stream-id"
+# CloudEvents 1.0 in Kafka's binary mode: the event's attributes as `ce_` headers beside the
+# unchanged JSON value, so that generic tooling can route and trace it without parsing it.
+CLOUDEVENTS_SOURCE = "/offers-platform/{topic}"
+_EVENT_TOPICS = frozenset(EVENT_TOPICS.values())
 
 
 class MessageLike(Protocol):
@@ -92,7 +97,22 @@ class OutboxEntry:
         }
         if self.stream_id is not None:
             headers[STREAM_ID_HEADER] = self.stream_id
+        if self.topic in _EVENT_TOPICS:
+            headers.update(self.cloudevents_headers())
         return headers
+
+    def cloudevents_headers(self) -> dict[str, str]:
+        # Read from the payload, not stored apart: an outbox written before these headers
+        # existed still publishes them.
+        occurred_at = json.loads(self.payload)["occurred_at"]
+        return {
+            "ce_specversion": "1.0",
+            "ce_id": self.message_id,
+            "ce_type": self.type,
+            "ce_source": CLOUDEVENTS_SOURCE.format(topic=self.topic),
+            "ce_time": occurred_at,
+            "ce_subject": self.key,
+        }
 
 
 def outbox_fields(entries: Sequence[OutboxEntry], now: datetime) -> dict[str, Any]:
