@@ -93,3 +93,11 @@ def test_settings_come_from_the_environment_and_say_what_is_wrong() -> None:
     assert settings.messaging_service_url == "http://m:8002"
     with pytest.raises(ConfigError, match="GATEWAY_PORT='eighty' is not a whole number"):
         GatewaySettings.from_env({"GATEWAY_PORT": "eighty"})
+
+
+def test_a_start_at_the_end_of_the_calendar_is_a_400_on_its_fields_not_a_500() -> None:
+    parties = Parties(client_id="client-ann")
+    end_of_time = hourly_terms(start_date="9999-12-31", end_date="9999-12-31")
+    refusal = read(parties.extend(end_of_time))
+    assert isinstance(refusal, Refusal) and refusal.status == 400
+    assert [e.field for e in refusal.errors] == ["terms.start_date", "terms.end_date"]
