@@ -17,7 +17,10 @@ PAGE: Final = 200  # the services' maximum page size
 
 
 class ReadApi:
-    def __init__(self, config: Config, *, timeout: float = 5) -> None:
+    def __init__(self, config: Config, *, timeout: float = 5, actor: str | None = None) -> None:
+        """``actor``: on whose behalf the reads are made (X-Actor-Id), OFFERS_ACTOR by
+        default; the services show each resource to its parties only."""
+        self._actor = actor or config.actor
         self._offer = config.offer_service
         self._messaging = config.messaging_service
         self._notification = config.notification_service
@@ -94,13 +97,17 @@ class ReadApi:
 
     def _get(self, base: str, path: str, params: dict[str, str] | None = None) -> Any:
         url = base + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        headers = {"X-Actor-Id": self._actor} if self._actor else {}
+        request = urllib.request.Request(url, headers=headers)
         try:
-            with urllib.request.urlopen(url, timeout=self._timeout) as response:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return json.load(response)
         except urllib.error.HTTPError as error:
             message = _error_message(error)
             if error.code == 404:
                 raise NotFound(message) from None
+            if error.code == 401:
+                raise CliError(f"{message} (pass --as <actor_id> or set OFFERS_ACTOR)") from None
             raise CliError(
                 f"{self._names.get(base, base)} at {base} answered {error.code}: {message}"
             ) from None

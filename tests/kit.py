@@ -65,6 +65,11 @@ def fixed_terms(**changes: Any) -> dict[str, Any]:
     return terms
 
 
+def as_(actor: str) -> dict[str, str]:
+    """The headers of a read made on behalf of ``actor`` (every read names its reader)."""
+    return {"X-Actor-Id": actor}
+
+
 def command(type_: str, actor_id: str, **fields: Any) -> dict[str, Any]:
     return {"type": type_, "command_id": str(uuid.uuid4()), "actor_id": actor_id, **fields}
 

@@ -56,6 +56,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
         )
         if isinstance(command, Refusal):
             return refused(command)
+        outcomes.note_actor(command.command_id, actor)
         try:
             await bus.publish(command)
         except KafkaUnavailable as error:
@@ -85,9 +86,9 @@ def create_app(settings: GatewaySettings) -> Starlette:
         except ValueError:
             return error_response(400, "bad_request", "wait must be a number of seconds")
         outcome = await outcomes.wait(command_id, max(wait, 0.0))
-        rejection = (outcome or {}).get("rejection") or {}
-        if outcome is None or rejection.get("actor_id") not in (None, actor):
-            # Another party's refusal is theirs to read: it looks like no answer yet.
+        if outcome is None or outcomes.actor_of(command_id) != actor:
+            # Another party's outcome (event or refusal) is theirs to read: to anyone else
+            # it looks like an unknown command's, no answer yet.
             return JSONResponse({"command_id": command_id, "status": "pending"})
         return JSONResponse({"command_id": command_id, **outcome})
 

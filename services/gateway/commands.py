@@ -58,7 +58,7 @@ def authenticated_actor(header: str | None) -> str | Refusal:
             401,
             "unauthenticated",
             f"no {ACTOR_HEADER} header: the authenticating proxy in front of the gateway "
-            "sets it to the party on whose behalf the command is sent",
+            "sets it to the signed-in party, on whose behalf every command and read is made",
         )
     try:
         return _ID.validate_python(header)

@@ -37,16 +37,31 @@ def _json(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {}}}}
 
 
+READER: Final = {
+    "name": ACTOR_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "The signed-in party, set by the authenticating proxy; passed on to the "
+    "service, which shows each resource to its parties only.",
+    "schema": {"type": "string"},
+}
+WHO_MAY_READ: Final = {
+    "401": _error(f"No {ACTOR_HEADER}, or not an id"),
+    "403": _error("A list's filter names another party: a list is the reader's own"),
+    "404": _error("No such resource, or not the reader's: both answer the same"),
+}
+
+
 def _read(summary: str, service: str, *params: str) -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,
-            "description": f"Passed to {service}'s read API (SPEC §6) unchanged.",
-            "parameters": [_query(p) for p in params],
+            "description": f"Passed to {service}'s read API (SPEC §6) with the reader.",
+            "parameters": [READER, *(_query(p) for p in params)],
             "responses": {
                 "200": _json("As the service answers"),
                 "400": _error("A query parameter the service cannot use"),
-                "404": _error("No such resource"),
+                **WHO_MAY_READ,
                 "502": _error("The service is not answering"),
             },
         }
@@ -75,9 +90,16 @@ def _stream(summary: str, service: str, events: tuple[type, ...], *params: dict[
                 "fell behind and is disconnected: reconnect with the last id seen."
             ),
             "parameters": [
+                READER,
                 *params,
                 {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {}},
                 _query("last_event_id"),
+                {
+                    **_query("actor_id"),
+                    "description": f"The page's party, for an EventSource (it cannot set "
+                    f"{ACTOR_HEADER}); taken only on the local stand-in (GATEWAY_PAGE_ACTOR) "
+                    "and only without the header",
+                },
             ],
             "responses": {
                 "200": {
@@ -88,6 +110,7 @@ def _stream(summary: str, service: str, events: tuple[type, ...], *params: dict[
                         }
                     },
                 },
+                **WHO_MAY_READ,
                 "502": _error("The service is not answering"),
             },
         }
@@ -182,8 +205,9 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {
-                        "description": "status `pending` (no answer seen yet), `done` "
-                        "with the `event` it caused, or `rejected` with the `rejection`",
+                        "description": "status `pending` (no answer seen yet, or the "
+                        "command is another party's: its outcome is shown to its actor only), "
+                        "`done` with the `event` it caused, or `rejected` with the `rejection`",
                         "content": {
                             "application/json": {
                                 "schema": {
@@ -197,7 +221,8 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             }
                         },
-                    }
+                    },
+                    "401": _error(f"No {ACTOR_HEADER}"),
                 },
             }
         },

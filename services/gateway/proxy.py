@@ -10,14 +10,17 @@ from typing import Final
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from services.runtime.http import error_response
 
+from .commands import ACTOR_HEADER, Refusal, authenticated_actor
 from .settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
+# The stand-in page's actor for a stream (GatewaySettings.page_actor): never passed on.
+PAGE_ACTOR_PARAMETER: Final = "actor_id"
 # What the browser sends that the service needs (the stream's resume point).
 FORWARDED_UP: Final = ("accept", "last-event-id")
 FORWARDED_DOWN: Final = ("content-type", "content-encoding", "cache-control", "retry-after")
@@ -48,6 +51,15 @@ class ReadProxy:
     def __init__(self, settings: GatewaySettings, client: httpx.AsyncClient) -> None:
         self.routes = upstreams(settings)
         self.client = client
+        self.page_actor = settings.page_actor
+
+    def actor(self, request: Request) -> str | Refusal:
+        """The signed-in actor: the proxy's header; on the local stand-in, a stream's
+        `?actor_id=` when there is no header."""
+        header = request.headers.get(ACTOR_HEADER)
+        if not header and self.page_actor:
+            header = request.query_params.get(PAGE_ACTOR_PARAMETER)
+        return authenticated_actor(header)
 
     async def handle(self, request: Request) -> Response:
         path: str = request.path_params["path"]
@@ -57,13 +69,19 @@ class ReadProxy:
             return error_response(404, "not_found", f"no /api/{resource}: the API has {known}")
         if any(segment in (".", "..") for segment in path.split("/")):
             return error_response(404, "not_found", "a path under /api/ names a resource")
+        actor = self.actor(request)
+        if isinstance(actor, Refusal):
+            return JSONResponse(actor.body(), status_code=actor.status)
         service, base = self.routes[resource]
         streaming = path.endswith("/stream")
+        query = request.query_params.multi_items()
+        params = httpx.QueryParams([(k, v) for k, v in query if k != PAGE_ACTOR_PARAMETER])
+        headers = {k: v for k in FORWARDED_UP if (v := request.headers.get(k))}
         upstream_request = self.client.build_request(
             "GET",
             f"{base}/{path}",
-            params=request.url.query,
-            headers={k: v for k in FORWARDED_UP if (v := request.headers.get(k))},
+            params=params,
+            headers={**headers, ACTOR_HEADER: actor},
             timeout=STREAM_TIMEOUT if streaming else READ_TIMEOUT,
         )
         try:

@@ -6,7 +6,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.runtime.config import env_float, env_int
+from services.runtime.config import ConfigError, env_float, env_int
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes"}:
+        return True
+    if raw in {"0", "false", "no"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
@@ -30,11 +43,17 @@ class GatewaySettings:
     max_outcome_wait_seconds: float = 30.0
     # How many recent command outcomes are remembered for GET /commands/{id}.
     remembered_outcomes: int = 10_000
+    # Whether a stream may name its actor in `?actor_id=` (an EventSource cannot set a
+    # header). Only for the local stand-in, where nothing authenticates and the page names
+    # its party itself; behind the authenticating proxy the header it sets is the only
+    # actor. Default: on when the gateway listens on loopback only.
+    page_actor: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
+        host = env.get("GATEWAY_HOST", "").strip() or "127.0.0.1"
         return cls(
-            host=env.get("GATEWAY_HOST", "").strip() or "127.0.0.1",
+            host=host,
             port=env_int("GATEWAY_PORT", 8000, minimum=0, env=env),
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
             or "127.0.0.1:9092",
@@ -45,4 +64,5 @@ class GatewaySettings:
             publish_timeout_seconds=env_float(
                 "GATEWAY_PUBLISH_TIMEOUT_SECONDS", 5.0, minimum=0.1, env=env
             ),
+            page_actor=_flag(env, "GATEWAY_PAGE_ACTOR", host in LOOPBACK),
         )

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from contracts import format_utc
 from services.rules import OfferStatus
 from services.runtime.documents import Document
-from services.runtime.http import BadRequest, not_found
+from services.runtime.http import BadRequest, not_found, own_list, reader
 from services.runtime.openapi import (
     Json,
     json_read,
@@ -100,19 +100,29 @@ def _party_filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     return filters
 
 
+def _party(document: Document | None, actor: str) -> Document | None:
+    """The document if the actor is one of its two parties; a stranger is told what an
+    unknown id gets, so a read does not reveal what exists."""
+    if document is None or actor not in (document["client_id"], document["freelancer_id"]):
+        return None
+    return document
+
+
 def read_routes(
     offers: AsyncCollection[Document],
     contracts: AsyncCollection[Document],
     members: AsyncCollection[Document],
 ) -> list[Route]:
     async def get_offer(request: Request) -> Response:
+        actor = reader(request)
         offer_id = request.path_params["offer_id"]
-        document = await offers.find_one({"_id": offer_id})
+        document = _party(await offers.find_one({"_id": offer_id}), actor)
         if document is None:
             return not_found("offer", offer_id)
         return JSONResponse(render_offer(document))
 
     async def list_offers(request: Request) -> Response:
+        own_list(request, reader(request), ("client_id", "freelancer_id"))
         query: dict[str, Any] = _party_filters(request, ("client_id", "freelancer_id", "job_id"))
         status = request.query_params.get("status")
         if status:
@@ -123,24 +133,31 @@ def read_routes(
         return await page(request, offers, query, order_field="created_at", render=render_offer)
 
     async def get_contract(request: Request) -> Response:
+        actor = reader(request)
         contract_id = request.path_params["contract_id"]
-        document = await contracts.find_one({"_id": contract_id})
+        document = _party(await contracts.find_one({"_id": contract_id}), actor)
         if document is None:
             return not_found("contract", contract_id)
         return JSONResponse(render_contract(document))
 
     async def list_contracts(request: Request) -> Response:
+        own_list(request, reader(request), ("client_id", "freelancer_id"))
         query = _party_filters(request, ("client_id", "freelancer_id"))
         return await page(
             request, contracts, query, order_field="activated_at", render=render_contract
         )
 
     async def list_members(request: Request) -> Response:
+        actor = reader(request)
         cloud = request.path_params["talent_cloud_id"]
+        # A member reads their own membership; a cloud with none of the reader's is unknown.
+        query = {"talent_cloud_id": cloud, "freelancer_id": actor}
+        if await members.find_one(query) is None:
+            return not_found("Talent Cloud of yours", cloud)
         return await page(
             request,
             members,
-            {"talent_cloud_id": cloud},
+            query,
             order_field="joined_at",
             render=render_member,
             newest_first=False,
@@ -185,7 +202,9 @@ OPENAPI_PATHS: Json = {
         "a contract", [path_parameter("contract_id", "the contract")], single=True
     ),
     "/talent-clouds/{talent_cloud_id}/members": json_read(
-        "a Talent Cloud's members, oldest first",
+        "a Talent Cloud's members, oldest first: all of them to its owner, their own "
+        "membership to a member",
         [path_parameter("talent_cloud_id", "the Talent Cloud"), *_PAGE],
+        own_list=False,
     ),
 }

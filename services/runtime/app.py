@@ -33,7 +33,7 @@ from .clock import utc_now
 from .config import Settings, mongo_client
 from .documents import Document, Documents, MongoDocuments
 from .due import DueBuckets
-from .http import BadRequest, StartupError, bad_request, http_error
+from .http import BadRequest, Refused, StartupError, bad_request, http_error, refused
 from .kafka import (
     Publishers,
     TopicLayoutError,
@@ -302,7 +302,7 @@ def service_app(
             *built.read_routes,
         ],
         lifespan=lifespan,
-        exception_handlers={BadRequest: bad_request, HTTPException: http_error},
+        exception_handlers={BadRequest: bad_request, Refused: refused, HTTPException: http_error},
     )
     app.state.broker = broker  # for the AsyncAPI documents (services.asyncapi)
     app.state.records = records  # for the tests

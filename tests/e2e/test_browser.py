@@ -11,6 +11,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
@@ -213,10 +214,24 @@ async def test_two_parties_negotiate_a_contract_in_two_windows(
     await expect(freelancer.locator("#inbox .notification.read")).to_have_count(unread)
     await expect(freelancer.locator("#unread-count")).to_have_text("0")
 
+    # A third person who has the offer's address sees nothing of it: not the offer, not
+    # the thread, not the other two's inboxes (the page reads as its own party).
+    offer_id = parse_qs(urlparse(client.url).query)["offer"][0]
+    eve = new_id("client-eve")
+    stranger = await window(browser, f"{gateway}/?as={eve}&role=client&offer={offer_id}")
+    await expect(stranger.locator("#offer-missing")).to_contain_text(
+        f"There is no offer {offer_id} for {eve}"
+    )
+    await expect(stranger.locator("#offer")).to_be_hidden()
+    await expect(stranger.locator("#offers")).to_contain_text("no offers yet")
+    await expect(stranger.locator("#inbox .notification")).to_have_count(0)
+    await expect(stranger.locator("#unread-count")).to_have_text("0")
+    await expect(stranger.locator("#thread li")).to_have_count(0)
+
     if SCREENSHOT:
         await client.locator("#offer").scroll_into_view_if_needed()
         await client.screenshot(path=SCREENSHOT, full_page=True)
-    no_script_errors(client, freelancer)
+    no_script_errors(client, freelancer, stranger)
 
 
 async def test_a_reconnect_in_the_middle_of_a_negotiation_misses_nothing(

@@ -87,12 +87,14 @@ def ids() -> tuple[str, str, str]:
     return f"offer-{tag}", f"client-{tag}", f"free-{tag}"
 
 
-def wait_for_offer(url: str, within: float = 15) -> None:
-    """The read API is a projection: let it catch up before reading through it."""
+def wait_for_offer(url: str, actor: str, within: float = 15) -> None:
+    """The read API is a projection: let it catch up before reading through it (as a party:
+    the offer is shown to its parties only)."""
     deadline = time.monotonic() + within
+    request = urllib.request.Request(url, headers={"X-Actor-Id": actor})
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(request, timeout=2):
                 return
         except urllib.error.HTTPError:
             if time.monotonic() > deadline:
@@ -122,7 +124,9 @@ async def test_two_terminals_from_extend_to_an_active_contract(
         as_client, "extend", "--freelancer", freelancer, "--offer-id", offer_id, *EXTEND
     )
     assert extended.code == 0, extended
-    await asyncio.to_thread(wait_for_offer, f"{system['offer_service'].url}/offers/{offer_id}")
+    await asyncio.to_thread(
+        wait_for_offer, f"{system['offer_service'].url}/offers/{offer_id}", freelancer
+    )
 
     # The freelancer accepts without naming a version: the CLI reads the current one.
     accepted = await offers(as_freelancer, "accept", offer_id)

@@ -278,8 +278,14 @@ async def test_the_outcome_of_a_command_is_told_by_its_id(
     other = await client.get(f"/commands/{refused_id}", headers=as_actor("free-bob"))
     assert other.json()["status"] == "pending"
 
+    # A command another gateway (or the CLI) published: its actor is read from its topic.
+    posted = {"type": "PostMessage", "command_id": done_id, "actor_id": "free-bob"}
+    await producer.send(topics.NEGOTIATIONS_COMMANDS, posted, "offer-1")
     event = {"type": "MessagePosted", "causation_id": done_id, "offer_id": "offer-1"}
     await producer.send(topics.NEGOTIATIONS_EVENTS, event, "offer-1")
     done = await client.get(f"/commands/{done_id}?wait=10", headers=as_actor("free-bob"))
     assert done.json() == {"command_id": done_id, "status": "done", "event": event}
+    # The event is the command's actor's to read, no one else's.
+    theirs = await client.get(f"/commands/{done_id}", headers=as_actor("client-ann"))
+    assert theirs.json() == {"command_id": done_id, "status": "pending"}
     assert json.loads(done.text)["event"]["type"] == "MessagePosted"

@@ -21,6 +21,7 @@ from tests.kit import (
     Probe,
     Producer,
     Seen,
+    as_,
     command,
     fixed_terms,
     hourly_terms,
@@ -88,7 +89,7 @@ async def test_extend_publishes_offer_extended_with_whole_terms_and_serves_it(
     assert event["terms"]["custom_fields"] == {"cost_center": "R&D-12", "billable": True}
     assert event["expires_at"].endswith("Z")
 
-    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    offer = (await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))).json()
     assert offer["status"] == "pending"
     assert offer["expires_at"] == event["expires_at"]
     assert [v["version"] for v in offer["versions"]] == [1]
@@ -114,7 +115,8 @@ async def test_invalid_terms_are_refused_with_every_violation(
     assert rejection["code"] == "invalid_command"
     fields = {error["field"] for error in rejection["errors"]}
     assert {"terms.title", "terms.start_date", "terms.end_date", "terms.total_amount"} <= fields
-    assert (await api.get(f"/offers/{parties.offer_id}")).status_code == 404
+    read = await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))
+    assert read.status_code == 404
 
 
 async def test_unreadable_records_are_dead_lettered_and_the_consumer_carries_on(
@@ -160,7 +162,7 @@ async def test_only_the_right_party_may_act(
         [seen] = await probe.wait_for(rejected(message["command_id"]))
         assert seen.value["code"] == "not_authorized", message["type"]
         assert seen.value["command_type"] == message["type"]
-    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    offer = (await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))).json()
     assert offer["status"] == "pending" and offer["version"] == 1
 
 
@@ -199,12 +201,18 @@ async def test_change_makes_a_new_version_and_accept_must_name_it(
     )
     assert member.key == "tc-design" and member.value["contract_id"] == contract_id
 
-    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    offer = (await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))).json()
     assert offer["status"] == "accepted"
     assert [v["terms"]["hourly_rate"] for v in offer["versions"]] == ["45.00", "55.00"]
-    contract = (await api.get(f"/contracts/{contract_id}")).json()
+    contract = (await api.get(f"/contracts/{contract_id}", headers=as_(parties.client_id))).json()
     assert contract["status"] == "active" and contract["offer_version"] == 2
-    members = (await api.get("/talent-clouds/tc-design/members", params={"limit": 200})).json()
+    members = (
+        await api.get(
+            "/talent-clouds/tc-design/members",
+            params={"limit": 200},
+            headers=as_(parties.freelancer_id),
+        )
+    ).json()
     assert (
         parties.freelancer_id in {m["freelancer_id"] for m in members["items"]}
         or members["next_cursor"]
@@ -301,7 +309,9 @@ async def test_accept_races_withdraw_and_change_exactly_one_wins(
         outcomes = await probe.wait_for(answers_to(accept, rival), count=2)
         kinds = sorted(s.value["type"] for s in outcomes)
         assert kinds.count("CommandRejected") == 1, kinds
-        offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+        offer = (
+            await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))
+        ).json()
         if "OfferAccepted" in kinds:
             assert offer["status"] == "accepted"
         else:
@@ -350,7 +360,7 @@ async def test_log_time_rules(api: httpx.AsyncClient, producer: Producer, probe:
     await probe.quiet()
     assert len(probe.matching(of_type("TimeLogged", contract_id=contract_id))) == 2
     assert {s.value["hours"] for s in logged} == {"8.00", "2.00"}
-    contract = (await api.get(f"/contracts/{contract_id}")).json()
+    contract = (await api.get(f"/contracts/{contract_id}", headers=as_(parties.client_id))).json()
     assert sum(float(h) for h in contract["hours_by_week"].values()) == 10.0
 
 
@@ -401,23 +411,32 @@ async def test_read_api_lists_paginates_and_404s(
         params: dict[str, str | int] = {"client_id": client_id, "status": "pending", "limit": 2}
         if cursor:
             params["cursor"] = cursor
-        page = (await api.get("/offers", params=params)).json()
+        page = (await api.get("/offers", params=params, headers=as_(client_id))).json()
         seen_ids += [item["offer_id"] for item in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert sorted(seen_ids) == sorted(p.offer_id for p in offers)
-    missing = await api.get("/offers/nope")
+    me = as_(client_id)
+    missing = await api.get("/offers/nope", headers=me)
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
-    assert (await api.get("/contracts/nope")).status_code == 404
-    bad = await api.get("/offers", params={"client_id": client_id, "limit": 10_000})
+    assert (await api.get("/contracts/nope", headers=me)).status_code == 404
+    bad = await api.get("/offers", params={"client_id": client_id, "limit": 10_000}, headers=me)
     assert bad.status_code == 400 and "limit" in bad.json()["message"]
-    everyone = await api.get("/offers")
-    assert everyone.status_code == 400 and "client_id" in everyone.json()["message"]
+    superscript = await api.get(
+        "/offers", params={"client_id": client_id, "limit": "²"}, headers=me
+    )
+    assert superscript.status_code == 400 and "limit" in superscript.json()["message"]
+    everyone = await api.get("/offers", headers=me)
+    assert everyone.status_code == 403 and "client_id" in everyone.json()["message"]
     assert (await api.get("/health")).json()["status"] == "ok"
     assert (
         json.loads(
-            (await api.get("/offers", params={"client_id": client_id, "status": "bogus"})).text
+            (
+                await api.get(
+                    "/offers", params={"client_id": client_id, "status": "bogus"}, headers=me
+                )
+            ).text
         )["error"]
         == "bad_request"
     )
@@ -436,7 +455,11 @@ async def test_a_freelancer_joins_a_talent_cloud_once_whatever_the_contracts(
     await probe.quiet()
     joined = probe.matching(of_type("TalentCloudMemberAdded", freelancer_id=freelancer))
     assert len(joined) == 1
-    members = (await api.get("/talent-clouds/tc-design/members", params={"limit": 200})).json()
+    members = (
+        await api.get(
+            "/talent-clouds/tc-design/members", params={"limit": 200}, headers=as_(freelancer)
+        )
+    ).json()
     listed = [m for m in members["items"] if m["freelancer_id"] == freelancer]
     assert len(listed) <= 1  # the first page may end before this run's members
 
@@ -469,12 +492,16 @@ async def test_contracts_are_listed_per_party(
         await send(producer, accept)
     for parties in offers:
         await probe.wait_for(of_type("ContractActivated", offer_id=parties.offer_id))
-    first = (await api.get("/contracts", params={"client_id": client_id, "limit": 2})).json()
+    me = as_(client_id)
+    first = (
+        await api.get("/contracts", params={"client_id": client_id, "limit": 2}, headers=me)
+    ).json()
     assert len(first["items"]) == 2 and first["next_cursor"]
     rest = (
         await api.get(
             "/contracts",
             params={"client_id": client_id, "limit": 2, "cursor": first["next_cursor"]},
+            headers=me,
         )
     ).json()
     assert rest["next_cursor"] is None
