@@ -111,6 +111,13 @@ def _stream(summary: str, service: str, events: tuple[type, ...], *params: dict[
                     },
                 },
                 **WHO_MAY_READ,
+                "429": {
+                    **_error(
+                        "The actor has GATEWAY_STREAMS_PER_ACTOR streams open through this "
+                        "gateway already; see Retry-After"
+                    ),
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                },
                 "502": _error("The service is not answering"),
             },
         }
@@ -184,8 +191,20 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "400": _error("Not JSON, or an invalid command: every field error"),
                     "401": _error(f"No {ACTOR_HEADER}"),
-                    "403": _error(f"actor_id is not {ACTOR_HEADER}"),
-                    "413": _error("Larger than 1 MiB"),
+                    "403": _error(
+                        f"actor_id is not {ACTOR_HEADER} (actor_mismatch), or the request "
+                        "comes from another site's page: its Origin is neither the gateway's "
+                        "nor in GATEWAY_ALLOWED_ORIGINS (cross_origin)"
+                    ),
+                    "413": _error("Larger than 1 MiB (refused while reading)"),
+                    "415": _error("Not sent as Content-Type: application/json"),
+                    "429": {
+                        **_error(
+                            "The actor sent more than GATEWAY_COMMAND_BURST commands at once "
+                            "or GATEWAY_COMMANDS_PER_MINUTE a minute; see Retry-After"
+                        ),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    },
                     "503": _error("Kafka is not answering; nothing was published"),
                 },
             }
@@ -222,6 +241,7 @@ def openapi_document() -> dict[str, Any]:
                             }
                         },
                     },
+                    "400": _error("wait is not a number of seconds"),
                     "401": _error(f"No {ACTOR_HEADER}"),
                 },
             }

@@ -48,6 +48,15 @@ class GatewaySettings:
     # its party itself; behind the authenticating proxy the header it sets is the only
     # actor. Default: on when the gateway listens on loopback only.
     page_actor: bool = True
+    # Commands per actor: `command_burst` at once, refilled at `commands_per_minute` (429
+    # with Retry-After beyond): one client cannot flood a freelancer's inbox.
+    commands_per_minute: float = 60.0
+    command_burst: int = 20
+    # Streams one actor may hold open through this instance (a page holds two).
+    streams_per_actor: int = 8
+    # Origins besides the gateway's own whose pages may POST /commands (the public origin
+    # of the page, when the proxy in front changes the Host or the scheme).
+    allowed_origins: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -65,4 +74,14 @@ class GatewaySettings:
                 "GATEWAY_PUBLISH_TIMEOUT_SECONDS", 5.0, minimum=0.1, env=env
             ),
             page_actor=_flag(env, "GATEWAY_PAGE_ACTOR", host in LOOPBACK),
+            commands_per_minute=env_float(
+                "GATEWAY_COMMANDS_PER_MINUTE", 60.0, minimum=0.1, env=env
+            ),
+            command_burst=env_int("GATEWAY_COMMAND_BURST", 20, minimum=1, env=env),
+            streams_per_actor=env_int("GATEWAY_STREAMS_PER_ACTOR", 8, minimum=1, env=env),
+            allowed_origins=frozenset(
+                o.strip().rstrip("/")
+                for o in env.get("GATEWAY_ALLOWED_ORIGINS", "").split(",")
+                if o.strip()
+            ),
         )

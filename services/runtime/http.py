@@ -23,8 +23,10 @@ class StartupError(RuntimeError):
     """The service cannot start; the message says why and what to do."""
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
 def not_found(what: str, ident: str) -> JSONResponse:
@@ -105,7 +107,7 @@ def decode_cursor(request: Request, name: str = "cursor") -> list[Any] | None:
         return None
     try:
         position = json.loads(base64.urlsafe_b64decode(raw.encode()))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise BadRequest(f"{name} is not a cursor this API handed out") from None
     if not isinstance(position, list):
         raise BadRequest(f"{name} is not a cursor this API handed out")

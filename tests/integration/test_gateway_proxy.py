@@ -107,12 +107,15 @@ async def upstream() -> AsyncIterator[tuple[Upstream, str]]:
 
 
 @asynccontextmanager
-async def a_gateway(infra: Endpoints, upstream: str, *, page_actor: bool) -> AsyncIterator[str]:
+async def a_gateway(
+    infra: Endpoints, upstream: str, *, page_actor: bool, streams_per_actor: int = 8
+) -> AsyncIterator[str]:
     settings = GatewaySettings(
         kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
         messaging_service_url=upstream,
         offer_service_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
         page_actor=page_actor,
+        streams_per_actor=streams_per_actor,
     )
     async with serving(create_app(settings)) as url:
         yield url
@@ -211,3 +214,35 @@ async def test_the_page_names_its_actor_for_a_stream_only_on_the_local_stand_in(
     async with a_gateway(infra, url, page_actor=False) as behind_proxy:
         assert await stream_opened(behind_proxy, "/api/threads/o-1/stream?actor_id=f-1") == 401
     assert fake.seen_actors == ["f-1"]
+
+
+async def test_an_actor_holds_at_most_its_share_of_streams(
+    infra: Endpoints, upstream: tuple[Upstream, str]
+) -> None:
+    fake, url = upstream
+    async with (
+        a_gateway(infra, url, page_actor=False, streams_per_actor=2) as gateway,
+        httpx.AsyncClient(base_url=gateway, timeout=5) as client,
+    ):
+        path = "/api/threads/o-1/stream"
+        async with (
+            client.stream("GET", path, headers=ME) as one,
+            client.stream("GET", path, headers=ME) as two,
+        ):
+            assert (one.status_code, two.status_code) == (200, 200)
+            third = await client.get(path, headers=ME)
+            assert (third.status_code, third.json()["error"]) == (429, "too_many_streams")
+            assert third.headers["retry-after"] == "5"
+            assert "GATEWAY_STREAMS_PER_ACTOR" in third.json()["message"]
+            # Another actor, and a read that is not a stream, are not held up.
+            theirs = await client.get(path.replace("stream", "messages?limit=1"), headers=ME)
+            assert theirs.status_code == 200
+            async with client.stream("GET", path, headers={"X-Actor-Id": "f-2"}) as other:
+                assert other.status_code == 200
+        # Closed: the actor's share is free again.
+        for _ in range(100):
+            if fake.open_streams == 0:
+                break
+            await asyncio.sleep(0.05)
+        async with client.stream("GET", path, headers=ME) as again:
+            assert again.status_code == 200

@@ -12,6 +12,7 @@ freelancer accepts; then every resource is read as each party, as a stranger and
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -253,3 +254,23 @@ async def test_each_service_refuses_a_read_without_an_actor_itself(
         assert "X-Actor-Id" in response.json()["message"]
         stranger = await service.client.get(path, headers=as_(new_id("x")))
         assert stranger.status_code in (403, 404), path
+
+
+async def test_malformed_parameters_are_a_400_with_the_reason_through_the_gateway(
+    system: System, negotiated: Negotiated
+) -> None:
+    gateway, client = system.gateway, negotiated.parties.client_id
+    me = as_(client)
+    deep_cursor = base64.urlsafe_b64encode(b"[" * 30_000).decode()
+    headers: Any  # one of them is bytes: a header that is not ASCII
+    for path, params, headers in (
+        ("/api/offers", {"client_id": client, "limit": "²"}, me),
+        ("/api/offers", {"client_id": client, "cursor": deep_cursor}, me),
+        ("/api/notifications", {"recipient_id": client, "unread_only": "²"}, me),
+        (f"/api/threads/{negotiated.parties.offer_id}/messages", {"limit": "٣x"}, me),
+        (f"/api/threads/{negotiated.parties.offer_id}/stream", {}, me | {"Last-Event-ID": "2x"}),
+        (f"/api/threads/{negotiated.parties.offer_id}/stream", {}, me | {"Last-Event-ID": b"\xb2"}),
+    ):
+        response = await gateway.get(path, params=params, headers=headers)
+        assert response.status_code == 400, (path, params, response.text)
+        assert response.json()["error"] == "bad_request" and response.json()["message"]
