@@ -441,14 +441,66 @@ listener.name.sasl_ssl.ssl.client.auth=requested
 PLAIN_USER = "platform"
 
 
+# What only this user may read: the private keys, the key store and the password.
+SECRET_FILES = ("ca.key", "broker.key", "client.key", "broker.pem", "plain.password")
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` in a file only its owner may read or write (0600), from its first byte."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that existed keeps its mode otherwise
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
+def protect_tls_material() -> None:
+    """The secret files at 0600 and their folder at 0700, also where an older infra.py
+    made them with the default umask."""
+    if TLS_DIR.exists():
+        TLS_DIR.chmod(0o700)
+        for name in SECRET_FILES:
+            if (TLS_DIR / name).exists():
+                (TLS_DIR / name).chmod(0o600)
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """Every file made meanwhile, by this process or the tools it runs (openssl writes the
+    keys), is its owner's alone."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def java_args_file(arguments: list[str], name: str) -> Path:
+    """A Java launcher argument file (`java @file`) holding the main class and its
+    arguments, at 0600: a password among them is then on no command line (`ps`) and in no
+    log, which shows `@file`. Each argument is quoted, backslashes and quotes escaped."""
+    CONF_DIR.mkdir(parents=True, exist_ok=True)
+    path = CONF_DIR / name
+    quoted = ('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in arguments)
+    write_private(path, "\n".join(quoted) + "\n")
+    return path
+
+
 def make_tls_material() -> None:
     """A throwaway CA, a broker certificate for 127.0.0.1 and a client certificate, made once
-    per infra folder with openssl; and the PLAIN user's password."""
+    per infra folder with openssl; and the PLAIN user's password. Keys and password are the
+    owner's alone (0600)."""
     if (TLS_DIR / "client.pem").exists():
+        protect_tls_material()
         return
+    with private_files():
+        _make_tls_material()
+    protect_tls_material()
+
+
+def _make_tls_material() -> None:
     openssl = require_tool("openssl", "install OpenSSL (apt-get install openssl)")
     say(f"making a throwaway CA and certificates in {rel(TLS_DIR)} (first start only)...")
-    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    TLS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = LOG_DIR / "kafka-tls.log"
 
     def ssl(*args: str, what: str) -> None:
@@ -507,10 +559,11 @@ def make_tls_material() -> None:
             what=f"signing the {name} certificate",
         )
     # Kafka's PEM key store: the private key (PKCS#8) and its certificate chain in one file.
-    (TLS_DIR / "broker.pem").write_text(
-        (TLS_DIR / "broker.key").read_text() + (TLS_DIR / "broker.crt").read_text()
+    write_private(
+        TLS_DIR / "broker.pem",
+        (TLS_DIR / "broker.key").read_text() + (TLS_DIR / "broker.crt").read_text(),
     )
-    (TLS_DIR / "plain.password").write_text(uuid.uuid4().hex + "\n")
+    write_private(TLS_DIR / "plain.password", uuid.uuid4().hex + "\n")
     (TLS_DIR / "client.pem").write_text((TLS_DIR / "client.crt").read_text())
 
 
@@ -547,14 +600,11 @@ def scram_users() -> list[str]:
 
 def add_kafka_user(ports: Ports, name: str, password: str) -> None:
     """A SCRAM-SHA-256 and SCRAM-SHA-512 user in the running cluster's metadata, as
-    kafka-configs.sh --add-config makes it (one mechanism per request, as Kafka wants)."""
+    kafka-configs.sh --add-config makes it (one mechanism per request, as Kafka wants). The
+    password goes in an argument file, not on the command line."""
     for bits in (256, 512):
-        run_logged(
+        arguments = java_args_file(
             [
-                require_java(),
-                "-cp",
-                f"{KAFKA_JARS}/*",
-                f"-Dlog4j2.configurationFile={log4j_config()}",
                 "kafka.admin.ConfigCommand",
                 "--bootstrap-server",
                 f"{HOST}:{ports.kafka}",
@@ -566,9 +616,22 @@ def add_kafka_user(ports: Ports, name: str, password: str) -> None:
                 "--add-config",
                 f"SCRAM-SHA-{bits}=[iterations=4096,password={password}]",
             ],
-            LOG_DIR / "kafka-user.log",
-            f"adding the SCRAM-SHA-{bits} user {name}",
+            "kafka-user.args",
         )
+        try:
+            run_logged(
+                [
+                    require_java(),
+                    "-cp",
+                    f"{KAFKA_JARS}/*",
+                    f"-Dlog4j2.configurationFile={log4j_config()}",
+                    f"@{arguments}",
+                ],
+                LOG_DIR / "kafka-user.log",
+                f"adding the SCRAM-SHA-{bits} user {name}",
+            )
+        finally:
+            arguments.unlink(missing_ok=True)
         say(f"SCRAM-SHA-{bits} user {name!r} added")
 
 
@@ -633,7 +696,8 @@ def provision_kafka() -> None:
 
 def prepare_kafka(ports: Ports) -> None:
     CONF_DIR.mkdir(parents=True, exist_ok=True)
-    KAFKA_CONFIG.write_text(kafka_properties(ports))
+    # It holds the PLAIN user's password (the secured listener's JAAS line): 0600.
+    write_private(KAFKA_CONFIG, kafka_properties(ports))
     if (KAFKA_DATA / "meta.properties").exists():
         if ports.kafka_secured is not None and not (KAFKA_DATA / "scram-users").exists():
             say(
@@ -646,12 +710,9 @@ def prepare_kafka(ports: Ports) -> None:
     KAFKA_DATA.mkdir(parents=True, exist_ok=True)
     # Kafka cluster IDs are 16 random bytes, URL-safe base64 without padding (22 characters).
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    run_logged(
+    # The SCRAM user's password is among the arguments: they go in a file of the owner's.
+    arguments = java_args_file(
         [
-            require_java(),
-            "-cp",
-            f"{KAFKA_JARS}/*",
-            f"-Dlog4j2.configurationFile={log4j_config()}",
             "kafka.tools.StorageTool",
             "format",
             "--config",
@@ -662,9 +723,22 @@ def prepare_kafka(ports: Ports) -> None:
             "--ignore-formatted",
             *scram_users(),
         ],
-        LOG_DIR / "kafka-format.log",
-        "formatting Kafka storage",
+        "kafka-format.args",
     )
+    try:
+        run_logged(
+            [
+                require_java(),
+                "-cp",
+                f"{KAFKA_JARS}/*",
+                f"-Dlog4j2.configurationFile={log4j_config()}",
+                f"@{arguments}",
+            ],
+            LOG_DIR / "kafka-format.log",
+            "formatting Kafka storage",
+        )
+    finally:
+        arguments.unlink(missing_ok=True)
     if ports.kafka_secured is not None:
         (KAFKA_DATA / "scram-users").write_text(f"{PLAIN_USER}\n")
 

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from offers_cli.config import Config
 from offers_cli.errors import CliError, NotFound, Unavailable
+from services.runtime.secrets import redact
 
 MAX_PAGES: Final = 20
 PAGE: Final = 200  # the services' maximum page size
@@ -109,12 +110,12 @@ class ReadApi:
             if error.code == 401:
                 raise CliError(f"{message} (pass --as <actor_id> or set OFFERS_ACTOR)") from None
             raise CliError(
-                f"{self._names.get(base, base)} at {base} answered {error.code}: {message}"
+                f"{self._names.get(base, base)} at {redact(base)} answered {error.code}: {message}"
             ) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise Unavailable(
-                f"cannot reach {self._names.get(base, base)} at {base} ({reason}) — is "
+                f"cannot reach {self._names.get(base, base)} at {redact(base)} ({reason}) — is "
                 "`make run` going?"
             ) from None
         except ValueError:

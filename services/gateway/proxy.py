@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from services.runtime.http import error_response
+from services.runtime.secrets import redact
 
 from .commands import ACTOR_HEADER, Refusal, authenticated_actor
 from .limits import OpenStreams
@@ -107,9 +108,12 @@ class ReadProxy:
             upstream = await self.client.send(upstream_request, stream=True)
         except httpx.HTTPError as error:
             release()
-            log.warning("%s at %s is not answering: %s", service, base, error)
+            where = redact(base)
+            log.warning("%s at %s is not answering: %s", service, where, redact(str(error)))
             return error_response(
-                502, "upstream_unavailable", f"{service} at {base} is not answering; is it running?"
+                502,
+                "upstream_unavailable",
+                f"{service} at {where} is not answering; is it running?",
             )
         headers = {k: v for k in FORWARDED_DOWN if (v := upstream.headers.get(k))}
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
