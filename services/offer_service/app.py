@@ -16,6 +16,7 @@ from services.runtime.documents import Document
 from services.runtime.due import DueBuckets
 from services.runtime.service import Kind, On, ServiceTable, internal_on
 
+from .clouds import TalentClouds
 from .domain.offer import Policy
 from .handlers import OfferHandlers
 from .read_api import OPENAPI_PATHS, read_routes
@@ -69,6 +70,7 @@ def build(kit: Kit) -> Built:
             offer_ttl=timedelta(seconds=kit.settings.offer_ttl_seconds),
             max_contract_days=kit.settings.max_contract_days,
         ),
+        clouds=TalentClouds(kit.documents("talent_clouds")),
     )
     # Pending offers by the minute they expire in.
     expiry = DueBuckets(
@@ -90,7 +92,10 @@ def build(kit: Kit) -> Built:
     return Built(
         handlers,
         read_routes(
-            kit.database["offers"], kit.database["contracts"], kit.database["talent_cloud_members"]
+            kit.database["offers"],
+            kit.database["contracts"],
+            kit.database["talent_cloud_members"],
+            kit.database["talent_clouds"],
         ),
         prepare,
         outboxes=(store.offers.documents, store.contracts.documents, store.members),

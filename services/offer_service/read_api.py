@@ -112,6 +112,7 @@ def read_routes(
     offers: AsyncCollection[Document],
     contracts: AsyncCollection[Document],
     members: AsyncCollection[Document],
+    clouds: AsyncCollection[Document],
 ) -> list[Route]:
     async def get_offer(request: Request) -> Response:
         actor = reader(request)
@@ -150,10 +151,14 @@ def read_routes(
     async def list_members(request: Request) -> Response:
         actor = reader(request)
         cloud = request.path_params["talent_cloud_id"]
-        # A member reads their own membership; a cloud with none of the reader's is unknown.
-        query = {"talent_cloud_id": cloud, "freelancer_id": actor}
-        if await members.find_one(query) is None:
-            return not_found("Talent Cloud of yours", cloud)
+        # Its owner reads every member; a member their own membership; to anyone else the
+        # cloud is unknown.
+        query: dict[str, Any] = {"talent_cloud_id": cloud}
+        owned = await clouds.find_one({"_id": cloud, "owner_id": actor})
+        if owned is None:
+            query["freelancer_id"] = actor
+            if await members.find_one(query) is None:
+                return not_found("Talent Cloud", cloud)
         return await page(
             request,
             members,

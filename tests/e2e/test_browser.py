@@ -87,7 +87,10 @@ def no_script_errors(*pages: Page) -> None:
         assert SCRIPT_ERRORS[page] == [], SCRIPT_ERRORS[page]
 
 
-async def extend_an_offer(client: Page, freelancer_id: str, title: str) -> None:
+async def extend_an_offer(client: Page, freelancer_id: str, title: str) -> str:
+    """Extends an offer in a Talent Cloud of its own, and returns the cloud: a cloud belongs
+    to the client that first names it, and each test has clients of its own."""
+    cloud = new_id("tc")
     await client.click("#new-offer")
     form = client.locator("#offer-form")
     await form.locator("[name=freelancer_id]").fill(freelancer_id)
@@ -95,7 +98,7 @@ async def extend_an_offer(client: Page, freelancer_id: str, title: str) -> None:
     await form.locator("[name=description]").fill("The checkout flow, as agreed in the interview.")
     await form.locator("[name=hourly_rate]").fill("45.00")
     await form.locator("[name=weekly_limit_hours]").fill("30")
-    await form.locator("[name=talent_cloud_id]").fill("tc-design")
+    await form.locator("[name=talent_cloud_id]").fill(cloud)
     await form.locator("[name=po_number]").fill("PO-2026-0042")
     await client.click("#add-custom-field")
     await form.locator("[name=cf_key]").fill("cost_center")
@@ -103,6 +106,7 @@ async def extend_an_offer(client: Page, freelancer_id: str, title: str) -> None:
     await form.locator("[name=message]").fill("Welcome aboard")
     await client.click("#send-offer")
     await expect(client.locator("#offer-status")).to_have_text("pending")
+    return cloud
 
 
 async def post(page: Page, text: str) -> None:
@@ -146,7 +150,7 @@ async def test_two_parties_negotiate_a_contract_in_two_windows(
     await expect(client.locator("#offers")).to_contain_text("no offers yet")
 
     # The client extends a valid offer; the freelancer is told, live, and opens it.
-    await extend_an_offer(client, bob, "Checkout redesign")
+    cloud = await extend_an_offer(client, bob, "Checkout redesign")
     received = freelancer.locator('#inbox [data-kind="offer_received"]')
     await expect(received).to_have_count(1)
     await expect(freelancer.locator("#unread-count")).to_have_text("1")
@@ -198,7 +202,7 @@ async def test_two_parties_negotiate_a_contract_in_two_windows(
         await expect(page.locator("#offer-status")).to_have_text("accepted")
         await expect(page.locator("#contract")).to_contain_text("active")
         await expect(page.locator("#contract")).to_contain_text("50.00 USD/h")
-        await expect(page.locator("#contract")).to_contain_text("Talent Cloud tc-design")
+        await expect(page.locator("#contract")).to_contain_text(f"Talent Cloud {cloud}")
         await expect(page.locator("#chat-form")).to_be_hidden()
     await expect(client.locator('#inbox [data-kind="contract_active"]')).to_have_count(1)
 

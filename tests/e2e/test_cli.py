@@ -27,7 +27,6 @@ PORTS = {"offer_service": 18301, "messaging_service": 18302, "notification_servi
 EXTEND = [
     "--title", "Checkout redesign", "--description", "The checkout flow, as agreed.",
     "--rate", "45", "--weekly-limit", "30", "--start", "+3", "--end", "+60",
-    "--talent-cloud", "tc-cli",
 ]  # fmt: skip
 
 

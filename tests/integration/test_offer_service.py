@@ -175,7 +175,7 @@ async def test_change_makes_a_new_version_and_accept_must_name_it(
         "ChangeOffer",
         parties.client_id,
         offer_id=parties.offer_id,
-        terms=hourly_terms(hourly_rate="55.00"),
+        terms=hourly_terms(hourly_rate="55.00", talent_cloud_id=parties.talent_cloud_id),
         in_response_to="proposal-1",
     )
     await send(producer, change)
@@ -199,7 +199,7 @@ async def test_change_makes_a_new_version_and_accept_must_name_it(
     [member] = await probe.wait_for(
         of_type("TalentCloudMemberAdded", freelancer_id=parties.freelancer_id)
     )
-    assert member.key == "tc-design" and member.value["contract_id"] == contract_id
+    assert member.key == parties.talent_cloud_id and member.value["contract_id"] == contract_id
 
     offer = (await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))).json()
     assert offer["status"] == "accepted"
@@ -208,7 +208,7 @@ async def test_change_makes_a_new_version_and_accept_must_name_it(
     assert contract["status"] == "active" and contract["offer_version"] == 2
     members = (
         await api.get(
-            "/talent-clouds/tc-design/members",
+            f"/talent-clouds/{parties.talent_cloud_id}/members",
             params={"limit": 200},
             headers=as_(parties.freelancer_id),
         )
@@ -445,8 +445,9 @@ async def test_read_api_lists_paginates_and_404s(
 async def test_a_freelancer_joins_a_talent_cloud_once_whatever_the_contracts(
     api: httpx.AsyncClient, producer: Producer, probe: Probe
 ) -> None:
-    freelancer = new_id("free")
-    first, second = Parties(freelancer_id=freelancer), Parties(freelancer_id=freelancer)
+    freelancer, client = new_id("free"), new_id("client")  # one client: one cloud
+    first = Parties(client_id=client, freelancer_id=freelancer)
+    second = Parties(client_id=client, freelancer_id=freelancer)
     for parties in (first, second):
         await extended(producer, probe, parties)
         accept = command("AcceptOffer", freelancer, offer_id=parties.offer_id, version=1)
@@ -457,11 +458,12 @@ async def test_a_freelancer_joins_a_talent_cloud_once_whatever_the_contracts(
     assert len(joined) == 1
     members = (
         await api.get(
-            "/talent-clouds/tc-design/members", params={"limit": 200}, headers=as_(freelancer)
+            f"/talent-clouds/{first.talent_cloud_id}/members",
+            params={"limit": 200},
+            headers=as_(freelancer),
         )
     ).json()
-    listed = [m for m in members["items"] if m["freelancer_id"] == freelancer]
-    assert len(listed) <= 1  # the first page may end before this run's members
+    assert [m["freelancer_id"] for m in members["items"]] == [freelancer]
 
 
 async def test_log_time_on_an_unknown_contract_is_refused_after_the_wait(
@@ -564,3 +566,52 @@ async def test_metrics_count_what_became_of_each_message(
     lag = [value for (name, _), value in after.items() if name == "offers_consumer_lag"]
     assert lag and all(value >= 0 for value in lag)
     assert any(name.startswith("faststream_published_messages") for name, _ in after)
+
+
+async def test_a_talent_cloud_belongs_to_the_client_that_first_named_it(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    owner, cloud = Parties(), new_id("tc-owned")
+    await extended(producer, probe, owner, terms=hourly_terms(talent_cloud_id=cloud))
+    # Another client naming the cloud, in an extended offer or a changed one: refused.
+    intruder = Parties()
+    intrusion = intruder.extend(hourly_terms(talent_cloud_id=cloud))
+    await send(producer, intrusion)
+    [refused] = await probe.wait_for(rejected(intrusion["command_id"]))
+    assert refused.value["code"] == "not_authorized"
+    assert [e["field"] for e in refused.value["errors"]] == ["terms.talent_cloud_id"]
+    assert cloud in refused.value["message"] and owner.client_id not in refused.value["message"]
+    await extended(producer, probe, intruder)  # their own cloud is theirs
+    change = command(
+        "ChangeOffer",
+        intruder.client_id,
+        offer_id=intruder.offer_id,
+        terms=hourly_terms(talent_cloud_id=cloud),
+    )
+    await send(producer, change)
+    [changed] = await probe.wait_for(rejected(change["command_id"]))
+    assert (changed.value["code"], changed.value["errors"][0]["field"]) == (
+        "not_authorized",
+        "terms.talent_cloud_id",
+    )
+    # The owner names it again, for a second freelancer; both accept and join.
+    again = Parties(client_id=owner.client_id)
+    await extended(producer, probe, again, terms=hourly_terms(talent_cloud_id=cloud))
+    for parties in (owner, again):
+        accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
+        await send(producer, accept)
+        await probe.wait_for(of_type("TalentCloudMemberAdded", freelancer_id=parties.freelancer_id))
+    await probe.quiet()
+    assert not probe.matching(of_type("OfferExtended", offer_id=intrusion["offer_id"], version=2))
+    path = f"/talent-clouds/{cloud}/members"
+
+    async def members(reader: str) -> tuple[int, list[str]]:
+        response = await api.get(path, headers=as_(reader))
+        body = response.json()
+        return response.status_code, [m["freelancer_id"] for m in body.get("items", [])]
+
+    assert await members(owner.client_id) == (200, [owner.freelancer_id, again.freelancer_id])
+    assert await members(again.freelancer_id) == (200, [again.freelancer_id])
+    for stranger in (intruder.client_id, intruder.freelancer_id):
+        status, _ = await members(stranger)
+        assert status == 404

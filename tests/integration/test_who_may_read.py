@@ -194,7 +194,7 @@ async def test_each_resource_is_shown_to_its_parties_only(
         assert [o["offer_id"] for o in listed.json()["items"]] == [offer]
 
 
-async def test_a_member_reads_their_own_membership_and_a_stranger_no_cloud(
+async def test_the_owner_reads_the_members_a_member_their_own_a_stranger_no_cloud(
     system: System, negotiated: Negotiated
 ) -> None:
     gateway, cloud = system.gateway, negotiated.cloud
@@ -202,6 +202,9 @@ async def test_a_member_reads_their_own_membership_and_a_stranger_no_cloud(
     freelancer = negotiated.parties.freelancer_id
     mine = await gateway.get(path, headers=as_(freelancer))
     assert [m["freelancer_id"] for m in mine.json()["items"]] == [freelancer]
+    # The client whose offer first named the cloud owns it, and reads every member.
+    owned = await gateway.get(path, headers=as_(negotiated.parties.client_id))
+    assert [m["freelancer_id"] for m in owned.json()["items"]] == [freelancer]
     refused = await gateway.get(path, headers=as_(new_id("x")))
     assert (refused.status_code, refused.json()["error"]) == (404, "not_found")
     never = await gateway.get(f"/api/talent-clouds/{new_id('tc')}/members", headers=as_("x"))
