@@ -437,6 +437,12 @@ listener.name.sasl_ssl.ssl.keystore.location={tls_dir}/broker.pem
 listener.name.sasl_ssl.ssl.truststore.type=PEM
 listener.name.sasl_ssl.ssl.truststore.location={tls_dir}/ca.pem
 listener.name.sasl_ssl.ssl.client.auth=requested
+# Who may do what is checked (README "Who may write which topic"): the plaintext and
+# controller listeners' clients (User:ANONYMOUS: the brokers themselves, the services and
+# tests on the plaintext port) and the platform's own user may do anything; any other
+# principal only what an ACL grants it (`infra.py kafka-acl`).
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:{plain_user}
 """
 PLAIN_USER = "platform"
 
@@ -633,6 +639,27 @@ def add_kafka_user(ports: Ports, name: str, password: str) -> None:
         finally:
             arguments.unlink(missing_ok=True)
         say(f"SCRAM-SHA-{bits} user {name!r} added")
+
+
+def kafka_acl(ports: Ports, arguments: list[str]) -> None:
+    """Kafka's ACL tool (kafka-acls.sh) against the running broker, over its plaintext
+    listener, whose clients the authorizer lets do anything: e.g. `--add --allow-principal
+    User:gateway --operation Write --topic commands. --resource-pattern-type prefixed`."""
+    run_logged(
+        [
+            require_java(),
+            "-cp",
+            f"{KAFKA_JARS}/*",
+            f"-Dlog4j2.configurationFile={log4j_config()}",
+            "org.apache.kafka.tools.AclCommand",
+            "--bootstrap-server",
+            f"{HOST}:{ports.kafka}",
+            *arguments,
+        ],
+        LOG_DIR / "kafka-acl.log",
+        "changing Kafka's ACLs",
+    )
+    say(f"ACLs changed ({' '.join(arguments)}); see {rel(LOG_DIR / 'kafka-acl.log')}")
 
 
 def java_major(java: str) -> int:
@@ -1282,7 +1309,8 @@ COMPONENTS = ("kafka", "postgres", "ferretdb")
 def usage() -> NoReturn:
     print(
         f"usage: {sys.argv[0]} up|down|status, or start|stop|restart {'|'.join(COMPONENTS)}, "
-        "or kafka-user NAME PASSWORD (SCRAM, for KAFKA_SECURED_PORT)",
+        "or kafka-user NAME PASSWORD|- (SCRAM, for KAFKA_SECURED_PORT; - reads it from stdin), "
+        "or kafka-acl ARGS (kafka-acls.sh's, e.g. --list)",
         file=sys.stderr,
     )
     sys.exit(2)
@@ -1290,8 +1318,17 @@ def usage() -> NoReturn:
 
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "kafka-user":
+        # PASSWORD "-": read from the standard input, so it is on no command line either.
+        password = sys.stdin.readline().rstrip("\n") if argv[2] == "-" else argv[2]
         try:
-            add_kafka_user(Ports.from_env(), *argv[1:])
+            add_kafka_user(Ports.from_env(), argv[1], password)
+        except InfraError as exc:
+            print(f"[infra] error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if len(argv) > 1 and argv[0] == "kafka-acl":
+        try:
+            kafka_acl(Ports.from_env(), argv[1:])
         except InfraError as exc:
             print(f"[infra] error: {exc}", file=sys.stderr)
             return 1
