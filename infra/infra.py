@@ -480,15 +480,29 @@ def private_files() -> Iterator[None]:
         os.umask(previous)
 
 
-def java_args_file(arguments: list[str], name: str) -> Path:
-    """A Java launcher argument file (`java @file`) holding the main class and its
-    arguments, at 0600: a password among them is then on no command line (`ps`) and in no
-    log, which shows `@file`. Each argument is quoted, backslashes and quotes escaped."""
+def run_kafka_tool(arguments: list[str], log_path: Path, what: str) -> None:
+    """One of Kafka's tools (the main class and its arguments), its arguments given in a
+    Java launcher argument file (`java @file`) at 0600, deleted after: a password among them
+    is then on no command line (`ps`) and in no log, which shows `@file`. Each argument is
+    quoted, backslashes and quotes escaped."""
     CONF_DIR.mkdir(parents=True, exist_ok=True)
-    path = CONF_DIR / name
+    path = CONF_DIR / f"{log_path.stem}.args"
     quoted = ('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in arguments)
     write_private(path, "\n".join(quoted) + "\n")
-    return path
+    try:
+        run_logged(
+            [
+                require_java(),
+                "-cp",
+                f"{KAFKA_JARS}/*",
+                f"-Dlog4j2.configurationFile={log4j_config()}",
+                f"@{path}",
+            ],
+            log_path,
+            what,
+        )
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def make_tls_material() -> None:
@@ -609,7 +623,7 @@ def add_kafka_user(ports: Ports, name: str, password: str) -> None:
     kafka-configs.sh --add-config makes it (one mechanism per request, as Kafka wants). The
     password goes in an argument file, not on the command line."""
     for bits in (256, 512):
-        arguments = java_args_file(
+        run_kafka_tool(
             [
                 "kafka.admin.ConfigCommand",
                 "--bootstrap-server",
@@ -622,22 +636,9 @@ def add_kafka_user(ports: Ports, name: str, password: str) -> None:
                 "--add-config",
                 f"SCRAM-SHA-{bits}=[iterations=4096,password={password}]",
             ],
-            "kafka-user.args",
+            LOG_DIR / "kafka-user.log",
+            f"adding the SCRAM-SHA-{bits} user {name}",
         )
-        try:
-            run_logged(
-                [
-                    require_java(),
-                    "-cp",
-                    f"{KAFKA_JARS}/*",
-                    f"-Dlog4j2.configurationFile={log4j_config()}",
-                    f"@{arguments}",
-                ],
-                LOG_DIR / "kafka-user.log",
-                f"adding the SCRAM-SHA-{bits} user {name}",
-            )
-        finally:
-            arguments.unlink(missing_ok=True)
         say(f"SCRAM-SHA-{bits} user {name!r} added")
 
 
@@ -645,12 +646,8 @@ def kafka_acl(ports: Ports, arguments: list[str]) -> None:
     """Kafka's ACL tool (kafka-acls.sh) against the running broker, over its plaintext
     listener, whose clients the authorizer lets do anything: e.g. `--add --allow-principal
     User:gateway --operation Write --topic commands. --resource-pattern-type prefixed`."""
-    run_logged(
+    run_kafka_tool(
         [
-            require_java(),
-            "-cp",
-            f"{KAFKA_JARS}/*",
-            f"-Dlog4j2.configurationFile={log4j_config()}",
             "org.apache.kafka.tools.AclCommand",
             "--bootstrap-server",
             f"{HOST}:{ports.kafka}",
@@ -738,7 +735,7 @@ def prepare_kafka(ports: Ports) -> None:
     # Kafka cluster IDs are 16 random bytes, URL-safe base64 without padding (22 characters).
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     # The SCRAM user's password is among the arguments: they go in a file of the owner's.
-    arguments = java_args_file(
+    run_kafka_tool(
         [
             "kafka.tools.StorageTool",
             "format",
@@ -750,22 +747,9 @@ def prepare_kafka(ports: Ports) -> None:
             "--ignore-formatted",
             *scram_users(),
         ],
-        "kafka-format.args",
+        LOG_DIR / "kafka-format.log",
+        "formatting Kafka storage",
     )
-    try:
-        run_logged(
-            [
-                require_java(),
-                "-cp",
-                f"{KAFKA_JARS}/*",
-                f"-Dlog4j2.configurationFile={log4j_config()}",
-                f"@{arguments}",
-            ],
-            LOG_DIR / "kafka-format.log",
-            "formatting Kafka storage",
-        )
-    finally:
-        arguments.unlink(missing_ok=True)
     if ports.kafka_secured is not None:
         (KAFKA_DATA / "scram-users").write_text(f"{PLAIN_USER}\n")
 
