@@ -59,11 +59,11 @@ class ReadProxy:
         self.streams = streams
         self.page_actor = settings.page_actor
 
-    def actor(self, request: Request) -> str | Refusal:
+    def actor(self, request: Request, *, streaming: bool) -> str | Refusal:
         """The signed-in actor: the proxy's header; on the local stand-in, a stream's
-        `?actor_id=` when there is no header."""
+        `?actor_id=` when there is no header (an EventSource cannot set one)."""
         header = request.headers.get(ACTOR_HEADER)
-        if not header and self.page_actor:
+        if not header and streaming and self.page_actor:
             header = request.query_params.get(PAGE_ACTOR_PARAMETER)
         return authenticated_actor(header)
 
@@ -75,11 +75,11 @@ class ReadProxy:
             return error_response(404, "not_found", f"no /api/{resource}: the API has {known}")
         if any(segment in (".", "..") for segment in path.split("/")):
             return error_response(404, "not_found", "a path under /api/ names a resource")
-        actor = self.actor(request)
+        streaming = path.endswith("/stream")
+        actor = self.actor(request, streaming=streaming)
         if isinstance(actor, Refusal):
             return JSONResponse(actor.body(), status_code=actor.status)
         service, base = self.routes[resource]
-        streaming = path.endswith("/stream")
         query = request.query_params.multi_items()
         params = httpx.QueryParams([(k, v) for k, v in query if k != PAGE_ACTOR_PARAMETER])
         headers = {k: v for k in FORWARDED_UP if (v := request.headers.get(k))}

@@ -26,7 +26,9 @@ class StartupError(RuntimeError):
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+    # SPEC's error shape: a code, a sentence for a person, and the field errors (none here).
+    body = {"error": code, "message": message, "errors": []}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def not_found(what: str, ident: str) -> JSONResponse:

@@ -176,6 +176,11 @@ def openapi_document(title: str, paths: Json) -> Json:
                     "properties": {
                         "error": {"type": "string", "description": "a code, e.g. not_found"},
                         "message": {"type": "string", "description": "for a person"},
+                        "errors": {
+                            "type": "array",
+                            "description": "field errors: [{field, message}] (empty here)",
+                            "items": {"type": "object"},
+                        },
                     },
                 }
             }

@@ -211,6 +211,13 @@ async def test_the_page_names_its_actor_for_a_stream_only_on_the_local_stand_in(
         assert await stream_opened(stand_in, "/api/threads/o-1/stream?actor_id=f-1&x=1") == 200
     assert fake.seen_actors == ["f-1"]
     assert fake.seen_queries == ["x=1"]
+    async with (
+        a_gateway(infra, url, page_actor=True) as stand_in,
+        httpx.AsyncClient(base_url=stand_in, timeout=5) as client,
+    ):
+        # A read that is not a stream can set the header: it must.
+        read = await client.get("/api/threads/o-1/messages?limit=1&actor_id=f-1")
+        assert read.status_code == 401
     async with a_gateway(infra, url, page_actor=False) as behind_proxy:
         assert await stream_opened(behind_proxy, "/api/threads/o-1/stream?actor_id=f-1") == 401
     assert fake.seen_actors == ["f-1"]

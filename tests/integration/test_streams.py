@@ -136,6 +136,7 @@ async def test_a_malformed_last_event_id_is_refused_with_the_reason(messaging: S
         "error": "bad_request",
         "message": "Last-Event-ID must be the id of an item this stream sent (a whole number), "
         "got 'yesterday'",
+        "errors": [],
     }
 
 

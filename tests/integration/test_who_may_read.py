@@ -141,9 +141,9 @@ async def negotiated(system: System) -> Negotiated:
     )
 
 
-def unknown(what: str, ident: str) -> dict[str, str]:
+def unknown(what: str, ident: str) -> dict[str, Any]:
     """What an unknown id gets: a stranger must get exactly this."""
-    return {"error": "not_found", "message": f"no {what} with id {ident!r}"}
+    return {"error": "not_found", "message": f"no {what} with id {ident!r}", "errors": []}
 
 
 async def status_of(gateway: httpx.AsyncClient, path: str, headers: dict[str, str]) -> int:
