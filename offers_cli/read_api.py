@@ -10,7 +10,7 @@ import urllib.request
 from typing import Any, Final
 
 from offers_cli.config import Config
-from offers_cli.errors import CliError, NotFound, Unavailable
+from offers_cli.errors import CliError, NotFound, Refused, Unavailable, UsageError
 from services.runtime.secrets import redact
 
 MAX_PAGES: Final = 20
@@ -107,8 +107,10 @@ class ReadApi:
             message = _error_message(error)
             if error.code == 404:
                 raise NotFound(message) from None
-            if error.code == 401:
-                raise CliError(f"{message} (pass --as <actor_id> or set OFFERS_ACTOR)") from None
+            if error.code == 401:  # no reader: say how to name one
+                raise UsageError(f"{message} (pass --as <actor_id> or set OFFERS_ACTOR)") from None
+            if error.code == 403:  # a list of someone else's
+                raise Refused(message) from None
             raise CliError(
                 f"{self._names.get(base, base)} at {redact(base)} answered {error.code}: {message}"
             ) from None

@@ -79,13 +79,16 @@ def own_list(request: Request, actor: str, names: tuple[str, ...]) -> None:
     filters then only narrow a list that is the actor's already."""
     if any(request.query_params.get(name) == actor for name in names):
         return
-    given = [name for name in names if request.query_params.get(name)]
+    given = [
+        f"{name}={request.query_params[name]}" for name in names if name in request.query_params
+    ]
     whose = " or ".join(f"{name}={actor}" for name in names)
     raise Refused(
         403,
         "forbidden",
-        (f"{' and '.join(given)} name(s) another party; " if given else "")
-        + f"a list is your own: give {whose}",
+        f"you ({actor}) may list your own items only"
+        + (f", not those of {' and '.join(given)}" if given else "")
+        + f": give {whose}",
     )
 
 

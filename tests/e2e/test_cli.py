@@ -138,6 +138,14 @@ async def test_two_terminals_from_extend_to_an_active_contract(
     assert contracts.code == 0, contracts
     assert "active" in contracts.out and freelancer in contracts.out
 
+    # The reads are the reader's: nobody named, a stranger, another party's list.
+    nobody = await offers(cli_env, "show", "offer", offer_id)
+    assert nobody.code == 2 and "OFFERS_ACTOR" in nobody.err, nobody
+    stranger = await offers({**cli_env, "OFFERS_ACTOR": "x-stranger"}, "show", "offer", offer_id)
+    assert stranger.code == 1 and f"no offer with id '{offer_id}'" in stranger.err, stranger
+    theirs = await offers(as_freelancer, "contracts", "--client", client)
+    assert theirs.code == 1 and "may list your own items only" in theirs.err, theirs
+
 
 async def test_accepting_someone_elses_offer_is_rejected(cli_env: dict[str, str]) -> None:
     offer_id, client, freelancer = ids()
