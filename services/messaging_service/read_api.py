@@ -50,9 +50,11 @@ def _before(request: Request) -> int | None:
     position = decode_cursor(request, "before")
     if position is None:
         return None
-    if len(position) != 1 or not isinstance(position[0], int) or isinstance(position[0], bool):
+    value = position[0] if len(position) == 1 else None
+    # A message number is a 64-bit integer: a larger one is no cursor of ours.
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
         raise BadRequest("before is not a cursor this API handed out")
-    return position[0]
+    return value
 
 
 def party_thread(document: Document | None, actor: str) -> Document | None:

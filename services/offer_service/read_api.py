@@ -13,7 +13,7 @@ from starlette.routing import Route
 from contracts import format_utc
 from services.rules import OfferStatus
 from services.runtime.documents import Document
-from services.runtime.http import BadRequest, not_found, own_list, reader
+from services.runtime.http import BadRequest, id_filter, not_found, own_list, reader
 from services.runtime.openapi import (
     Json,
     json_read,
@@ -94,7 +94,7 @@ def _party_filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     """A list is one party's or one job's view ("Pending Offers", "My Jobs → Contracts"), so
     its query is an equality that an index serves; a list of everything would be a full scan
     and sort on every backend, and is refused."""
-    filters = {name: value for name in names if (value := request.query_params.get(name))}
+    filters = {name: value for name in names if (value := id_filter(request, name))}
     if not filters:
         raise BadRequest(f"name whose list this is: give {' and/or '.join(names)}")
     return filters

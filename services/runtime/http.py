@@ -73,6 +73,18 @@ def reader(request: Request) -> str:
         raise Refused(401, "unauthenticated", message) from None
 
 
+def id_filter(request: Request, name: str) -> str | None:
+    """A query parameter that names an id, or None; one that no id can be (a NUL, 5,000
+    characters) is a 400 here rather than an error in the database."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        return _ID.validate_python(raw)
+    except ValidationError:
+        raise BadRequest(f"{name} is not an id: {raw[:80]!r}") from None
+
+
 def own_list(request: Request, actor: str, names: tuple[str, ...]) -> None:
     """A list is the reader's own: one of ``names`` (the party filters) must name the actor.
     Refused up front, from the query alone, so the answer reveals nothing stored; the other

@@ -277,3 +277,20 @@ async def test_malformed_parameters_are_a_400_with_the_reason_through_the_gatewa
         response = await gateway.get(path, params=params, headers=headers)
         assert response.status_code == 400, (path, params, response.text)
         assert response.json()["error"] == "bad_request" and response.json()["message"]
+    # Ids no store can hold (a NUL, a huge number) are unknown ids, or a 400: never a 500.
+    huge = base64.urlsafe_b64encode(b"[100000000000000000000000000000]").decode()
+    nul = base64.urlsafe_b64encode(b'["2026-12-01T00:00:00+00:00", "a\\u0000b"]').decode()
+    for path, params in (
+        ("/api/offers/a%00b", {}),
+        ("/api/contracts/a%00b", {}),
+        ("/api/threads/a%00b/messages", {}),
+        ("/api/threads/a%00b/stream", {}),
+        ("/api/talent-clouds/a%00b/members", {}),
+        (f"/api/offers/{'x' * 5000}", {}),
+        ("/api/offers", {"client_id": client, "job_id": "a\x00b"}),
+        (f"/api/threads/{negotiated.parties.offer_id}/messages", {"before": huge}),
+        ("/api/offers", {"client_id": client, "cursor": nul}),
+        ("/api/notifications", {"recipient_id": client, "cursor": nul}),
+    ):
+        response = await gateway.get(path, params=params, headers=me)
+        assert response.status_code in (400, 404), (path, params, response.text)
