@@ -74,6 +74,13 @@ async def window(browser: Browser, url: str) -> Page:
     page = await context.new_page()
     errors = SCRIPT_ERRORS.setdefault(page, [])
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The gateway's Content-Security-Policy must not block anything the page itself does.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.set_default_timeout(SOON)
     await page.goto(url)
     return page
