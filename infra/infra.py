@@ -461,12 +461,18 @@ def write_private(path: Path, text: str) -> None:
 
 def protect_tls_material() -> None:
     """The secret files at 0600 and their folder at 0700, also where an older infra.py
-    made them with the default umask."""
-    if TLS_DIR.exists():
-        TLS_DIR.chmod(0o700)
-        for name in SECRET_FILES:
-            if (TLS_DIR / name).exists():
-                (TLS_DIR / name).chmod(0o600)
+    made them with the default umask, and the password out of the logs it wrote it in."""
+    if not TLS_DIR.exists():
+        return
+    TLS_DIR.chmod(0o700)
+    for name in SECRET_FILES:
+        if (TLS_DIR / name).exists():
+            (TLS_DIR / name).chmod(0o600)
+    password_file = TLS_DIR / "plain.password"
+    password = password_file.read_text().strip() if password_file.exists() else ""
+    for log in (LOG_DIR / "kafka-format.log", LOG_DIR / "kafka-user.log"):
+        if password and log.exists() and password in (text := log.read_text(errors="replace")):
+            write_private(log, text.replace(password, "***"))
 
 
 @contextlib.contextmanager

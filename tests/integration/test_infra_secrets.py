@@ -58,7 +58,10 @@ def test_keys_and_passwords_are_the_owners_and_on_no_command_line(
     assert password not in log
     assert not list(infra.CONF_DIR.glob("*.args")), "an argument file outlived its command"
 
-    # A folder made by an older infra.py, with the default umask, is put right.
+    # A folder made by an older infra.py, with the default umask and the password in its
+    # format log, is put right.
     (tls / "ca.key").chmod(0o644)
+    (infra.LOG_DIR / "kafka-format.log").write_text(f"$ java ... password={password}]\n")
     infra.make_tls_material()
     assert mode(tls / "ca.key") == 0o600
+    assert password not in (infra.LOG_DIR / "kafka-format.log").read_text()
