@@ -95,8 +95,9 @@ class Arrivals:
         )
 
 
-async def follow(client: httpx.AsyncClient, offer_id: str, into: Arrivals) -> None:
-    async with stream(client, f"/threads/{offer_id}/stream") as thread:
+async def follow(client: httpx.AsyncClient, offer: dict[str, Any], into: Arrivals) -> None:
+    offer_id, me = offer["offer_id"], {"X-Actor-Id": offer["client_id"]}  # a party reads
+    async with stream(client, f"/threads/{offer_id}/stream", me) as thread:
         assert thread.status_code == 200, f"stream of {offer_id}: HTTP {thread.status_code}"
         while True:
             item = await thread.next(within=3600)
@@ -105,9 +106,13 @@ async def follow(client: httpx.AsyncClient, offer_id: str, into: Arrivals) -> No
                 into.note(event["message_id"], event["sent_at"], event["text"])
 
 
-async def poll(client: httpx.AsyncClient, offer_id: str, every: float, into: Arrivals) -> None:
+async def poll(
+    client: httpx.AsyncClient, offer: dict[str, Any], every: float, into: Arrivals
+) -> None:
+    offer_id, me = offer["offer_id"], {"X-Actor-Id": offer["client_id"]}  # a party reads
     while True:
-        response = await client.get(f"/threads/{offer_id}/messages", params={"limit": 200})
+        path = f"/threads/{offer_id}/messages"
+        response = await client.get(path, params={"limit": 200}, headers=me)
         if response.status_code == 200:
             for message in response.json()["items"]:
                 into.note(message["message_id"], message["sent_at"], message["text"])
@@ -152,9 +157,9 @@ async def phase(
     arrivals = Arrivals(f"{label}: ")
     clients = [
         asyncio.create_task(
-            follow(client, o["offer_id"], arrivals)
+            follow(client, o, arrivals)
             if poll_every is None
-            else poll(client, o["offer_id"], poll_every, arrivals)
+            else poll(client, o, poll_every, arrivals)
         )
         for o in offers
     ]

@@ -35,7 +35,13 @@ def say(message: str) -> None:
 
 @asynccontextmanager
 async def gateway(bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = GatewaySettings(kafka_bootstrap_servers=bootstrap, publish_timeout_seconds=TIMEOUT)
+    # The retries of one actor, one a second, must not meet the per-actor rate limit.
+    settings = GatewaySettings(
+        kafka_bootstrap_servers=bootstrap,
+        publish_timeout_seconds=TIMEOUT,
+        commands_per_minute=600.0,
+        command_burst=100,
+    )
     async with in_process(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         yield client
 

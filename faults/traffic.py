@@ -97,7 +97,16 @@ class Ledger:
 
     @property
     def talent_cloud_id(self) -> str:
+        """The run's Talent Clouds' common prefix."""
         return f"tc-faults-{self.run}"
+
+    def cloud_for(self, p: Parties) -> str:
+        """The client's own cloud of this run: a cloud belongs to the first client naming it."""
+        return f"{self.talent_cloud_id}-{p.client_id}"
+
+    def ours(self, cloud: object) -> bool:
+        """Whether a cloud is one of this run's."""
+        return isinstance(cloud, str) and cloud.startswith(f"{self.talent_cloud_id}-")
 
     @property
     def people(self) -> set[str]:
@@ -122,7 +131,7 @@ class Ledger:
         return parties
 
     def extend(self, p: Parties, outcome: Outcome = "ok", code: str | None = None) -> Step:
-        tc = self.talent_cloud_id if p.story in ("accepted", "refused") else None
+        tc = self.cloud_for(p) if p.story in ("accepted", "refused") else None
         message = self.command(
             "ExtendOffer",
             p.client_id,
@@ -164,7 +173,7 @@ class Ledger:
     def accepted(self, rng: random.Random) -> list[Step]:
         p = self.parties("accepted")
         self.final_status[p.offer_id] = "accepted"
-        tc = self.talent_cloud_id
+        tc = self.cloud_for(p)
         return [
             self.extend(p),
             self.offer_command("ChangeOffer", p, p.client_id, terms=terms(tc, hourly_rate="50.00")),

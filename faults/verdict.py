@@ -208,7 +208,7 @@ def scope(ledger: Ledger, records: Iterable[Record]) -> Wire:
             if value.get("command_id") in command_ids or value.get("causation_id") in record_ids:
                 wire.rejections.append(record)
         elif record.topic == topics.TALENT_CLOUDS_EVENTS:
-            if value.get("talent_cloud_id") == ledger.talent_cloud_id:
+            if ledger.ours(value.get("talent_cloud_id")):
                 wire.members.append(record)
         elif record.topic == topics.NOTIFICATIONS_EVENTS:
             if value.get("recipient_id") in people:
@@ -348,7 +348,7 @@ def check_contracts(ledger: Ledger, wire: Wire, stored: Stored) -> Check:
         contracts[document["offer_id"]].append(document)
     members: dict[str, int] = defaultdict(int)
     for document in stored.members:
-        if document.get("talent_cloud_id") == ledger.talent_cloud_id:
+        if ledger.ours(document.get("talent_cloud_id")):
             members[document["freelancer_id"]] += 1
     published_members: dict[str, set[str]] = defaultdict(set)
     for r in wire.members:
@@ -376,7 +376,7 @@ def check_contracts(ledger: Ledger, wire: Wire, stored: Stored) -> Check:
             )
         elif mine[0]["offer_version"] != accepted[0]["version"]:
             check.wrong.append(f"{offer_id}: contract of version {mine[0]['offer_version']}")
-        if accepted[0]["terms"].get("talent_cloud_id") == ledger.talent_cloud_id:
+        if ledger.ours(accepted[0]["terms"].get("talent_cloud_id")):
             n_stored = members.get(parties.freelancer_id, 0)
             n_published = len(published_members.get(parties.freelancer_id, ()))
             if n_stored > 1 or n_published > 1:

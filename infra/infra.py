@@ -437,18 +437,96 @@ listener.name.sasl_ssl.ssl.keystore.location={tls_dir}/broker.pem
 listener.name.sasl_ssl.ssl.truststore.type=PEM
 listener.name.sasl_ssl.ssl.truststore.location={tls_dir}/ca.pem
 listener.name.sasl_ssl.ssl.client.auth=requested
+# Who may do what is checked (README "Who may write which topic"): the plaintext and
+# controller listeners' clients (User:ANONYMOUS: the brokers themselves, the services and
+# tests on the plaintext port) and the platform's own user may do anything; any other
+# principal only what an ACL grants it (`infra.py kafka-acl`).
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:{plain_user}
 """
 PLAIN_USER = "platform"
 
 
+# What only this user may read: the private keys, the key store and the password.
+SECRET_FILES = ("ca.key", "broker.key", "client.key", "broker.pem", "plain.password")
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` in a file only its owner may read or write (0600), from its first byte."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that existed keeps its mode otherwise
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
+def protect_tls_material() -> None:
+    """The secret files at 0600 and their folder at 0700, also where an older infra.py
+    made them with the default umask, and the password out of the logs it wrote it in."""
+    if not TLS_DIR.exists():
+        return
+    TLS_DIR.chmod(0o700)
+    for name in SECRET_FILES:
+        if (TLS_DIR / name).exists():
+            (TLS_DIR / name).chmod(0o600)
+    password_file = TLS_DIR / "plain.password"
+    password = password_file.read_text().strip() if password_file.exists() else ""
+    for log in (LOG_DIR / "kafka-format.log", LOG_DIR / "kafka-user.log"):
+        if password and log.exists() and password in (text := log.read_text(errors="replace")):
+            write_private(log, text.replace(password, "***"))
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """Every file made meanwhile, by this process or the tools it runs (openssl writes the
+    keys), is its owner's alone."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def run_kafka_tool(arguments: list[str], log_path: Path, what: str) -> None:
+    """One of Kafka's tools (the main class and its arguments), its arguments given in a
+    Java launcher argument file (`java @file`) at 0600, deleted after: a password among them
+    is then on no command line (`ps`) and in no log, which shows `@file`. Each argument is
+    quoted, backslashes and quotes escaped."""
+    CONF_DIR.mkdir(parents=True, exist_ok=True)
+    path = CONF_DIR / f"{log_path.stem}.args"
+    quoted = ('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in arguments)
+    write_private(path, "\n".join(quoted) + "\n")
+    try:
+        run_logged(
+            [
+                require_java(),
+                "-cp",
+                f"{KAFKA_JARS}/*",
+                f"-Dlog4j2.configurationFile={log4j_config()}",
+                f"@{path}",
+            ],
+            log_path,
+            what,
+        )
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def make_tls_material() -> None:
     """A throwaway CA, a broker certificate for 127.0.0.1 and a client certificate, made once
-    per infra folder with openssl; and the PLAIN user's password."""
+    per infra folder with openssl; and the PLAIN user's password. Keys and password are the
+    owner's alone (0600)."""
     if (TLS_DIR / "client.pem").exists():
+        protect_tls_material()
         return
+    with private_files():
+        _make_tls_material()
+    protect_tls_material()
+
+
+def _make_tls_material() -> None:
     openssl = require_tool("openssl", "install OpenSSL (apt-get install openssl)")
     say(f"making a throwaway CA and certificates in {rel(TLS_DIR)} (first start only)...")
-    TLS_DIR.mkdir(parents=True, exist_ok=True)
+    TLS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = LOG_DIR / "kafka-tls.log"
 
     def ssl(*args: str, what: str) -> None:
@@ -507,10 +585,11 @@ def make_tls_material() -> None:
             what=f"signing the {name} certificate",
         )
     # Kafka's PEM key store: the private key (PKCS#8) and its certificate chain in one file.
-    (TLS_DIR / "broker.pem").write_text(
-        (TLS_DIR / "broker.key").read_text() + (TLS_DIR / "broker.crt").read_text()
+    write_private(
+        TLS_DIR / "broker.pem",
+        (TLS_DIR / "broker.key").read_text() + (TLS_DIR / "broker.crt").read_text(),
     )
-    (TLS_DIR / "plain.password").write_text(uuid.uuid4().hex + "\n")
+    write_private(TLS_DIR / "plain.password", uuid.uuid4().hex + "\n")
     (TLS_DIR / "client.pem").write_text((TLS_DIR / "client.crt").read_text())
 
 
@@ -547,14 +626,11 @@ def scram_users() -> list[str]:
 
 def add_kafka_user(ports: Ports, name: str, password: str) -> None:
     """A SCRAM-SHA-256 and SCRAM-SHA-512 user in the running cluster's metadata, as
-    kafka-configs.sh --add-config makes it (one mechanism per request, as Kafka wants)."""
+    kafka-configs.sh --add-config makes it (one mechanism per request, as Kafka wants). The
+    password goes in an argument file, not on the command line."""
     for bits in (256, 512):
-        run_logged(
+        run_kafka_tool(
             [
-                require_java(),
-                "-cp",
-                f"{KAFKA_JARS}/*",
-                f"-Dlog4j2.configurationFile={log4j_config()}",
                 "kafka.admin.ConfigCommand",
                 "--bootstrap-server",
                 f"{HOST}:{ports.kafka}",
@@ -570,6 +646,23 @@ def add_kafka_user(ports: Ports, name: str, password: str) -> None:
             f"adding the SCRAM-SHA-{bits} user {name}",
         )
         say(f"SCRAM-SHA-{bits} user {name!r} added")
+
+
+def kafka_acl(ports: Ports, arguments: list[str]) -> None:
+    """Kafka's ACL tool (kafka-acls.sh) against the running broker, over its plaintext
+    listener, whose clients the authorizer lets do anything: e.g. `--add --allow-principal
+    User:gateway --operation Write --topic commands. --resource-pattern-type prefixed`."""
+    run_kafka_tool(
+        [
+            "org.apache.kafka.tools.AclCommand",
+            "--bootstrap-server",
+            f"{HOST}:{ports.kafka}",
+            *arguments,
+        ],
+        LOG_DIR / "kafka-acl.log",
+        "changing Kafka's ACLs",
+    )
+    say(f"ACLs changed ({' '.join(arguments)}); see {rel(LOG_DIR / 'kafka-acl.log')}")
 
 
 def java_major(java: str) -> int:
@@ -633,7 +726,8 @@ def provision_kafka() -> None:
 
 def prepare_kafka(ports: Ports) -> None:
     CONF_DIR.mkdir(parents=True, exist_ok=True)
-    KAFKA_CONFIG.write_text(kafka_properties(ports))
+    # It holds the PLAIN user's password (the secured listener's JAAS line): 0600.
+    write_private(KAFKA_CONFIG, kafka_properties(ports))
     if (KAFKA_DATA / "meta.properties").exists():
         if ports.kafka_secured is not None and not (KAFKA_DATA / "scram-users").exists():
             say(
@@ -646,12 +740,9 @@ def prepare_kafka(ports: Ports) -> None:
     KAFKA_DATA.mkdir(parents=True, exist_ok=True)
     # Kafka cluster IDs are 16 random bytes, URL-safe base64 without padding (22 characters).
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    run_logged(
+    # The SCRAM user's password is among the arguments: they go in a file of the owner's.
+    run_kafka_tool(
         [
-            require_java(),
-            "-cp",
-            f"{KAFKA_JARS}/*",
-            f"-Dlog4j2.configurationFile={log4j_config()}",
             "kafka.tools.StorageTool",
             "format",
             "--config",
@@ -1208,7 +1299,8 @@ COMPONENTS = ("kafka", "postgres", "ferretdb")
 def usage() -> NoReturn:
     print(
         f"usage: {sys.argv[0]} up|down|status, or start|stop|restart {'|'.join(COMPONENTS)}, "
-        "or kafka-user NAME PASSWORD (SCRAM, for KAFKA_SECURED_PORT)",
+        "or kafka-user NAME PASSWORD|- (SCRAM, for KAFKA_SECURED_PORT; - reads it from stdin), "
+        "or kafka-acl ARGS (kafka-acls.sh's, e.g. --list)",
         file=sys.stderr,
     )
     sys.exit(2)
@@ -1216,8 +1308,17 @@ def usage() -> NoReturn:
 
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "kafka-user":
+        # PASSWORD "-": read from the standard input, so it is on no command line either.
+        password = sys.stdin.readline().rstrip("\n") if argv[2] == "-" else argv[2]
         try:
-            add_kafka_user(Ports.from_env(), *argv[1:])
+            add_kafka_user(Ports.from_env(), argv[1], password)
+        except InfraError as exc:
+            print(f"[infra] error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if len(argv) > 1 and argv[0] == "kafka-acl":
+        try:
+            kafka_acl(Ports.from_env(), argv[1:])
         except InfraError as exc:
             print(f"[infra] error: {exc}", file=sys.stderr)
             return 1

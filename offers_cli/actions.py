@@ -95,8 +95,9 @@ def sent_line(command: Command) -> str:
 
 
 def publish(args: argparse.Namespace, config: Config) -> int:
-    api = ReadApi(config)
-    command = make_command(args, actor_of(args, config), api)
+    actor = actor_of(args, config)
+    api = ReadApi(config, actor=actor)
+    command = make_command(args, actor, api)
     if not args.json:
         say(sent_line(command))
     return asyncio.run(_publish(command, args, config, api))
@@ -167,7 +168,7 @@ async def _mark_read(
 
 
 def show(args: argparse.Namespace, config: Config) -> int:
-    api = ReadApi(config)
+    api = ReadApi(config, actor=getattr(args, "actor", None))
     data: Any
     match args.what:
         case "offer":

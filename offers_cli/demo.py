@@ -30,10 +30,14 @@ POLL_SECONDS = 0.3
 
 
 class Demo:
-    def __init__(self, session: Session, api: ReadApi, timeout: float) -> None:
-        self.session, self.api, self.timeout = session, api, timeout
+    def __init__(self, session: Session, config: Config, timeout: float) -> None:
+        self.session, self.config, self.timeout = session, config, timeout
         self.parser = build_parser()
         self.step = 0
+
+    def api(self, actor: str) -> ReadApi:
+        """The read APIs as ``actor`` sees them (each resource is shown to its parties)."""
+        return ReadApi(self.config, actor=actor)
 
     def tell(self, text: str) -> None:
         self.step += 1
@@ -43,7 +47,7 @@ class Demo:
         """Runs one `offers` command line as the CLI would, and returns its answer."""
         say(f"   $ offers {shlex.join(argv)}")
         args = self.parser.parse_args(argv)
-        command = await asyncio.to_thread(make_command, args, args.actor, self.api)
+        command = await asyncio.to_thread(make_command, args, args.actor, self.api(args.actor))
         await self.session.send(command)
         event = await self.session.answer(command, self.timeout)
         say(*(f"   {line}" for line in render.outcome(event)))
@@ -68,7 +72,7 @@ class Demo:
 
     async def inbox(self, recipient: str, kinds: Collection[str]) -> None:
         def complete() -> list[dict[str, Any]] | None:
-            items = self.api.inbox(recipient)
+            items = self.api(recipient).inbox(recipient)
             return items if set(kinds) <= {n["kind"] for n in items} else None
 
         items = await self.until(
@@ -93,7 +97,8 @@ async def negotiate(config: Config, within: float) -> int:
         f"on Kafka {config.kafka}."
     )
     async with Session(config.kafka, EVENT_TOPICS) as session:
-        demo = Demo(session, api, within)
+        demo = Demo(session, config, within)
+        as_client, as_freelancer = demo.api(client), demo.api(freelancer)
 
         demo.tell(
             f"The client extends an hourly offer to {freelancer}: 45.00 USD/h, at most 30 h a "
@@ -121,7 +126,9 @@ async def negotiate(config: Config, within: float) -> int:
             "read from the read API and only the rate changes)."
         )
         # The client's screen reads the current terms from the read API: be sure it has them.
-        await demo.until(f"offer {offer_id} is not in the read API", lambda: api.offer(offer_id))
+        await demo.until(
+            f"offer {offer_id} is not in the read API", lambda: as_client.offer(offer_id)
+        )
         changed = await demo.run(
             ["change", offer_id, "--as", client, "--rate", "50",
              "--in-response-to", proposal_id, "--message", "Shall we meet in the middle at 50/h?"]
@@ -140,7 +147,7 @@ async def negotiate(config: Config, within: float) -> int:
         demo.tell("The read API (offer_service) shows the contract, active:")
 
         def active_contract() -> dict[str, Any] | None:
-            found = api.contract(contract_id)
+            found = as_client.contract(contract_id)
             return found if found["status"] == "active" else None
 
         active = await demo.until(f"contract {contract_id} is not active", active_contract)
@@ -150,7 +157,7 @@ async def negotiate(config: Config, within: float) -> int:
         demo.tell(f"The freelancer joined Talent Cloud {cloud}:")
 
         def joined() -> list[dict[str, Any]] | None:
-            found = api.members(cloud)
+            found = as_freelancer.members(cloud)
             return found if freelancer in {m["freelancer_id"] for m in found} else None
 
         members = await demo.until(f"{freelancer} did not join {cloud}", joined)

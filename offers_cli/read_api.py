@@ -10,14 +10,18 @@ import urllib.request
 from typing import Any, Final
 
 from offers_cli.config import Config
-from offers_cli.errors import CliError, NotFound, Unavailable
+from offers_cli.errors import CliError, NotFound, Refused, Unavailable, UsageError
+from services.runtime.secrets import redact
 
 MAX_PAGES: Final = 20
 PAGE: Final = 200  # the services' maximum page size
 
 
 class ReadApi:
-    def __init__(self, config: Config, *, timeout: float = 5) -> None:
+    def __init__(self, config: Config, *, timeout: float = 5, actor: str | None = None) -> None:
+        """``actor``: on whose behalf the reads are made (X-Actor-Id), OFFERS_ACTOR by
+        default; the services show each resource to its parties only."""
+        self._actor = actor or config.actor
         self._offer = config.offer_service
         self._messaging = config.messaging_service
         self._notification = config.notification_service
@@ -94,20 +98,26 @@ class ReadApi:
 
     def _get(self, base: str, path: str, params: dict[str, str] | None = None) -> Any:
         url = base + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        headers = {"X-Actor-Id": self._actor} if self._actor else {}
+        request = urllib.request.Request(url, headers=headers)
         try:
-            with urllib.request.urlopen(url, timeout=self._timeout) as response:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return json.load(response)
         except urllib.error.HTTPError as error:
             message = _error_message(error)
             if error.code == 404:
                 raise NotFound(message) from None
+            if error.code == 401:  # no reader: say how to name one
+                raise UsageError(f"{message} (pass --as <actor_id> or set OFFERS_ACTOR)") from None
+            if error.code == 403:  # a list of someone else's
+                raise Refused(message) from None
             raise CliError(
-                f"{self._names.get(base, base)} at {base} answered {error.code}: {message}"
+                f"{self._names.get(base, base)} at {redact(base)} answered {error.code}: {message}"
             ) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise Unavailable(
-                f"cannot reach {self._names.get(base, base)} at {base} ({reason}) — is "
+                f"cannot reach {self._names.get(base, base)} at {redact(base)} ({reason}) — is "
                 "`make run` going?"
             ) from None
         except ValueError:

@@ -39,7 +39,6 @@ def hourly_terms(**changes: Any) -> dict[str, Any]:
         "weekly_limit_hours": 30,
         "start_date": start.isoformat(),
         "end_date": (start + timedelta(days=90)).isoformat(),
-        "talent_cloud_id": "tc-design",
         "po_number": "PO-2026-0042",
         "custom_fields": {"cost_center": "R&D-12", "billable": True},
     }
@@ -65,6 +64,11 @@ def fixed_terms(**changes: Any) -> dict[str, Any]:
     return terms
 
 
+def as_(actor: str) -> dict[str, str]:
+    """The headers of a read made on behalf of ``actor`` (every read names its reader)."""
+    return {"X-Actor-Id": actor}
+
+
 def command(type_: str, actor_id: str, **fields: Any) -> dict[str, Any]:
     return {"type": type_, "command_id": str(uuid.uuid4()), "actor_id": actor_id, **fields}
 
@@ -76,6 +80,12 @@ class Parties:
     freelancer_id: str = field(default_factory=lambda: new_id("free"))
     job_id: str = field(default_factory=lambda: new_id("job"))
 
+    @property
+    def talent_cloud_id(self) -> str:
+        """The client's own Talent Cloud: a cloud belongs to the client that first names it,
+        so two tests' clients never share one."""
+        return f"tc-{self.client_id}"
+
     def extend(self, terms: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         return command(
             "ExtendOffer",
@@ -85,7 +95,7 @@ class Parties:
             proposal_id=new_id("prop"),
             client_id=self.client_id,
             freelancer_id=self.freelancer_id,
-            terms=terms or hourly_terms(),
+            terms=terms or hourly_terms(talent_cloud_id=self.talent_cloud_id),
             **fields,
         )
 

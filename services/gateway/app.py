@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -14,6 +15,7 @@ from typing import Final
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -24,9 +26,11 @@ from services.runtime.http import error_response
 from services.runtime.logs import setup_logging
 
 from .bus import CommandBus, KafkaUnavailable, Outcomes
-from .commands import ACTOR_HEADER, Refusal, authenticated_actor, read_command
+from .commands import ACTOR_HEADER, Refusal, authenticated_actor, read_body, read_command
+from .limits import CommandRate, OpenStreams, retry_after
 from .openapi import openapi_document
 from .proxy import ReadProxy, new_client
+from .security import SecurityHeaders, json_only, same_origin
 from .settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -41,21 +45,39 @@ def create_app(settings: GatewaySettings) -> Starlette:
     bus = CommandBus(settings.kafka_bootstrap_servers, settings.publish_timeout_seconds)
     outcomes = Outcomes(settings.kafka_bootstrap_servers, settings.remembered_outcomes)
     client = new_client()
-    proxy = ReadProxy(settings, client)
+    proxy = ReadProxy(settings, client, OpenStreams(settings.streams_per_actor))
+    rate = CommandRate(settings.commands_per_minute, settings.command_burst)
     document = openapi_document()
 
     async def send_command(request: Request) -> Response:
         actor = authenticated_actor(request.headers.get(ACTOR_HEADER))
         if isinstance(actor, Refusal):
             return refused(actor)
+        cross_site = same_origin(request, settings.allowed_origins) or json_only(request)
+        if cross_site is not None:
+            return refused(cross_site)
+        wait = rate.take(actor)
+        if wait > 0:
+            return error_response(
+                429,
+                "too_many_commands",
+                f"{actor} sent more than {settings.command_burst} commands in a burst or "
+                f"{settings.commands_per_minute:g} a minute; try again in "
+                f"{retry_after(wait)} s (GATEWAY_COMMANDS_PER_MINUTE, GATEWAY_COMMAND_BURST)",
+                headers={"Retry-After": retry_after(wait)},
+            )
+        body = await read_body(request.stream(), request.headers.get("content-length"))
+        if isinstance(body, Refusal):
+            return refused(body)
         command = read_command(
-            await request.body(),
+            body,
             actor,
             today=datetime.now(UTC).date(),
             max_contract_days=settings.max_contract_days,
         )
         if isinstance(command, Refusal):
             return refused(command)
+        outcomes.note_actor(command.command_id, actor)
         try:
             await bus.publish(command)
         except KafkaUnavailable as error:
@@ -83,11 +105,15 @@ def create_app(settings: GatewaySettings) -> Starlette:
         try:
             wait = min(float(raw_wait), settings.max_outcome_wait_seconds)
         except ValueError:
-            return error_response(400, "bad_request", "wait must be a number of seconds")
+            wait = math.nan
+        if not math.isfinite(wait):  # "nan" and "²" alike
+            return error_response(
+                400, "bad_request", f"wait must be a number of seconds, got {raw_wait!r}"
+            )
         outcome = await outcomes.wait(command_id, max(wait, 0.0))
-        rejection = (outcome or {}).get("rejection") or {}
-        if outcome is None or rejection.get("actor_id") not in (None, actor):
-            # Another party's refusal is theirs to read: it looks like no answer yet.
+        if outcome is None or outcomes.actor_of(command_id) != actor:
+            # Another party's outcome (event or refusal) is theirs to read: to anyone else
+            # it looks like an unknown command's, no answer yet.
             return JSONResponse({"command_id": command_id, "status": "pending"})
         return JSONResponse({"command_id": command_id, **outcome})
 
@@ -127,6 +153,7 @@ def create_app(settings: GatewaySettings) -> Starlette:
             Mount("/", StaticFiles(directory=STATIC, html=True)),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders)],
     )
 
 

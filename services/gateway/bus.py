@@ -31,6 +31,10 @@ ANSWER_TOPICS: Final = (
     topics.CONTRACTS_EVENTS,
     topics.COMMANDS_REJECTED,
 )
+# The commands themselves, for their actor: an outcome is shown to the command's actor only,
+# whichever gateway instance (or the CLI) published the command.
+COMMAND_TOPIC_NAMES: Final = tuple(dict.fromkeys(COMMAND_TOPICS.values()))
+FOLLOWED_TOPICS: Final = (*ANSWER_TOPICS, *COMMAND_TOPIC_NAMES)
 RETRY_SECONDS: Final = 2.0
 
 Outcome = dict[str, Any]
@@ -143,10 +147,23 @@ class Outcomes:
         self.capacity = capacity
         self.ready = False
         self._known: OrderedDict[str, Outcome] = OrderedDict()
+        self._actors: OrderedDict[str, str] = OrderedDict()
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
 
     def get(self, command_id: str) -> Outcome | None:
         return self._known.get(command_id)
+
+    def note_actor(self, command_id: str, actor: str) -> None:
+        """Who sent a command: told by this instance as it publishes, and read from the
+        command topics for the commands that others published."""
+        self._actors.setdefault(command_id, actor)
+        while len(self._actors) > self.capacity:
+            self._actors.popitem(last=False)
+
+    def actor_of(self, command_id: str) -> str | None:
+        outcome = self._known.get(command_id) or {}
+        rejection = outcome.get("rejection") or {}
+        return rejection.get("actor_id") or self._actors.get(command_id)
 
     async def wait(self, command_id: str, within: float) -> Outcome | None:
         known = self._known.get(command_id)
@@ -167,6 +184,11 @@ class Outcomes:
 
     def record(self, topic: str, value: Any) -> None:
         if not isinstance(value, dict):
+            return
+        if topic in COMMAND_TOPIC_NAMES:
+            command_id, actor = value.get("command_id"), value.get("actor_id")
+            if isinstance(command_id, str) and isinstance(actor, str):
+                self.note_actor(command_id, actor)
             return
         if topic == topics.COMMANDS_REJECTED:
             command_id = value.get("command_id")
@@ -190,15 +212,17 @@ class Outcomes:
             try:
                 # The gateway may start before the services: it makes the topics as they
                 # would (the same KAFKA_TOPIC_* settings), so it has partitions to follow.
-                counts = await ensure_topics(self.bootstrap, ANSWER_TOPICS)
+                counts = await ensure_topics(self.bootstrap, FOLLOWED_TOPICS)
                 await consumer.start()
-                partitions = [TopicPartition(t, n) for t in ANSWER_TOPICS for n in range(counts[t])]
+                partitions = [
+                    TopicPartition(t, n) for t in FOLLOWED_TOPICS for n in range(counts[t])
+                ]
                 consumer.assign(partitions)
                 await consumer.seek_to_end(*partitions)
                 for partition in partitions:
                     await consumer.position(partition)  # "the end" is now, not at first fetch
                 self.ready = True
-                log.info("following command outcomes on %s", ", ".join(ANSWER_TOPICS))
+                log.info("following command outcomes on %s", ", ".join(FOLLOWED_TOPICS))
                 while True:
                     batches = await consumer.getmany(timeout_ms=500)
                     for batch in batches.values():

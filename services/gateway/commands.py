@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Final
@@ -58,12 +59,32 @@ def authenticated_actor(header: str | None) -> str | Refusal:
             401,
             "unauthenticated",
             f"no {ACTOR_HEADER} header: the authenticating proxy in front of the gateway "
-            "sets it to the party on whose behalf the command is sent",
+            "sets it to the signed-in party, on whose behalf every command and read is made",
         )
     try:
         return _ID.validate_python(header)
     except ValidationError:
         return Refusal(401, "unauthenticated", f"the {ACTOR_HEADER} header is not a valid id")
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes], content_length: str | None, limit: int = MAX_MESSAGE_BYTES
+) -> bytes | Refusal:
+    """The body, read no further than ``limit`` bytes: a larger one is refused as soon as
+    it says so (Content-Length) or its bytes pass the limit, never held whole."""
+    too_large = Refusal(413, "too_large", f"a command is at most {limit} bytes")
+    if content_length is not None:
+        if not (content_length.isascii() and content_length.isdigit()):
+            return Refusal(400, "bad_request", "Content-Length is not a number of bytes")
+        if int(content_length) > limit:
+            return too_large
+    body, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            return too_large
+        body.append(chunk)
+    return b"".join(body)
 
 
 def read_command(
@@ -78,6 +99,8 @@ def read_command(
         data = json.loads(body)
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
         return Refusal(400, "invalid_json", f"the body is not JSON: {error}")
+    except RecursionError:  # e.g. 200,000 `[`: deeper than any command is
+        return Refusal(400, "invalid_json", "the body nests arrays or objects too deeply")
     if not isinstance(data, dict):
         return Refusal(400, "invalid_json", "the body must be a JSON object (a command)")
     command_type = data.get("type")

@@ -37,16 +37,31 @@ def _json(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {}}}}
 
 
+READER: Final = {
+    "name": ACTOR_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "The signed-in party, set by the authenticating proxy; passed on to the "
+    "service, which shows each resource to its parties only.",
+    "schema": {"type": "string"},
+}
+WHO_MAY_READ: Final = {
+    "401": _error(f"No {ACTOR_HEADER}, or not an id"),
+    "403": _error("A list's filter names another party: a list is the reader's own"),
+    "404": _error("No such resource, or not the reader's: both answer the same"),
+}
+
+
 def _read(summary: str, service: str, *params: str) -> dict[str, Any]:
     return {
         "get": {
             "summary": summary,
-            "description": f"Passed to {service}'s read API (SPEC §6) unchanged.",
-            "parameters": [_query(p) for p in params],
+            "description": f"Passed to {service}'s read API (SPEC §6) with the reader.",
+            "parameters": [READER, *(_query(p) for p in params)],
             "responses": {
                 "200": _json("As the service answers"),
                 "400": _error("A query parameter the service cannot use"),
-                "404": _error("No such resource"),
+                **WHO_MAY_READ,
                 "502": _error("The service is not answering"),
             },
         }
@@ -75,9 +90,16 @@ def _stream(summary: str, service: str, events: tuple[type, ...], *params: dict[
                 "fell behind and is disconnected: reconnect with the last id seen."
             ),
             "parameters": [
+                READER,
                 *params,
                 {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {}},
                 _query("last_event_id"),
+                {
+                    **_query("actor_id"),
+                    "description": f"The page's party, for an EventSource (it cannot set "
+                    f"{ACTOR_HEADER}); taken only on the local stand-in (GATEWAY_PAGE_ACTOR) "
+                    "and only without the header",
+                },
             ],
             "responses": {
                 "200": {
@@ -87,6 +109,14 @@ def _stream(summary: str, service: str, events: tuple[type, ...], *params: dict[
                             "schema": {"oneOf": [_ref(e.__name__) for e in events]}
                         }
                     },
+                },
+                **WHO_MAY_READ,
+                "429": {
+                    **_error(
+                        "The actor has GATEWAY_STREAMS_PER_ACTOR streams open through this "
+                        "gateway already; see Retry-After"
+                    ),
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
                 },
                 "502": _error("The service is not answering"),
             },
@@ -161,8 +191,20 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "400": _error("Not JSON, or an invalid command: every field error"),
                     "401": _error(f"No {ACTOR_HEADER}"),
-                    "403": _error(f"actor_id is not {ACTOR_HEADER}"),
-                    "413": _error("Larger than 1 MiB"),
+                    "403": _error(
+                        f"actor_id is not {ACTOR_HEADER} (actor_mismatch), or the request "
+                        "comes from another site's page: its Origin is neither the gateway's "
+                        "nor in GATEWAY_ALLOWED_ORIGINS (cross_origin)"
+                    ),
+                    "413": _error("Larger than 1 MiB (refused while reading)"),
+                    "415": _error("Not sent as Content-Type: application/json"),
+                    "429": {
+                        **_error(
+                            "The actor sent more than GATEWAY_COMMAND_BURST commands at once "
+                            "or GATEWAY_COMMANDS_PER_MINUTE a minute; see Retry-After"
+                        ),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    },
                     "503": _error("Kafka is not answering; nothing was published"),
                 },
             }
@@ -182,8 +224,9 @@ def openapi_document() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {
-                        "description": "status `pending` (no answer seen yet), `done` "
-                        "with the `event` it caused, or `rejected` with the `rejection`",
+                        "description": "status `pending` (no answer seen yet, or the "
+                        "command is another party's: its outcome is shown to its actor only), "
+                        "`done` with the `event` it caused, or `rejected` with the `rejection`",
                         "content": {
                             "application/json": {
                                 "schema": {
@@ -197,7 +240,9 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             }
                         },
-                    }
+                    },
+                    "400": _error("wait is not a number of seconds"),
+                    "401": _error(f"No {ACTOR_HEADER}"),
                 },
             }
         },

@@ -14,7 +14,14 @@ from starlette.routing import Route
 
 from contracts import format_utc
 from services.runtime.documents import Document
-from services.runtime.http import BadRequest, decode_cursor, encode_cursor, not_found, page_size
+from services.runtime.http import (
+    BadRequest,
+    decode_cursor,
+    encode_cursor,
+    not_found,
+    page_size,
+    reader,
+)
 
 from .domain import Thread
 from .store import thread_from_document
@@ -43,19 +50,30 @@ def _before(request: Request) -> int | None:
     position = decode_cursor(request, "before")
     if position is None:
         return None
-    if len(position) != 1 or not isinstance(position[0], int) or isinstance(position[0], bool):
+    value = position[0] if len(position) == 1 else None
+    # A message number is a 64-bit integer: a larger one is no cursor of ours.
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
         raise BadRequest("before is not a cursor this API handed out")
-    return position[0]
+    return value
+
+
+def party_thread(document: Document | None, actor: str) -> Document | None:
+    """The thread if the actor is a party to its offer; to a stranger it is unknown (404),
+    so a read does not reveal which offers exist."""
+    if document is None or actor not in (document["client_id"], document["freelancer_id"]):
+        return None
+    return document
 
 
 def read_routes(
     threads: AsyncCollection[Document], messages: AsyncCollection[Document]
 ) -> list[Route]:
     async def list_messages(request: Request) -> Response:
+        actor = reader(request)
         offer_id = request.path_params["offer_id"]
         limit = page_size(request)
         before = _before(request)
-        found = await threads.find_one({"_id": offer_id})
+        found = party_thread(await threads.find_one({"_id": offer_id}), actor)
         if found is None:
             return not_found("thread for offer", offer_id)
         query: dict[str, Any] = {"offer_id": offer_id}

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from contracts import MessagePosted, TermsProposed, ThreadClosed
 from services.rules import derived_id
 from services.runtime.documents import Document
+from services.runtime.http import not_found, reader
 from services.runtime.openapi import (
     Json,
     event_stream,
@@ -23,9 +24,10 @@ from services.runtime.openapi import (
     page_parameters,
     path_parameter,
 )
-from services.runtime.streams import Item, ReadAfter, Streams
+from services.runtime.streams import Item, ReadAfter, Streams, resume_position
 
 from .domain import message_event_id
+from .read_api import party_thread
 from .store import thread_from_document
 
 
@@ -88,7 +90,15 @@ def stream_routes(
         return items
 
     async def thread_stream(request: Request) -> Response:
+        actor = reader(request)
         offer_id = request.path_params["offer_id"]
+        resume_position(request)  # a malformed resume point is 400 whoever asks
+        # The parties are known once the offer's first event is: until then the stream is
+        # refused as an unknown one, so it cannot be opened ahead of its parties' check (the
+        # page polls and tries again). An offer's parties never change, so the check at
+        # opening holds for every item pushed after it.
+        if party_thread(await threads.find_one({"_id": offer_id}), actor) is None:
+            return not_found("thread for offer", offer_id)
         return streams.respond(request, offer_id, read_after(offer_id))
 
     return [Route("/threads/{offer_id}/stream", thread_stream)]
@@ -104,7 +114,7 @@ OPENAPI_PATHS: Json = {
         single=True,
     ),
     "/threads/{offer_id}/stream": event_stream(
-        "an offer's thread, pushed; may be opened before the thread exists",
+        "an offer's thread, pushed, to its parties; 404 until the offer is known here",
         [path_parameter("offer_id", "the offer")],
         ["MessagePosted", "TermsProposed", "ThreadClosed"],
     ),

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from contracts import format_utc
 from services.runtime.documents import Document
-from services.runtime.http import BadRequest
+from services.runtime.http import BadRequest, own_list, reader
 from services.runtime.pages import page
 
 TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no", ""})
@@ -43,9 +43,11 @@ def _flag(request: Request, name: str) -> bool:
 
 def read_routes(notifications: AsyncCollection[Document]) -> list[Route]:
     async def list_notifications(request: Request) -> Response:
+        actor = reader(request)
         recipient_id = request.query_params.get("recipient_id")
         if not recipient_id:
             raise BadRequest("recipient_id is required")
+        own_list(request, actor, ("recipient_id",))
         query: dict[str, Any] = {"recipient_id": recipient_id}
         if _flag(request, "unread_only"):
             query["read"] = False

@@ -16,8 +16,15 @@ from starlette.routing import Route
 
 from contracts import NotificationCreated
 from services.runtime.documents import Document
-from services.runtime.http import BadRequest
-from services.runtime.openapi import Json, event_stream, json_read, page_parameters, query_parameter
+from services.runtime.http import BadRequest, own_list, reader
+from services.runtime.openapi import (
+    NOT_OWN,
+    Json,
+    event_stream,
+    json_read,
+    page_parameters,
+    query_parameter,
+)
 from services.runtime.streams import Item, ReadAfter, Streams
 
 from .handlers import STORED_FIELDS, notification_event_id
@@ -47,11 +54,13 @@ def stream_routes(streams: Streams, notifications: AsyncCollection[Document]) ->
         return items
 
     async def notification_stream(request: Request) -> Response:
+        actor = reader(request)
         recipient_id = (request.query_params.get("recipient_id") or "").strip()
         if not recipient_id:
             raise BadRequest(
                 "recipient_id is required: the stream is one recipient's notifications"
             )
+        own_list(request, actor, ("recipient_id",))
         return streams.respond(request, recipient_id, read_after(recipient_id))
 
     return [Route("/notifications/stream", notification_stream)]
@@ -70,5 +79,6 @@ OPENAPI_PATHS: Json = {
         "a recipient's notifications, pushed",
         [query_parameter("recipient_id", "whose notifications", required=True)],
         ["NotificationCreated"],
+        refused=NOT_OWN,
     ),
 }

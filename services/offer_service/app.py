@@ -16,6 +16,7 @@ from services.runtime.documents import Document
 from services.runtime.due import DueBuckets
 from services.runtime.service import Kind, On, ServiceTable, internal_on
 
+from .clouds import TalentClouds
 from .domain.offer import Policy
 from .handlers import OfferHandlers
 from .read_api import OPENAPI_PATHS, read_routes
@@ -73,6 +74,7 @@ def build(kit: Kit) -> Built:
             max_contract_days=kit.settings.max_contract_days,
             max_versions=kit.settings.max_offer_versions,
         ),
+        clouds=TalentClouds(kit.documents("talent_clouds")),
     )
     # Pending offers by the minute they expire in.
     expiry = DueBuckets(
@@ -98,6 +100,7 @@ def build(kit: Kit) -> Built:
             kit.database["contracts"],
             kit.database["talent_cloud_members"],
             kit.database["time_entries"],
+            kit.database["talent_clouds"],
         ),
         prepare,
         outboxes=(store.offers.documents, store.contracts.documents, store.members),

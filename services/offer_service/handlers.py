@@ -24,10 +24,12 @@ from contracts import (
 )
 from contracts.internal import ActivateContract, ExpireOffer, JoinTalentCloud
 from services.rules import Rejection, derived_id
+from services.runtime.documents import MemoryDocuments
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
 
+from .clouds import TalentClouds
 from .domain import contract as contract_rules
 from .domain import offer as offer_rules
 from .domain.offer import Decision, Policy
@@ -56,12 +58,19 @@ def activation_of(decision: Decision, uow: UnitOfWork) -> list[OutboxEntry]:
 
 class OfferHandlers:
     def __init__(
-        self, store: OfferStore, uow: UnitOfWork, refusals: Refusals, *, policy: Policy
+        self,
+        store: OfferStore,
+        uow: UnitOfWork,
+        refusals: Refusals,
+        *,
+        policy: Policy,
+        clouds: TalentClouds | None = None,
     ) -> None:
         self.store = store
         self.uow = uow
         self.refusals = refusals
         self.policy = policy
+        self.clouds = clouds or TalentClouds(MemoryDocuments("talent_clouds"))
 
     # --- offers (the offer's partition) -----------------------------------------------------
 
@@ -88,6 +97,8 @@ class OfferHandlers:
             )
         else:
             outcome = offer_rules.decide(stored.value, command, now=now, policy=self.policy)
+        if isinstance(command, ExtendOffer | ChangeOffer) and not isinstance(outcome, Rejection):
+            outcome = await self.clouds.vet(outcome, now)  # the cloud it names is the client's
         if isinstance(outcome, Rejection):
             await self.refusals.refuse(command, outcome)
             return

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from contracts import format_utc
 from services.rules import OfferStatus
 from services.runtime.documents import Document
-from services.runtime.http import BadRequest, not_found
+from services.runtime.http import BadRequest, id_filter, not_found, own_list, reader
 from services.runtime.openapi import (
     Json,
     json_read,
@@ -103,10 +103,18 @@ def _party_filters(request: Request, names: tuple[str, ...]) -> dict[str, str]:
     """A list is one party's or one job's view ("Pending Offers", "My Jobs → Contracts"), so
     its query is an equality that an index serves; a list of everything would be a full scan
     and sort on every backend, and is refused."""
-    filters = {name: value for name in names if (value := request.query_params.get(name))}
+    filters = {name: value for name in names if (value := id_filter(request, name))}
     if not filters:
         raise BadRequest(f"name whose list this is: give {' and/or '.join(names)}")
     return filters
+
+
+def _party(document: Document | None, actor: str) -> Document | None:
+    """The document if the actor is one of its two parties; a stranger is told what an
+    unknown id gets, so a read does not reveal what exists."""
+    if document is None or actor not in (document["client_id"], document["freelancer_id"]):
+        return None
+    return document
 
 
 def read_routes(
@@ -114,15 +122,18 @@ def read_routes(
     contracts: AsyncCollection[Document],
     members: AsyncCollection[Document],
     time_entries: AsyncCollection[Document],
+    clouds: AsyncCollection[Document],
 ) -> list[Route]:
     async def get_offer(request: Request) -> Response:
+        actor = reader(request)
         offer_id = request.path_params["offer_id"]
-        document = await offers.find_one({"_id": offer_id})
+        document = _party(await offers.find_one({"_id": offer_id}), actor)
         if document is None:
             return not_found("offer", offer_id)
         return JSONResponse(render_offer(document))
 
     async def list_offers(request: Request) -> Response:
+        own_list(request, reader(request), ("client_id", "freelancer_id"))
         query: dict[str, Any] = _party_filters(request, ("client_id", "freelancer_id", "job_id"))
         status = request.query_params.get("status")
         if status:
@@ -133,13 +144,13 @@ def read_routes(
         return await page(request, offers, query, order_field="created_at", render=render_offer)
 
     async def get_contract(request: Request) -> Response:
+        actor = reader(request)
         contract_id = request.path_params["contract_id"]
-        document = await contracts.find_one({"_id": contract_id})
+        document = _party(await contracts.find_one({"_id": contract_id}), actor)
         if document is None:
             return not_found("contract", contract_id)
-        legacy = document.get(
-            "time_entries", []
-        )  # kept in the contract before entries had documents
+        # Kept in the contract before entries had documents of their own.
+        legacy = document.get("time_entries", [])
         first = time_entries.find(
             {"contract_id": contract_id},
             sort=[("logged_at", ASCENDING), ("_id", ASCENDING)],
@@ -155,8 +166,9 @@ def read_routes(
         )
 
     async def list_time_entries(request: Request) -> Response:
+        actor = reader(request)
         contract_id = request.path_params["contract_id"]
-        if await contracts.find_one({"_id": contract_id}, projection={"_id": 1}) is None:
+        if _party(await contracts.find_one({"_id": contract_id}), actor) is None:
             return not_found("contract", contract_id)
         return await page(
             request,
@@ -168,17 +180,27 @@ def read_routes(
         )
 
     async def list_contracts(request: Request) -> Response:
+        own_list(request, reader(request), ("client_id", "freelancer_id"))
         query = _party_filters(request, ("client_id", "freelancer_id"))
         return await page(
             request, contracts, query, order_field="activated_at", render=render_contract
         )
 
     async def list_members(request: Request) -> Response:
+        actor = reader(request)
         cloud = request.path_params["talent_cloud_id"]
+        # Its owner reads every member; a member their own membership; to anyone else the
+        # cloud is unknown.
+        query: dict[str, Any] = {"talent_cloud_id": cloud}
+        owned = await clouds.find_one({"_id": cloud, "owner_id": actor})
+        if owned is None:
+            query["freelancer_id"] = actor
+            if await members.find_one(query) is None:
+                return not_found("Talent Cloud", cloud)
         return await page(
             request,
             members,
-            {"talent_cloud_id": cloud},
+            query,
             order_field="joined_at",
             render=render_member,
             newest_first=False,
@@ -226,11 +248,14 @@ OPENAPI_PATHS: Json = {
         single=True,
     ),
     "/contracts/{contract_id}/time-entries": json_read(
-        "a contract's time entries, oldest first",
+        "a contract's time entries, oldest first, to its parties",
         [path_parameter("contract_id", "the contract"), *_PAGE],
+        own_list=False,
     ),
     "/talent-clouds/{talent_cloud_id}/members": json_read(
-        "a Talent Cloud's members, oldest first",
+        "a Talent Cloud's members, oldest first: all of them to its owner, their own "
+        "membership to a member",
         [path_parameter("talent_cloud_id", "the Talent Cloud"), *_PAGE],
+        own_list=False,
     ),
 }

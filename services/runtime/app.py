@@ -33,7 +33,7 @@ from .clock import utc_now
 from .config import Settings, mongo_client
 from .documents import Document, Documents, MongoDocuments
 from .due import DueBuckets
-from .http import BadRequest, StartupError, bad_request, http_error
+from .http import BadRequest, Refused, StartupError, bad_request, http_error, refused
 from .kafka import (
     Publishers,
     TopicLayoutError,
@@ -48,6 +48,7 @@ from .openapi import Json, openapi_document
 from .outbox import PENDING
 from .parking import Parking
 from .refusals import Refusals
+from .secrets import redact
 from .service import Records, Requests, ServiceTable, release_request
 from .streams import Streams
 from .uow import UnitOfWork
@@ -199,7 +200,7 @@ def service_app(
         try:
             await asyncio.wait_for(database.command("ping"), timeout=2)
         except (PyMongoError, TimeoutError) as error:
-            problems["mongodb"] = f"database not answering: {error}"
+            problems["mongodb"] = redact(f"database not answering: {error}")
         if not await broker.ping(timeout=2):
             problems["kafka"] = "broker not answering"
         if problems:
@@ -229,7 +230,7 @@ def service_app(
         """Waits for the database and Kafka (in whatever order they come up), then starts."""
         await starting.wait_for(
             "mongodb",
-            f"the database at {settings.mongodb_url}",
+            f"the database at {redact(settings.mongodb_url)}",
             prepare,
             "start it (`make infra-up`) or set MONGODB_URL",
         )
@@ -302,7 +303,7 @@ def service_app(
             *built.read_routes,
         ],
         lifespan=lifespan,
-        exception_handlers={BadRequest: bad_request, HTTPException: http_error},
+        exception_handlers={BadRequest: bad_request, Refused: refused, HTTPException: http_error},
     )
     app.state.broker = broker  # for the AsyncAPI documents (services.asyncapi)
     app.state.records = records  # for the tests
@@ -332,7 +333,7 @@ class Starting:
             try:
                 result = await attempt()
             except (PyMongoError, KafkaError, OSError, TimeoutError) as error:
-                reason = (str(error).splitlines() or [type(error).__name__])[0][:200]
+                reason = redact((str(error).splitlines() or [type(error).__name__])[0])[:200]
                 self.waiting[what] = f"waiting for {where}: {reason}"
                 log.warning(
                     "%s: cannot reach %s (attempt %d: %s); %s. Trying again in %.1fs",

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .http import StartupError
+from .secrets import redact
 
 # The ids that name what a log line is about: taken from the message being handled (see
 # message_context) or passed with `extra=`.
@@ -58,7 +59,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(_fields(record))
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+        return redact(json.dumps(entry))  # a URL's password never reaches the log
 
 
 class TerminalFormatter(logging.Formatter):
@@ -74,7 +75,7 @@ class TerminalFormatter(logging.Formatter):
             for name, value in _fields(record).items()
             if name != "message_type" and value not in line
         ]
-        return f"{line}  [{' '.join(missing)}]" if missing else line
+        return redact(f"{line}  [{' '.join(missing)}]" if missing else line)
 
 
 class StartupErrorsInOneLine(logging.Filter):

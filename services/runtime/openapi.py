@@ -46,18 +46,40 @@ def _error(description: str) -> Json:
     return {"description": description, "content": {"application/json": {"schema": ERROR}}}
 
 
-def json_read(summary: str, parameters: list[Json], *, single: bool = False) -> Json:
-    """A GET answering JSON: one resource (404 when unknown) or a page of a list."""
+ACTOR: Json = {
+    "name": "X-Actor-Id",
+    "in": "header",
+    "required": True,
+    "description": "the party on whose behalf the read is made (the gateway sets it)",
+    "schema": STRING,
+}
+UNAUTHENTICATED: Json = _error("no X-Actor-Id, or not an id")
+STRANGER: Json = _error("no such resource, or not one of the reader's: both answer the same")
+NOT_OWN: Json = _error("the list's filter names another party: a list is the reader's own")
+
+
+def json_read(
+    summary: str,
+    parameters: list[Json],
+    *,
+    single: bool = False,
+    own_list: bool | None = None,
+) -> Json:
+    """A GET answering JSON: one resource (404 when unknown or not the reader's) or a page
+    of a list (403 when its filter is not the reader's own, unless ``own_list`` is False)."""
     responses: Json = {
         "200": {
             "description": "the resource" if single else 'a page: {"items": [...], "next_cursor"}',
             "content": {"application/json": {"schema": {"type": "object"}}},
         },
         "400": _error("a parameter is missing or malformed; the message says which and why"),
+        "401": UNAUTHENTICATED,
     }
-    if single:
-        responses["404"] = _error("no such resource")
-    return {"get": {"summary": summary, "parameters": parameters, "responses": responses}}
+    if own_list if own_list is not None else not single:
+        responses["403"] = NOT_OWN
+    else:
+        responses["404"] = STRANGER
+    return {"get": {"summary": summary, "parameters": [ACTOR, *parameters], "responses": responses}}
 
 
 RESUME_PARAMETERS: list[Json] = [
@@ -76,7 +98,9 @@ RESUME_PARAMETERS: list[Json] = [
 ]
 
 
-def event_stream(summary: str, parameters: list[Json], events: list[str]) -> Json:
+def event_stream(
+    summary: str, parameters: list[Json], events: list[str], *, refused: Json = STRANGER
+) -> Json:
     """A GET answering Server-Sent Events (services.runtime.streams)."""
     described = ", ".join(events)
     return {
@@ -91,13 +115,15 @@ def event_stream(summary: str, parameters: list[Json], events: list[str]) -> Jso
                 '`event: overflow` item (`data: {"reason", "last_event_id"}`, no id) and is '
                 "disconnected; it resumes with Last-Event-ID."
             ),
-            "parameters": [*parameters, *RESUME_PARAMETERS],
+            "parameters": [ACTOR, *parameters, *RESUME_PARAMETERS],
             "responses": {
                 "200": {
                     "description": "the stream",
                     "content": {"text/event-stream": {"schema": STRING}},
                 },
                 "400": _error("a malformed Last-Event-ID or a missing parameter, with the reason"),
+                "401": UNAUTHENTICATED,
+                "403" if refused is NOT_OWN else "404": refused,
                 "503": {
                     **_error(
                         "STREAM_MAX_CONNECTIONS streams are open on this instance, or it is "
@@ -150,6 +176,11 @@ def openapi_document(title: str, paths: Json) -> Json:
                     "properties": {
                         "error": {"type": "string", "description": "a code, e.g. not_found"},
                         "message": {"type": "string", "description": "for a person"},
+                        "errors": {
+                            "type": "array",
+                            "description": "field errors: [{field, message}] (empty here)",
+                            "items": {"type": "object"},
+                        },
                     },
                 }
             }

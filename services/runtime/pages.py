@@ -34,9 +34,12 @@ async def page(
     position = decode_cursor(request)
     if position is not None:
         try:
-            at, last_id = datetime.fromisoformat(position[0]), str(position[1])
+            at, last_id = datetime.fromisoformat(position[0]), position[1]
         except (IndexError, TypeError, ValueError):
             raise BadRequest("cursor is not a cursor this API handed out") from None
+        # An _id this API handed out: a string the database can hold (no NUL).
+        if not isinstance(last_id, str) or "\x00" in last_id or len(last_id) > 200:
+            raise BadRequest("cursor is not a cursor this API handed out")
         beyond = "$lt" if newest_first else "$gt"
         filters["$or"] = [
             {order_field: {beyond: at}},

@@ -11,6 +11,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
@@ -73,6 +74,13 @@ async def window(browser: Browser, url: str) -> Page:
     page = await context.new_page()
     errors = SCRIPT_ERRORS.setdefault(page, [])
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The gateway's Content-Security-Policy must not block anything the page itself does.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.set_default_timeout(SOON)
     await page.goto(url)
     return page
@@ -86,7 +94,10 @@ def no_script_errors(*pages: Page) -> None:
         assert SCRIPT_ERRORS[page] == [], SCRIPT_ERRORS[page]
 
 
-async def extend_an_offer(client: Page, freelancer_id: str, title: str) -> None:
+async def extend_an_offer(client: Page, freelancer_id: str, title: str) -> str:
+    """Extends an offer in a Talent Cloud of its own, and returns the cloud: a cloud belongs
+    to the client that first names it, and each test has clients of its own."""
+    cloud = new_id("tc")
     await client.click("#new-offer")
     form = client.locator("#offer-form")
     await form.locator("[name=freelancer_id]").fill(freelancer_id)
@@ -94,7 +105,7 @@ async def extend_an_offer(client: Page, freelancer_id: str, title: str) -> None:
     await form.locator("[name=description]").fill("The checkout flow, as agreed in the interview.")
     await form.locator("[name=hourly_rate]").fill("45.00")
     await form.locator("[name=weekly_limit_hours]").fill("30")
-    await form.locator("[name=talent_cloud_id]").fill("tc-design")
+    await form.locator("[name=talent_cloud_id]").fill(cloud)
     await form.locator("[name=po_number]").fill("PO-2026-0042")
     await client.click("#add-custom-field")
     await form.locator("[name=cf_key]").fill("cost_center")
@@ -102,6 +113,7 @@ async def extend_an_offer(client: Page, freelancer_id: str, title: str) -> None:
     await form.locator("[name=message]").fill("Welcome aboard")
     await client.click("#send-offer")
     await expect(client.locator("#offer-status")).to_have_text("pending")
+    return cloud
 
 
 async def post(page: Page, text: str) -> None:
@@ -145,7 +157,7 @@ async def test_two_parties_negotiate_a_contract_in_two_windows(
     await expect(client.locator("#offers")).to_contain_text("no offers yet")
 
     # The client extends a valid offer; the freelancer is told, live, and opens it.
-    await extend_an_offer(client, bob, "Checkout redesign")
+    cloud = await extend_an_offer(client, bob, "Checkout redesign")
     received = freelancer.locator('#inbox [data-kind="offer_received"]')
     await expect(received).to_have_count(1)
     await expect(freelancer.locator("#unread-count")).to_have_text("1")
@@ -197,7 +209,7 @@ async def test_two_parties_negotiate_a_contract_in_two_windows(
         await expect(page.locator("#offer-status")).to_have_text("accepted")
         await expect(page.locator("#contract")).to_contain_text("active")
         await expect(page.locator("#contract")).to_contain_text("50.00 USD/h")
-        await expect(page.locator("#contract")).to_contain_text("Talent Cloud tc-design")
+        await expect(page.locator("#contract")).to_contain_text(f"Talent Cloud {cloud}")
         await expect(page.locator("#chat-form")).to_be_hidden()
     await expect(client.locator('#inbox [data-kind="contract_active"]')).to_have_count(1)
 
@@ -213,10 +225,24 @@ async def test_two_parties_negotiate_a_contract_in_two_windows(
     await expect(freelancer.locator("#inbox .notification.read")).to_have_count(unread)
     await expect(freelancer.locator("#unread-count")).to_have_text("0")
 
+    # A third person who has the offer's address sees nothing of it: not the offer, not
+    # the thread, not the other two's inboxes (the page reads as its own party).
+    offer_id = parse_qs(urlparse(client.url).query)["offer"][0]
+    eve = new_id("client-eve")
+    stranger = await window(browser, f"{gateway}/?as={eve}&role=client&offer={offer_id}")
+    await expect(stranger.locator("#offer-missing")).to_contain_text(
+        f"There is no offer {offer_id} for {eve}"
+    )
+    await expect(stranger.locator("#offer")).to_be_hidden()
+    await expect(stranger.locator("#offers")).to_contain_text("no offers yet")
+    await expect(stranger.locator("#inbox .notification")).to_have_count(0)
+    await expect(stranger.locator("#unread-count")).to_have_text("0")
+    await expect(stranger.locator("#thread li")).to_have_count(0)
+
     if SCREENSHOT:
         await client.locator("#offer").scroll_into_view_if_needed()
         await client.screenshot(path=SCREENSHOT, full_page=True)
-    no_script_errors(client, freelancer)
+    no_script_errors(client, freelancer, stranger)
 
 
 async def test_a_reconnect_in_the_middle_of_a_negotiation_misses_nothing(

@@ -27,7 +27,6 @@ PORTS = {"offer_service": 18301, "messaging_service": 18302, "notification_servi
 EXTEND = [
     "--title", "Checkout redesign", "--description", "The checkout flow, as agreed.",
     "--rate", "45", "--weekly-limit", "30", "--start", "+3", "--end", "+60",
-    "--talent-cloud", "tc-cli",
 ]  # fmt: skip
 
 
@@ -87,12 +86,14 @@ def ids() -> tuple[str, str, str]:
     return f"offer-{tag}", f"client-{tag}", f"free-{tag}"
 
 
-def wait_for_offer(url: str, within: float = 15) -> None:
-    """The read API is a projection: let it catch up before reading through it."""
+def wait_for_offer(url: str, actor: str, within: float = 15) -> None:
+    """The read API is a projection: let it catch up before reading through it (as a party:
+    the offer is shown to its parties only)."""
     deadline = time.monotonic() + within
+    request = urllib.request.Request(url, headers={"X-Actor-Id": actor})
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(request, timeout=2):
                 return
         except urllib.error.HTTPError:
             if time.monotonic() > deadline:
@@ -122,7 +123,9 @@ async def test_two_terminals_from_extend_to_an_active_contract(
         as_client, "extend", "--freelancer", freelancer, "--offer-id", offer_id, *EXTEND
     )
     assert extended.code == 0, extended
-    await asyncio.to_thread(wait_for_offer, f"{system['offer_service'].url}/offers/{offer_id}")
+    await asyncio.to_thread(
+        wait_for_offer, f"{system['offer_service'].url}/offers/{offer_id}", freelancer
+    )
 
     # The freelancer accepts without naming a version: the CLI reads the current one.
     accepted = await offers(as_freelancer, "accept", offer_id)
@@ -134,6 +137,14 @@ async def test_two_terminals_from_extend_to_an_active_contract(
     contracts = await offers(as_client, "contracts", "--client", client)
     assert contracts.code == 0, contracts
     assert "active" in contracts.out and freelancer in contracts.out
+
+    # The reads are the reader's: nobody named, a stranger, another party's list.
+    nobody = await offers(cli_env, "show", "offer", offer_id)
+    assert nobody.code == 2 and "OFFERS_ACTOR" in nobody.err, nobody
+    stranger = await offers({**cli_env, "OFFERS_ACTOR": "x-stranger"}, "show", "offer", offer_id)
+    assert stranger.code == 1 and f"no offer with id '{offer_id}'" in stranger.err, stranger
+    theirs = await offers(as_freelancer, "contracts", "--client", client)
+    assert theirs.code == 1 and "may list your own items only" in theirs.err, theirs
 
 
 async def test_accepting_someone_elses_offer_is_rejected(cli_env: dict[str, str]) -> None:

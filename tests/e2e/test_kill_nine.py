@@ -24,8 +24,12 @@ pytestmark = pytest.mark.e2e
 OFFERS = 40
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get_json(url: str, actor: str | None = None) -> Any:
+    """A read API's answer, read on behalf of ``actor`` (every read names its reader)."""
+    headers = {"X-Actor-Id": actor} if actor else {}
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers=headers), timeout=5
+    ) as response:
         return json.load(response)
 
 
@@ -91,7 +95,9 @@ async def test_kill_nine_loses_and_doubles_nothing(
     await asyncio.to_thread(service.wait_healthy)
     try:
         for parties in offers:
-            offer = await asyncio.to_thread(get_json, f"{service.url}/offers/{parties.offer_id}")
+            offer = await asyncio.to_thread(
+                get_json, f"{service.url}/offers/{parties.offer_id}", parties.client_id
+            )
             assert offer["status"] == "accepted" and offer["version"] == 2
     finally:
         service.stop()

@@ -25,8 +25,12 @@ pytestmark = pytest.mark.e2e
 OFFERS = 60
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get_json(url: str, actor: str | None = None) -> Any:
+    """A read API's answer, read on behalf of ``actor`` (every read names its reader)."""
+    headers = {"X-Actor-Id": actor} if actor else {}
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers=headers), timeout=5
+    ) as response:
         return json.load(response)
 
 
@@ -112,7 +116,7 @@ async def test_downstream_services_killed_lose_and_double_nothing(
             assert len(posted[(parties.offer_id, "m-1")]) == 1
             assert len(posted[(parties.offer_id, "m-2")]) == 1
             thread = await asyncio.to_thread(
-                get_json, f"{messaging.url}/threads/{parties.offer_id}/messages"
+                get_json, f"{messaging.url}/threads/{parties.offer_id}/messages", parties.client_id
             )
             assert [m["message_id"] for m in thread["items"]] == ["m-1", "m-2"]
             assert kinds[(parties.freelancer_id, "offer_received")] == 1
@@ -120,7 +124,9 @@ async def test_downstream_services_killed_lose_and_double_nothing(
             assert kinds[(parties.client_id, "new_message")] == 1
             for recipient in (parties.freelancer_id, parties.client_id):
                 inbox = await asyncio.to_thread(
-                    get_json, f"{notifications.url}/notifications?recipient_id={recipient}"
+                    get_json,
+                    f"{notifications.url}/notifications?recipient_id={recipient}",
+                    recipient,
                 )
                 stored = {n["notification_id"] for n in inbox["items"]}
                 published = {

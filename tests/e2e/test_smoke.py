@@ -38,8 +38,12 @@ async def system(
             service.stop()
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get_json(url: str, actor: str | None = None) -> Any:
+    """A read API's answer, read on behalf of ``actor`` (every read names its reader)."""
+    headers = {"X-Actor-Id": actor} if actor else {}
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers=headers), timeout=5
+    ) as response:
         return json.load(response)
 
 
@@ -92,15 +96,15 @@ async def test_an_offer_travels_through_the_whole_system(
         await mongo.close()
 
     offer_url = f"{system['offer_service'].url}/offers/{parties.offer_id}"
-    offer = await asyncio.to_thread(get_json, offer_url)
+    offer = await asyncio.to_thread(get_json, offer_url, parties.client_id)
     assert offer["status"] == "accepted"
     thread_url = f"{system['messaging_service'].url}/threads/{parties.offer_id}/messages"
-    thread = await asyncio.to_thread(get_json, thread_url)
+    thread = await asyncio.to_thread(get_json, thread_url, parties.freelancer_id)
     assert [m["text"] for m in thread["items"]] == ["Could we do 50/h?"]
     inbox_url = (
         f"{system['notification_service'].url}/notifications?recipient_id={parties.freelancer_id}"
     )
-    inbox = await asyncio.to_thread(get_json, inbox_url)
+    inbox = await asyncio.to_thread(get_json, inbox_url, parties.freelancer_id)
     assert {"offer_received", "contract_active"} <= {n["kind"] for n in inbox["items"]}
 
 

@@ -70,7 +70,7 @@ async def test_acceptance_activates_one_contract_and_one_membership() -> None:
     activated = service.one("ContractActivated", offer_id=p.offer_id)
     assert activated["contract_id"] == contract_id_for(p.offer_id)
     member = service.one("TalentCloudMemberAdded", freelancer_id=p.freelancer_id)
-    assert member["talent_cloud_id"] == "tc-design"
+    assert member["talent_cloud_id"] == p.talent_cloud_id
     assert member["causation_id"] == service.one("OfferAccepted")["event_id"]
     # The activation asked for again (a redelivery) adds nothing.
     [ask] = [e for e in service.broker.published if e.type == "ActivateContract"]
@@ -81,7 +81,7 @@ async def test_acceptance_activates_one_contract_and_one_membership() -> None:
 
 async def test_a_second_contract_in_the_same_cloud_adds_the_freelancer_once() -> None:
     service, first = await offer_service(), Parties()
-    second = Parties(freelancer_id=first.freelancer_id)
+    second = Parties(client_id=first.client_id, freelancer_id=first.freelancer_id)  # its cloud
     for p in (first, second):
         await service.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
         await service.send(topics.OFFERS_COMMANDS, accept(p), key=p.offer_id)

@@ -26,8 +26,8 @@ class Served:
 
 @asynccontextmanager
 async def served(app: Starlette) -> AsyncIterator[Served]:
-    """The app on 127.0.0.1 and a random port, once it has started and its streams follow
-    their topic."""
+    """The app on 127.0.0.1 and a random port, once it has started and its streams (if it
+    has any) follow their topic."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
     )
@@ -36,7 +36,10 @@ async def served(app: Starlette) -> AsyncIterator[Served]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
     try:
-        while not (server.started and app.state.starting.done and app.state.streams.feed.ready):
+        streams = app.state.streams  # None: a service without streams
+        while not (
+            server.started and app.state.starting.done and (not streams or streams.feed.ready)
+        ):
             assert not task.done(), "the server stopped while starting"
             assert app.state.starting.failed is None, app.state.starting.failed
             assert loop.time() < deadline, f"not started after 60s: {app.state.starting.waiting}"

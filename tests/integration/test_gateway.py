@@ -60,6 +60,9 @@ def as_actor(actor: str) -> dict[str, str]:
     return {"X-Actor-Id": actor}
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def without_actor(command: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in command.items() if k != "actor_id"}
 
@@ -196,7 +199,7 @@ async def test_dates_before_today_are_refused_here_not_only_by_the_service(
 async def test_what_is_not_a_command_is_refused_with_a_reason(
     client: httpx.AsyncClient, body: bytes, error: str, detail: str
 ) -> None:
-    response = await client.post("/commands", content=body, headers=as_actor("client-ann"))
+    response = await client.post("/commands", content=body, headers=JSON | as_actor("client-ann"))
     assert response.status_code == 400
     answer = response.json()
     assert answer["error"] == error
@@ -243,7 +246,7 @@ async def test_with_kafka_away_a_command_gets_503_saying_so() -> None:
         assert health.status_code == 503
         assert health.json()["status"] == "unavailable"
         # An invalid command is still told apart from an outage: 400, not 503.
-        bad = await client.post("/commands", content=b"{", headers=as_actor("client-ann"))
+        bad = await client.post("/commands", content=b"{", headers=JSON | as_actor("client-ann"))
         assert bad.status_code == 400
 
 
@@ -278,8 +281,116 @@ async def test_the_outcome_of_a_command_is_told_by_its_id(
     other = await client.get(f"/commands/{refused_id}", headers=as_actor("free-bob"))
     assert other.json()["status"] == "pending"
 
+    # A command another gateway (or the CLI) published: its actor is read from its topic.
+    posted = {"type": "PostMessage", "command_id": done_id, "actor_id": "free-bob"}
+    await producer.send(topics.NEGOTIATIONS_COMMANDS, posted, "offer-1")
     event = {"type": "MessagePosted", "causation_id": done_id, "offer_id": "offer-1"}
     await producer.send(topics.NEGOTIATIONS_EVENTS, event, "offer-1")
     done = await client.get(f"/commands/{done_id}?wait=10", headers=as_actor("free-bob"))
     assert done.json() == {"command_id": done_id, "status": "done", "event": event}
+    # The event is the command's actor's to read, no one else's.
+    theirs = await client.get(f"/commands/{done_id}", headers=as_actor("client-ann"))
+    assert theirs.json() == {"command_id": done_id, "status": "pending"}
     assert json.loads(done.text)["event"]["type"] == "MessagePosted"
+
+
+async def test_a_malformed_body_or_parameter_is_a_4xx_with_the_reason_never_a_500(
+    client: httpx.AsyncClient,
+) -> None:
+    me = JSON | as_actor("client-ann")
+    deep = await client.post("/commands", content=b"[" * 200_000, headers=me)
+    assert (deep.status_code, deep.json()["error"]) == (400, "invalid_json")
+    assert "too deeply" in deep.json()["message"]
+    for wait in ("²", "nan", "soon"):
+        outcome = await client.get(f"/commands/{uuid.uuid4()}?wait={wait}", headers=me)
+        assert outcome.status_code == 400, wait
+        assert "wait must be a number of seconds" in outcome.json()["message"]
+    not_utf8 = await client.post("/commands", content=b'{"type": "\xff"}', headers=me)
+    assert not_utf8.status_code == 400
+
+
+async def test_the_body_limit_holds_while_the_body_is_read(client: httpx.AsyncClient) -> None:
+    me = JSON | as_actor("client-ann")
+    declared = await client.post(
+        "/commands", content=b"{}", headers=me | {"Content-Length": str(2 * 1024 * 1024)}
+    )
+    assert (declared.status_code, declared.json()["error"]) == (413, "too_large")
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        # No Content-Length (chunked): the gateway must stop at the limit, not at the end.
+        nonlocal sent
+        yield b'{"type": "PostMessage", "text": "'
+        for _ in range(64):  # 4 MiB, if it were all read
+            sent += 65_536
+            yield b"x" * 65_536
+        yield b'"}'
+
+    chunked = await client.post("/commands", content=endless(), headers=me)
+    assert (chunked.status_code, chunked.json()["error"]) == (413, "too_large")
+    assert sent <= 2 * 1024 * 1024, f"the gateway read {sent} bytes of a refused body"
+
+
+async def test_a_command_is_json_from_the_gateways_own_page_or_no_browser_at_all(
+    infra: Endpoints,
+) -> None:
+    allowed = frozenset({"https://offers.example"})
+    async with gateway(infra.kafka_bootstrap_servers, allowed_origins=allowed) as client:
+        await healthy(client)
+        parties = Parties()
+        me = as_actor(parties.client_id)
+        body = json.dumps(parties.extend()).encode()
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+            headers = me | ({"Content-Type": content_type} if content_type else {})
+            response = await client.post("/commands", content=body, headers=headers)
+            assert (response.status_code, response.json()["error"]) == (
+                415,
+                "unsupported_media_type",
+            ), content_type
+        evil = await client.post(
+            "/commands", content=body, headers=me | JSON | {"Origin": "https://evil.example"}
+        )
+        assert (evil.status_code, evil.json()["error"]) == (403, "cross_origin")
+        assert "https://evil.example" in evil.json()["message"]
+        for origin in ("http://gateway", "https://offers.example", None):
+            command = Parties(client_id=parties.client_id).extend()
+            headers = me | JSON | ({"Origin": origin} if origin else {})
+            response = await client.post("/commands", json=command, headers=headers)
+            assert response.status_code == 202, (origin, response.text)
+
+
+async def test_the_page_cannot_be_framed_or_run_another_sites_script(
+    client: httpx.AsyncClient,
+) -> None:
+    for path in ("/", "/app.js", "/openapi.json"):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        policy = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_commands_are_rate_limited_per_actor_with_retry_after(infra: Endpoints) -> None:
+    settings = {"command_burst": 3, "commands_per_minute": 6.0}
+    async with gateway(infra.kafka_bootstrap_servers, **settings) as client:
+        await healthy(client)
+        flooder, other = Parties(), Parties()
+        answers = [
+            await client.post(
+                "/commands",
+                json=Parties(client_id=flooder.client_id).extend(),
+                headers=as_actor(flooder.client_id),
+            )
+            for _ in range(4)
+        ]
+        assert [a.status_code for a in answers] == [202, 202, 202, 429]
+        limited = answers[-1]
+        assert limited.json()["error"] == "too_many_commands"
+        assert 1 <= int(limited.headers["retry-after"]) <= 10  # one command per 10 s
+        assert "GATEWAY_COMMANDS_PER_MINUTE" in limited.json()["message"]
+        # Another actor is not held up by the first.
+        theirs = await client.post(
+            "/commands", json=other.extend(), headers=as_actor(other.client_id)
+        )
+        assert theirs.status_code == 202

@@ -123,3 +123,25 @@ async def wait_until(condition: Callable[[], bool], within: float = 30) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.1)
+
+
+async def test_a_password_in_mongodb_url_is_in_no_log_line_nor_in_health(
+    infra: Endpoints, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cret-Pw"
+    settings = await fresh_settings(infra, "messaging_service")
+    async with late("127.0.0.1:1") as database:  # nothing answers there
+        url = f"mongodb://offers:{secret}@127.0.0.1:{database.port}/?authSource=admin"
+        app = create_app(replace(settings, mongodb_url=url))
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s")
+        with caplog.at_level(logging.INFO):
+            async with app.router.lifespan_context(app):
+                await asyncio.sleep(7)  # the database's server selection gives up after 5 s
+                waiting = await client.get("/health")
+        assert waiting.status_code == 503
+        told = waiting.text + "\n".join(caplog.messages)
+        assert f"mongodb://offers:***@127.0.0.1:{database.port}" in waiting.json()["mongodb"]
+        assert any(
+            "cannot reach the database at mongodb://offers:***@" in m for m in caplog.messages
+        )
+        assert secret not in told

@@ -21,6 +21,7 @@ from tests.kit import (
     Parties,
     Probe,
     Producer,
+    as_,
     command,
     hourly_terms,
     new_id,
@@ -76,6 +77,11 @@ async def send_command(producer: Producer, message: dict[str, Any] | bytes, key:
     await producer.send(topics.NEGOTIATIONS_COMMANDS, message, key=key)
 
 
+async def thread_of(api: httpx.AsyncClient, parties: Parties) -> httpx.Response:
+    """The offer's thread, as its client reads it."""
+    return await api.get(f"/threads/{parties.offer_id}/messages", headers=as_(parties.client_id))
+
+
 async def open_thread(producer: Producer, parties: Parties) -> None:
     await send_event(producer, offer_event("OfferExtended", parties))
 
@@ -117,7 +123,9 @@ async def test_a_message_from_a_party_is_stored_and_published_once(
     assert len(probe.matching(of_type("MessagePosted", offer_id=parties.offer_id))) == 1
     assert not probe.matching(of_type("CommandRejected", command_id=message["command_id"]))
 
-    response = await api.get(f"/threads/{parties.offer_id}/messages")
+    response = await api.get(
+        f"/threads/{parties.offer_id}/messages", headers=as_(parties.client_id)
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "pending" and body["next_cursor"] is None
@@ -138,7 +146,7 @@ async def test_a_repeated_message_id_is_stored_once(
     await probe.wait_for(of_type("MessagePosted", offer_id=parties.offer_id))
     await probe.quiet()
     assert len(probe.matching(of_type("MessagePosted", offer_id=parties.offer_id))) == 1
-    body = (await api.get(f"/threads/{parties.offer_id}/messages")).json()
+    body = (await thread_of(api, parties)).json()
     assert len(body["items"]) == 1
 
 
@@ -191,7 +199,7 @@ async def test_a_proposal_lists_its_differences(
         {"field": "weekly_limit_hours", "current": 30, "proposed": 20},
     ]
     assert proposed.value["changes"] == {"hourly_rate": "55.00", "weekly_limit_hours": 20}
-    body = (await api.get(f"/threads/{parties.offer_id}/messages")).json()
+    body = (await thread_of(api, parties)).json()
     [item] = body["items"]
     assert item["kind"] == "terms_proposal"
     assert item["differences"] == proposed.value["differences"]
@@ -221,7 +229,7 @@ async def test_an_unknown_offer_is_refused_after_the_wait(
     [rejected] = await probe.wait_for(of_type("CommandRejected", command_id=message["command_id"]))
     assert rejected.value["code"] == "unknown_offer"
     assert loop.time() - sent >= WAIT_SECONDS * 0.9
-    assert (await api.get(f"/threads/{parties.offer_id}/messages")).status_code == 404
+    assert (await thread_of(api, parties)).status_code == 404
 
 
 async def test_acceptance_closes_the_thread_once_and_later_messages_are_refused(
@@ -243,7 +251,7 @@ async def test_acceptance_closes_the_thread_once_and_later_messages_are_refused(
     assert rejected.value["status"] == "accepted"
     await probe.quiet()
     assert len(probe.matching(of_type("ThreadClosed", offer_id=parties.offer_id))) == 1
-    body = (await api.get(f"/threads/{parties.offer_id}/messages")).json()
+    body = (await thread_of(api, parties)).json()
     assert body["status"] == "accepted" and body["closed"] is True and body["items"] == []
 
 
@@ -275,23 +283,28 @@ async def test_the_read_api_pages_back_from_the_newest(
         await probe.wait_for(of_type("MessagePosted", message_id=message["message_id"]))
         sent.append(message["message_id"])
 
-    url = f"/threads/{parties.offer_id}/messages"
-    first = (await api.get(url, params={"limit": 2})).json()
+    url, me = f"/threads/{parties.offer_id}/messages", as_(parties.freelancer_id)
+    first = (await api.get(url, params={"limit": 2}, headers=me)).json()
     assert [i["message_id"] for i in first["items"]] == sent[3:5]
     assert first["next_cursor"] is not None
-    second = (await api.get(url, params={"limit": 2, "before": first["next_cursor"]})).json()
+    second = (
+        await api.get(url, params={"limit": 2, "before": first["next_cursor"]}, headers=me)
+    ).json()
     assert [i["message_id"] for i in second["items"]] == sent[1:3]
-    third = (await api.get(url, params={"limit": 2, "before": second["next_cursor"]})).json()
+    third = (
+        await api.get(url, params={"limit": 2, "before": second["next_cursor"]}, headers=me)
+    ).json()
     assert [i["message_id"] for i in third["items"]] == sent[0:1]
     assert third["next_cursor"] is None
-    everything = (await api.get(url)).json()
+    everything = (await api.get(url, headers=me)).json()
     assert [i["message_id"] for i in everything["items"]] == sent
     assert [i["text"] for i in everything["items"]] == [f"message {n}" for n in range(5)]
     assert everything["items"][1]["sender_id"] == parties.freelancer_id
 
-    assert (await api.get(url, params={"limit": 0})).status_code == 400
-    assert (await api.get(url, params={"before": "nonsense"})).status_code == 400
-    missing = await api.get(f"/threads/{new_id('offer')}/messages")
+    assert (await api.get(url, params={"limit": 0}, headers=me)).status_code == 400
+    assert (await api.get(url, params={"limit": "²"}, headers=me)).status_code == 400
+    assert (await api.get(url, params={"before": "nonsense"}, headers=me)).status_code == 400
+    missing = await api.get(f"/threads/{new_id('offer')}/messages", headers=me)
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
@@ -314,7 +327,7 @@ async def test_an_answer_links_the_proposal_to_the_new_version(
     await send_event(producer, changed)
     url = f"/threads/{parties.offer_id}/messages"
     for _ in range(50):
-        body = (await api.get(url)).json()
+        body = (await api.get(url, headers=as_(parties.client_id))).json()
         if body["version"] == 2 and body["items"][0]["answered_by_version"] == 2:
             break
         await asyncio.sleep(0.1)

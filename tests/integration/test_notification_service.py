@@ -34,7 +34,7 @@ from services.runtime.uow import UnitOfWork
 from tests.conftest import UNKNOWN_OFFER_WAIT_SECONDS as WAIT_SECONDS
 from tests.conftest import fresh_settings, settings_for
 from tests.infrastructure import Endpoints
-from tests.kit import Parties, Probe, Producer, Seen, hourly_terms, new_id, of_type, running
+from tests.kit import Parties, Probe, Producer, Seen, as_, hourly_terms, new_id, of_type, running
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,9 @@ async def publish(producer: Producer, topic: str, message: dict[str, Any], key: 
 
 
 async def inbox(client: httpx.AsyncClient, recipient_id: str, **params: str) -> dict[str, Any]:
-    response = await client.get("/notifications", params={"recipient_id": recipient_id, **params})
+    response = await client.get(
+        "/notifications", params={"recipient_id": recipient_id, **params}, headers=as_(recipient_id)
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -384,13 +386,22 @@ async def test_inbox_is_paginated_newest_first(
 
 
 async def test_read_api_rejects_bad_queries(service: httpx.AsyncClient) -> None:
-    missing = await service.get("/notifications")
+    me = as_("x")
+    missing = await service.get("/notifications", headers=me)
     assert missing.status_code == 400
     assert missing.json()["error"] == "bad_request"
-    bad_flag = await service.get("/notifications", params={"recipient_id": "x", "unread_only": "?"})
+    bad_flag = await service.get(
+        "/notifications", params={"recipient_id": "x", "unread_only": "?"}, headers=me
+    )
     assert bad_flag.status_code == 400
-    bad_limit = await service.get("/notifications", params={"recipient_id": "x", "limit": "0"})
+    bad_limit = await service.get(
+        "/notifications", params={"recipient_id": "x", "limit": "0"}, headers=me
+    )
     assert bad_limit.status_code == 400
+    nobody = await service.get("/notifications", params={"recipient_id": "x"})
+    assert (nobody.status_code, nobody.json()["error"]) == (401, "unauthenticated")
+    other = await service.get("/notifications", params={"recipient_id": "y"}, headers=me)
+    assert (other.status_code, other.json()["error"]) == (403, "forbidden")
     health = await service.get("/health")
     assert health.status_code == 200
 

@@ -14,7 +14,7 @@ from services.offer_service.app import create_app
 from services.runtime.config import Settings
 from tests.conftest import fresh_settings, settings_for
 from tests.infrastructure import Endpoints
-from tests.kit import Parties, Probe, Producer, command, of_type, running
+from tests.kit import Parties, Probe, Producer, as_, command, of_type, running
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +58,9 @@ async def test_an_offer_past_expiry_cannot_be_accepted_and_expires_once(
     for parties in offers:
         expired = probe.matching(of_type("OfferExpired", offer_id=parties.offer_id))
         assert len({s.value["event_id"] for s in expired}) == 1, [s.value for s in expired]
-        offer = (await two_instances.get(f"/offers/{parties.offer_id}")).json()
+        read = await two_instances.get(
+            f"/offers/{parties.offer_id}", headers=as_(parties.client_id)
+        )
+        offer = read.json()
         assert offer["status"] == "expired"
     assert not probe.matching(of_type("OfferAccepted", offer_id=offers[0].offer_id))

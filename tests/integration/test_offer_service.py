@@ -21,6 +21,7 @@ from tests.kit import (
     Probe,
     Producer,
     Seen,
+    as_,
     command,
     fixed_terms,
     hourly_terms,
@@ -88,7 +89,7 @@ async def test_extend_publishes_offer_extended_with_whole_terms_and_serves_it(
     assert event["terms"]["custom_fields"] == {"cost_center": "R&D-12", "billable": True}
     assert event["expires_at"].endswith("Z")
 
-    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    offer = (await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))).json()
     assert offer["status"] == "pending"
     assert offer["expires_at"] == event["expires_at"]
     assert [v["version"] for v in offer["versions"]] == [1]
@@ -114,7 +115,8 @@ async def test_invalid_terms_are_refused_with_every_violation(
     assert rejection["code"] == "invalid_command"
     fields = {error["field"] for error in rejection["errors"]}
     assert {"terms.title", "terms.start_date", "terms.end_date", "terms.total_amount"} <= fields
-    assert (await api.get(f"/offers/{parties.offer_id}")).status_code == 404
+    read = await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))
+    assert read.status_code == 404
 
 
 async def test_unreadable_records_are_dead_lettered_and_the_consumer_carries_on(
@@ -160,7 +162,7 @@ async def test_only_the_right_party_may_act(
         [seen] = await probe.wait_for(rejected(message["command_id"]))
         assert seen.value["code"] == "not_authorized", message["type"]
         assert seen.value["command_type"] == message["type"]
-    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    offer = (await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))).json()
     assert offer["status"] == "pending" and offer["version"] == 1
 
 
@@ -173,7 +175,7 @@ async def test_change_makes_a_new_version_and_accept_must_name_it(
         "ChangeOffer",
         parties.client_id,
         offer_id=parties.offer_id,
-        terms=hourly_terms(hourly_rate="55.00"),
+        terms=hourly_terms(hourly_rate="55.00", talent_cloud_id=parties.talent_cloud_id),
         in_response_to="proposal-1",
     )
     await send(producer, change)
@@ -197,14 +199,20 @@ async def test_change_makes_a_new_version_and_accept_must_name_it(
     [member] = await probe.wait_for(
         of_type("TalentCloudMemberAdded", freelancer_id=parties.freelancer_id)
     )
-    assert member.key == "tc-design" and member.value["contract_id"] == contract_id
+    assert member.key == parties.talent_cloud_id and member.value["contract_id"] == contract_id
 
-    offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+    offer = (await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))).json()
     assert offer["status"] == "accepted"
     assert [v["terms"]["hourly_rate"] for v in offer["versions"]] == ["45.00", "55.00"]
-    contract = (await api.get(f"/contracts/{contract_id}")).json()
+    contract = (await api.get(f"/contracts/{contract_id}", headers=as_(parties.client_id))).json()
     assert contract["status"] == "active" and contract["offer_version"] == 2
-    members = (await api.get("/talent-clouds/tc-design/members", params={"limit": 200})).json()
+    members = (
+        await api.get(
+            f"/talent-clouds/{parties.talent_cloud_id}/members",
+            params={"limit": 200},
+            headers=as_(parties.freelancer_id),
+        )
+    ).json()
     assert (
         parties.freelancer_id in {m["freelancer_id"] for m in members["items"]}
         or members["next_cursor"]
@@ -301,7 +309,9 @@ async def test_accept_races_withdraw_and_change_exactly_one_wins(
         outcomes = await probe.wait_for(answers_to(accept, rival), count=2)
         kinds = sorted(s.value["type"] for s in outcomes)
         assert kinds.count("CommandRejected") == 1, kinds
-        offer = (await api.get(f"/offers/{parties.offer_id}")).json()
+        offer = (
+            await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))
+        ).json()
         if "OfferAccepted" in kinds:
             assert offer["status"] == "accepted"
         else:
@@ -350,21 +360,23 @@ async def test_log_time_rules(api: httpx.AsyncClient, producer: Producer, probe:
     await probe.quiet()
     assert len(probe.matching(of_type("TimeLogged", contract_id=contract_id))) == 2
     assert {s.value["hours"] for s in logged} == {"8.00", "2.00"}
-    contract = (await api.get(f"/contracts/{contract_id}")).json()
+    contract = (await api.get(f"/contracts/{contract_id}", headers=as_(parties.client_id))).json()
     assert sum(float(h) for h in contract["hours_by_week"].values()) == 10.0
     # Each entry is a document of its own, listed with the contract and paged on their own.
     shown = {(e["entry_id"], e["hours"]) for e in contract["time_entries"]}
     assert shown == {(ok["entry_id"], "8.00"), (fits["entry_id"], "2.00")}
     assert contract["more_time_entries"] is False
-    first = (await api.get(f"/contracts/{contract_id}/time-entries", params={"limit": 1})).json()
-    rest = (
-        await api.get(
-            f"/contracts/{contract_id}/time-entries", params={"cursor": first["next_cursor"]}
-        )
-    ).json()
+    entries = f"/contracts/{contract_id}/time-entries"
+    freelancer = as_(parties.freelancer_id)
+    first = (await api.get(entries, params={"limit": 1}, headers=freelancer)).json()
+    cursor = {"cursor": first["next_cursor"]}
+    rest = (await api.get(entries, params=cursor, headers=freelancer)).json()
     paged = [e["entry_id"] for e in first["items"] + rest["items"]]
     assert paged == [ok["entry_id"], fits["entry_id"]] and rest["next_cursor"] is None
-    assert (await api.get("/contracts/no-such-contract/time-entries")).status_code == 404
+    # A stranger gets what an unknown contract gets.
+    assert (await api.get(entries, headers=as_("stranger-1"))).status_code == 404
+    unknown = await api.get("/contracts/no-such-contract/time-entries", headers=freelancer)
+    assert unknown.status_code == 404
 
 
 async def test_fixed_price_contracts_take_no_time(
@@ -414,23 +426,32 @@ async def test_read_api_lists_paginates_and_404s(
         params: dict[str, str | int] = {"client_id": client_id, "status": "pending", "limit": 2}
         if cursor:
             params["cursor"] = cursor
-        page = (await api.get("/offers", params=params)).json()
+        page = (await api.get("/offers", params=params, headers=as_(client_id))).json()
         seen_ids += [item["offer_id"] for item in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert sorted(seen_ids) == sorted(p.offer_id for p in offers)
-    missing = await api.get("/offers/nope")
+    me = as_(client_id)
+    missing = await api.get("/offers/nope", headers=me)
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
-    assert (await api.get("/contracts/nope")).status_code == 404
-    bad = await api.get("/offers", params={"client_id": client_id, "limit": 10_000})
+    assert (await api.get("/contracts/nope", headers=me)).status_code == 404
+    bad = await api.get("/offers", params={"client_id": client_id, "limit": 10_000}, headers=me)
     assert bad.status_code == 400 and "limit" in bad.json()["message"]
-    everyone = await api.get("/offers")
-    assert everyone.status_code == 400 and "client_id" in everyone.json()["message"]
+    superscript = await api.get(
+        "/offers", params={"client_id": client_id, "limit": "²"}, headers=me
+    )
+    assert superscript.status_code == 400 and "limit" in superscript.json()["message"]
+    everyone = await api.get("/offers", headers=me)
+    assert everyone.status_code == 403 and "client_id" in everyone.json()["message"]
     assert (await api.get("/health")).json()["status"] == "ok"
     assert (
         json.loads(
-            (await api.get("/offers", params={"client_id": client_id, "status": "bogus"})).text
+            (
+                await api.get(
+                    "/offers", params={"client_id": client_id, "status": "bogus"}, headers=me
+                )
+            ).text
         )["error"]
         == "bad_request"
     )
@@ -439,8 +460,9 @@ async def test_read_api_lists_paginates_and_404s(
 async def test_a_freelancer_joins_a_talent_cloud_once_whatever_the_contracts(
     api: httpx.AsyncClient, producer: Producer, probe: Probe
 ) -> None:
-    freelancer = new_id("free")
-    first, second = Parties(freelancer_id=freelancer), Parties(freelancer_id=freelancer)
+    freelancer, client = new_id("free"), new_id("client")  # one client: one cloud
+    first = Parties(client_id=client, freelancer_id=freelancer)
+    second = Parties(client_id=client, freelancer_id=freelancer)
     for parties in (first, second):
         await extended(producer, probe, parties)
         accept = command("AcceptOffer", freelancer, offer_id=parties.offer_id, version=1)
@@ -449,9 +471,14 @@ async def test_a_freelancer_joins_a_talent_cloud_once_whatever_the_contracts(
     await probe.quiet()
     joined = probe.matching(of_type("TalentCloudMemberAdded", freelancer_id=freelancer))
     assert len(joined) == 1
-    members = (await api.get("/talent-clouds/tc-design/members", params={"limit": 200})).json()
-    listed = [m for m in members["items"] if m["freelancer_id"] == freelancer]
-    assert len(listed) <= 1  # the first page may end before this run's members
+    members = (
+        await api.get(
+            f"/talent-clouds/{first.talent_cloud_id}/members",
+            params={"limit": 200},
+            headers=as_(freelancer),
+        )
+    ).json()
+    assert [m["freelancer_id"] for m in members["items"]] == [freelancer]
 
 
 async def test_log_time_on_an_unknown_contract_is_refused_after_the_wait(
@@ -482,12 +509,16 @@ async def test_contracts_are_listed_per_party(
         await send(producer, accept)
     for parties in offers:
         await probe.wait_for(of_type("ContractActivated", offer_id=parties.offer_id))
-    first = (await api.get("/contracts", params={"client_id": client_id, "limit": 2})).json()
+    me = as_(client_id)
+    first = (
+        await api.get("/contracts", params={"client_id": client_id, "limit": 2}, headers=me)
+    ).json()
     assert len(first["items"]) == 2 and first["next_cursor"]
     rest = (
         await api.get(
             "/contracts",
             params={"client_id": client_id, "limit": 2, "cursor": first["next_cursor"]},
+            headers=me,
         )
     ).json()
     assert rest["next_cursor"] is None
@@ -550,3 +581,52 @@ async def test_metrics_count_what_became_of_each_message(
     lag = [value for (name, _), value in after.items() if name == "offers_consumer_lag"]
     assert lag and all(value >= 0 for value in lag)
     assert any(name.startswith("faststream_published_messages") for name, _ in after)
+
+
+async def test_a_talent_cloud_belongs_to_the_client_that_first_named_it(
+    api: httpx.AsyncClient, producer: Producer, probe: Probe
+) -> None:
+    owner, cloud = Parties(), new_id("tc-owned")
+    await extended(producer, probe, owner, terms=hourly_terms(talent_cloud_id=cloud))
+    # Another client naming the cloud, in an extended offer or a changed one: refused.
+    intruder = Parties()
+    intrusion = intruder.extend(hourly_terms(talent_cloud_id=cloud))
+    await send(producer, intrusion)
+    [refused] = await probe.wait_for(rejected(intrusion["command_id"]))
+    assert refused.value["code"] == "not_authorized"
+    assert [e["field"] for e in refused.value["errors"]] == ["terms.talent_cloud_id"]
+    assert cloud in refused.value["message"] and owner.client_id not in refused.value["message"]
+    await extended(producer, probe, intruder)  # their own cloud is theirs
+    change = command(
+        "ChangeOffer",
+        intruder.client_id,
+        offer_id=intruder.offer_id,
+        terms=hourly_terms(talent_cloud_id=cloud),
+    )
+    await send(producer, change)
+    [changed] = await probe.wait_for(rejected(change["command_id"]))
+    assert (changed.value["code"], changed.value["errors"][0]["field"]) == (
+        "not_authorized",
+        "terms.talent_cloud_id",
+    )
+    # The owner names it again, for a second freelancer; both accept and join.
+    again = Parties(client_id=owner.client_id)
+    await extended(producer, probe, again, terms=hourly_terms(talent_cloud_id=cloud))
+    for parties in (owner, again):
+        accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
+        await send(producer, accept)
+        await probe.wait_for(of_type("TalentCloudMemberAdded", freelancer_id=parties.freelancer_id))
+    await probe.quiet()
+    assert not probe.matching(of_type("OfferExtended", offer_id=intrusion["offer_id"], version=2))
+    path = f"/talent-clouds/{cloud}/members"
+
+    async def members(reader: str) -> tuple[int, list[str]]:
+        response = await api.get(path, headers=as_(reader))
+        body = response.json()
+        return response.status_code, [m["freelancer_id"] for m in body.get("items", [])]
+
+    assert await members(owner.client_id) == (200, [owner.freelancer_id, again.freelancer_id])
+    assert await members(again.freelancer_id) == (200, [again.freelancer_id])
+    for stranger in (intruder.client_id, intruder.freelancer_id):
+        status, _ = await members(stranger)
+        assert status == 404

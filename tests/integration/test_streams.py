@@ -22,7 +22,7 @@ from services.runtime.kafka_access import client_options
 from services.runtime.outbox import STREAM_ID_HEADER
 from tests.conftest import fresh_settings
 from tests.infrastructure import Endpoints
-from tests.kit import Parties, Probe, Producer, new_id, of_type
+from tests.kit import Parties, Probe, Producer, as_, new_id, of_type
 
 from .sse import Served, served, stream
 from .test_messaging_service import offer_event, open_thread, post, send_command, send_event
@@ -41,14 +41,35 @@ def thread_path(parties: Parties) -> str:
     return f"/threads/{parties.offer_id}/stream"
 
 
-async def test_a_message_is_pushed_to_a_client_that_connected_before_the_thread_existed(
+async def known(service: Served, producer: Producer, *threads: Parties) -> None:
+    """Each offer's thread opened, and known to the service (its parties with it)."""
+    for parties in threads:
+        await open_thread(producer, parties)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    for parties in threads:
+        path, me = f"/threads/{parties.offer_id}/messages", as_(parties.client_id)
+        while (await service.client.get(path, headers=me)).status_code != 200:
+            assert loop.time() < deadline, f"thread {parties.offer_id} never opened"
+            await asyncio.sleep(0.1)
+
+
+async def test_a_thread_stream_opens_for_its_parties_once_the_offer_is_known(
     messaging: Served, producer: Producer, probe: Probe
 ) -> None:
+    """Before messaging_service has heard of the offer it cannot tell its parties: the
+    stream is refused as an unknown one (404), so it is no way around the parties' check."""
     parties = Parties()
-    async with stream(messaging.client, thread_path(parties)) as thread:
+    early = await messaging.client.get(thread_path(parties), headers=as_(parties.client_id))
+    assert early.status_code == 404 and early.json()["error"] == "not_found"
+    await known(messaging, producer, parties)
+    stranger = await messaging.client.get(thread_path(parties), headers=as_(new_id("x")))
+    assert (stranger.status_code, stranger.json()["error"]) == (404, "not_found")
+    nobody = await messaging.client.get(thread_path(parties))
+    assert (nobody.status_code, nobody.json()["error"]) == (401, "unauthenticated")
+    async with stream(messaging.client, thread_path(parties), as_(parties.freelancer_id)) as thread:
         assert thread.status_code == 200
         assert thread.response.headers["content-type"].startswith("text/event-stream")
-        await open_thread(producer, parties)
         message = post(parties, parties.client_id, "Welcome! Any questions?")
         await send_command(producer, message, parties.offer_id)
         item = await thread.next()
@@ -65,9 +86,10 @@ async def test_a_reconnect_gets_what_it_missed_once_then_the_live_items(
     messaging: Served, producer: Producer, probe: Probe
 ) -> None:
     parties = Parties()
-    await open_thread(producer, parties)
+    await known(messaging, producer, parties)
+    me = as_(parties.client_id)
     texts = [f"message {n}" for n in range(1, 7)]
-    async with stream(messaging.client, thread_path(parties)) as first:
+    async with stream(messaging.client, thread_path(parties), me) as first:
         for text in texts[:2]:
             await send_command(producer, post(parties, parties.client_id, text), parties.offer_id)
         seen = await first.items(2)
@@ -78,7 +100,8 @@ async def test_a_reconnect_gets_what_it_missed_once_then_the_live_items(
         await send_command(producer, post(parties, parties.freelancer_id, text), parties.offer_id)
     await probe.wait_for(of_type("MessagePosted", offer_id=parties.offer_id), count=4)
 
-    async with stream(messaging.client, thread_path(parties), {"Last-Event-ID": "2"}) as again:
+    resume = {"Last-Event-ID": "2", **me}
+    async with stream(messaging.client, thread_path(parties), resume) as again:
         missed = await again.items(2)
         await send_command(producer, post(parties, parties.client_id, texts[4]), parties.offer_id)
         live = await again.next()
@@ -96,23 +119,24 @@ async def test_a_reconnect_gets_what_it_missed_once_then_the_live_items(
 
     # A first connect that can set no header: the query parameter, from the database only.
     path = f"{thread_path(parties)}?last_event_id=4"
-    async with stream(messaging.client, path) as browser:
+    async with stream(messaging.client, path, me) as browser:
         assert [i.id for i in await browser.items(2)] == ["5", "6"]
         await browser.nothing_more(1)
     # No id at all: the whole thread.
-    async with stream(messaging.client, thread_path(parties)) as whole:
+    async with stream(messaging.client, thread_path(parties), me) as whole:
         assert [i.id for i in await whole.items(6)] == ["1", "2", "3", "4", "5", "6"]
 
 
 async def test_a_malformed_last_event_id_is_refused_with_the_reason(messaging: Served) -> None:
     response = await messaging.client.get(
-        "/threads/offer-1/stream", headers={"Last-Event-ID": "yesterday"}
+        "/threads/offer-1/stream", headers={"Last-Event-ID": "yesterday", **as_("client-1")}
     )
     assert response.status_code == 400
     assert response.json() == {
         "error": "bad_request",
         "message": "Last-Event-ID must be the id of an item this stream sent (a whole number), "
         "got 'yesterday'",
+        "errors": [],
     }
 
 
@@ -120,25 +144,29 @@ async def test_the_openapi_document_describes_the_stream(messaging: Served) -> N
     document = (await messaging.client.get("/openapi.json")).json()
     assert document["openapi"] == "3.1.0"
     stream_get = document["paths"]["/threads/{offer_id}/stream"]["get"]
-    assert set(stream_get["responses"]) == {"200", "400", "503"}
+    assert set(stream_get["responses"]) == {"200", "400", "401", "404", "503"}
     assert "text/event-stream" in stream_get["responses"]["200"]["content"]
     assert "/threads/{offer_id}/messages" in document["paths"]
 
 
-async def test_beyond_the_connection_bound_a_client_is_told_to_come_back(infra: Endpoints) -> None:
+async def test_beyond_the_connection_bound_a_client_is_told_to_come_back(
+    infra: Endpoints, producer: Producer
+) -> None:
     settings = await fresh_settings(infra, "messaging_service", stream_max_connections=2)
     async with served(messaging_app(settings)) as service:
+        o1, o2, o3 = Parties(), Parties(), Parties()
+        await known(service, producer, o1, o2, o3)
         async with (
-            stream(service.client, "/threads/o-1/stream") as one,
-            stream(service.client, "/threads/o-2/stream") as two,
+            stream(service.client, thread_path(o1), as_(o1.client_id)) as one,
+            stream(service.client, thread_path(o2), as_(o2.client_id)) as two,
         ):
             assert (one.status_code, two.status_code) == (200, 200)
-            refused = await service.client.get("/threads/o-3/stream")
+            refused = await service.client.get(thread_path(o3), headers=as_(o3.client_id))
             assert refused.status_code == 503
             assert refused.headers["retry-after"] == "5"
             assert "maximum of 2 streams" in refused.json()["message"]
         await asyncio.sleep(0.2)  # the closed ones leave the hub
-        async with stream(service.client, "/threads/o-3/stream") as three:
+        async with stream(service.client, thread_path(o3), as_(o3.client_id)) as three:
             assert three.status_code == 200
 
 
@@ -181,13 +209,13 @@ async def test_a_client_on_either_instance_gets_every_item(
             parties = Parties()
             threads[len(threads)] = parties
         chosen = list(threads.values())
-        for parties in chosen:
-            await open_thread(producer, parties)
+        await known(a, producer, *chosen)
+        first, last = as_(chosen[0].client_id), as_(chosen[-1].freelancer_id)
         async with (
-            stream(a.client, thread_path(chosen[0])) as a0,
-            stream(b.client, thread_path(chosen[0])) as b0,
-            stream(a.client, thread_path(chosen[-1])) as a1,
-            stream(b.client, thread_path(chosen[-1])) as b1,
+            stream(a.client, thread_path(chosen[0]), first) as a0,
+            stream(b.client, thread_path(chosen[0]), first) as b0,
+            stream(a.client, thread_path(chosen[-1]), last) as a1,
+            stream(b.client, thread_path(chosen[-1]), last) as b1,
         ):
             for parties in (chosen[0], chosen[-1]):
                 message = post(parties, parties.client_id, f"hello {parties.offer_id}")
@@ -202,23 +230,31 @@ async def test_a_client_on_either_instance_gets_every_item(
                 assert (item.id, item.json()["offer_id"]) == ("1", parties.offer_id)
 
 
-async def test_a_slow_client_is_cut_off_while_a_fast_one_gets_every_item(infra: Endpoints) -> None:
+async def test_a_slow_client_is_cut_off_while_a_fast_one_gets_every_item(
+    infra: Endpoints, producer: Producer
+) -> None:
     settings = await fresh_settings(
         infra, "messaging_service", stream_client_buffer=20, stream_send_timeout_seconds=120.0
     )
-    offer_id = new_id("offer")
+    parties = Parties()
+    offer_id = parties.offer_id
     # Large records, so that the slow client's socket and the kernel's buffers fill soon.
     n, text = 200, "x" * 64_000
     async with served(settings_app := messaging_app(settings)) as service:
         assert settings_app is service.app
+        await known(service, producer, parties)
         # The slow client: a socket with a small receive buffer that reads nothing for now.
         # (Set before connecting: the window is agreed on in the handshake.)
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.connect(("127.0.0.1", int(service.url.rsplit(":", 1)[1])))
-        request = f"GET /threads/{offer_id}/stream HTTP/1.1\r\nHost: x\r\nConnection: close"
+        request = (
+            f"GET /threads/{offer_id}/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"X-Actor-Id: {parties.client_id}"
+        )
         slow.sendall(f"{request}\r\n\r\n".encode())
-        async with stream(service.client, f"/threads/{offer_id}/stream") as fast:
+        fast_path = f"/threads/{offer_id}/stream"
+        async with stream(service.client, fast_path, as_(parties.freelancer_id)) as fast:
             await asyncio.sleep(0.3)
             assert service.app.state.streams.hub.count == 2
             following = asyncio.create_task(fast.items(n, within=60))
@@ -307,12 +343,18 @@ async def test_a_recipient_gets_its_notifications_pushed_and_resumed(
 ) -> None:
     settings = await fresh_settings(infra, "notification_service")
     async with served(notification_app(settings)) as service:
-        missing = await service.client.get("/notifications/stream")
+        parties = Parties()
+        me = as_(parties.freelancer_id)
+        missing = await service.client.get("/notifications/stream", headers=me)
         assert missing.status_code == 400
         assert "recipient_id is required" in missing.json()["message"]
-        parties = Parties()
         path = f"/notifications/stream?recipient_id={parties.freelancer_id}"
-        async with stream(service.client, path) as inbox:
+        nobody = await service.client.get(path)
+        assert (nobody.status_code, nobody.json()["error"]) == (401, "unauthenticated")
+        # Another party's inbox is refused from the query alone (a list is the reader's own).
+        other = await service.client.get(path, headers=as_(parties.client_id))
+        assert (other.status_code, other.json()["error"]) == (403, "forbidden")
+        async with stream(service.client, path, me) as inbox:
             await send_event(producer, offer_event("OfferExtended", parties))
             item = await inbox.next()
         [published] = await probe.wait_for(
@@ -326,7 +368,7 @@ async def test_a_recipient_gets_its_notifications_pushed_and_resumed(
         await probe.wait_for(
             of_type("NotificationCreated", recipient_id=parties.freelancer_id), count=2
         )
-        async with stream(service.client, path, {"Last-Event-ID": "1"}) as again:
+        async with stream(service.client, path, {"Last-Event-ID": "1", **me}) as again:
             missed = await again.next()
             await again.nothing_more(1)
         assert (missed.id, missed.json()["kind"]) == ("2", "offer_withdrawn")

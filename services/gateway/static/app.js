@@ -36,11 +36,19 @@ const state = {
 
 // --- talking to the gateway ------------------------------------------------------------------
 
+// Every read is made as the page's party: the services show each resource to its parties
+// only. Behind the authenticating proxy, the proxy's own X-Actor-Id replaces this one.
 async function api(path) {
-  const response = await fetch(`/api${path}`);
+  const response = await fetch(`/api${path}`, { headers: { "X-Actor-Id": state.me } });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw Object.assign(new Error(body.message || response.statusText), { response, body });
   return body;
+}
+
+// An EventSource cannot set X-Actor-Id: on the local stand-in the gateway takes the party
+// from `actor_id` instead (GATEWAY_PAGE_ACTOR); behind the proxy, the proxy's header wins.
+function asMe() {
+  return `actor_id=${encodeURIComponent(state.me)}`;
 }
 
 function newId() {
@@ -334,9 +342,18 @@ async function openOffer(offerId) {
   state.closed = null;
   $("#offer-editor").hidden = true;
   history.replaceState(null, "", `?as=${encodeURIComponent(state.me)}&role=${state.role}&offer=${encodeURIComponent(offerId)}`);
-  await loadOffer(offerId);
+  $("#offer-missing").hidden = true;
+  try {
+    await loadOffer(offerId);
+  } catch (error) {
+    if (error.response?.status !== 404) throw error;
+    // An unknown offer and another party's look the same: the services show neither.
+    $("#offer-missing").textContent = `There is no offer ${offerId} for ${state.me}: it does not exist, or it is not yours.`;
+    $("#offer-missing").hidden = false;
+    return;
+  }
   state.threadFeed = new Feed({
-    stream: `/api/threads/${encodeURIComponent(offerId)}/stream`,
+    stream: `/api/threads/${encodeURIComponent(offerId)}/stream?${asMe()}`,
     history: () => threadHistory(offerId),
     types: ["MessagePosted", "TermsProposed", "ThreadClosed"],
     onItem: threadItem,
@@ -369,7 +386,7 @@ function follow() {
   state.inboxFeed?.close();
   state.notifications = new Map();
   state.inboxFeed = new Feed({
-    stream: `/api/notifications/stream?recipient_id=${encodeURIComponent(state.me)}`,
+    stream: `/api/notifications/stream?recipient_id=${encodeURIComponent(state.me)}&${asMe()}`,
     history: async () => (await api(`/notifications?recipient_id=${encodeURIComponent(state.me)}&limit=200`)).items
       .map((n) => ["NotificationCreated", n]),
     types: ["NotificationCreated"],

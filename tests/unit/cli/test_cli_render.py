@@ -37,7 +37,9 @@ def extended() -> OfferExtended:
         job_id="job-1",
         proposal_id="prop-1",
         terms=OFFER_TERMS_ADAPTER.validate_python(
-            hourly_terms(start_date="2026-12-01", end_date="2027-03-01")
+            hourly_terms(
+                start_date="2026-12-01", end_date="2027-03-01", talent_cloud_id="tc-design"
+            )
         ),
         expires_at=datetime(2026, 12, 26, 12, 0, tzinfo=UTC),
     )

@@ -40,7 +40,12 @@ def test_the_command_endpoint_takes_every_command_and_the_streams_name_their_eve
     paths = openapi_document()["paths"]
     body = paths["/commands"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {ref.rsplit("/", 1)[1] for ref in refs(body)} == set(COMMAND_TYPES)
-    assert {"202", "400", "401", "403", "503"} <= set(paths["/commands"]["post"]["responses"])
+    assert {"202", "400", "401", "403", "413", "415", "429", "503"} <= set(
+        paths["/commands"]["post"]["responses"]
+    )
+    for path in ("/api/threads/{offer_id}/stream", "/api/notifications/stream"):
+        assert {"401", "403", "404", "429"} <= set(paths[path]["get"]["responses"]), path
+    assert {"401", "404"} <= set(paths["/api/offers/{offer_id}"]["get"]["responses"])
     thread = paths["/api/threads/{offer_id}/stream"]["get"]["responses"]["200"]["content"]
     assert {r.rsplit("/", 1)[1] for r in refs(thread["text/event-stream"])} == {
         "MessagePosted",
