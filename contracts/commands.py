@@ -163,6 +163,10 @@ class MarkNotificationsRead(Command):
     notification_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
 
 
+def _chat_digest() -> list[NotificationKind]:
+    return ["new_message"]
+
+
 class SetNotificationPreferences(Command):
     """A recipient chooses which notifications reach them by email, and at which address.
 
@@ -178,7 +182,7 @@ class SetNotificationPreferences(Command):
     email: EmailAddress | None
     email_kinds: Annotated[list[EmailedKind], Field(max_length=20)]
     digest_kinds: Annotated[list[NotificationKind], Field(max_length=20)] = Field(
-        default_factory=lambda: ["new_message"]
+        default_factory=_chat_digest
     )
 
 
