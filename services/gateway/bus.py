@@ -29,6 +29,7 @@ ANSWER_TOPICS: Final = (
     topics.OFFERS_EVENTS,
     topics.NEGOTIATIONS_EVENTS,
     topics.CONTRACTS_EVENTS,
+    topics.NOTIFICATIONS_EVENTS,  # NotificationPreferencesChanged
     topics.COMMANDS_REJECTED,
 )
 RETRY_SECONDS: Final = 2.0
