@@ -32,6 +32,16 @@ BUSY: Final = "busy-"
 
 
 class Catcher(Mailbox):
+    def __init__(self, directory: Path, delay_seconds: float = 0.0) -> None:
+        super().__init__(directory)
+        self.delay_seconds = delay_seconds
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay_seconds:  # a slow server, for tests that must catch sending midway
+            await asyncio.sleep(self.delay_seconds)
+        answer: str = await super().handle_DATA(server, session, envelope)
+        return answer
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
@@ -48,8 +58,8 @@ class Catcher(Mailbox):
         log.info("kept a message for %s: %s", message["X-RcptTo"], message["Subject"])
 
 
-async def serve(host: str, port: int, directory: Path) -> None:
-    handler = Catcher(directory)  # makes the Maildir if need be
+async def serve(host: str, port: int, directory: Path, delay_seconds: float = 0.0) -> None:
+    handler = Catcher(directory, delay_seconds)  # makes the Maildir if need be
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(handler, hostname="mailcatcher.localhost", enable_SMTPUTF8=True),
@@ -94,10 +104,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--dir", type=Path, default=Path(".infra/mail"))
+    parser.add_argument(
+        "--delay-ms", type=int, default=0, help="wait this long before accepting each message"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd: every SMTP line
-    asyncio.run(serve(args.host, args.port, args.dir))
+    asyncio.run(serve(args.host, args.port, args.dir, args.delay_ms / 1000))
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ async def wait_for_mail(
 class CatcherProcess:
     """`python -m services.mailcatcher` on a port of the test's, to stop and start at will."""
 
-    def __init__(self, port: int, directory: Path, log: Path) -> None:
+    def __init__(self, port: int, directory: Path, log: Path, *, delay_ms: int = 0) -> None:
         self.port = port
+        self.delay_ms = delay_ms
         self.directory = directory
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -60,7 +61,9 @@ class CatcherProcess:
         command = [sys.executable, "-m", "services.mailcatcher", "--port", str(self.port)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*command, "--dir", str(self.directory)], stdout=log, stderr=subprocess.STDOUT
+                [*command, "--dir", str(self.directory), "--delay-ms", str(self.delay_ms)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 15
         while True:
@@ -79,3 +82,10 @@ class CatcherProcess:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+    def received(self) -> int:
+        """How many messages it has kept (cheap: the files in the Maildir's new/)."""
+        try:
+            return len(os.listdir(self.directory / "new"))
+        except FileNotFoundError:
+            return 0

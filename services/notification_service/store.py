@@ -185,28 +185,27 @@ class NotificationStore:
 
     async def mark_read(self, recipient_id: str, ids: list[str], now: datetime) -> int:
         """Marks the recipient's own notifications among `ids` read; returns how many
-        changed. Each id is its own `_id` update, one at a time: FerretDB 1.24 holds a
-        PostgreSQL connection per statement of one update command, and a bulk of 100
-        exhausted its pool and stalled (measured)."""
-        changed = 0
-        for notification_id in dict.fromkeys(ids):
-            changed += await self.notifications.update(
-                notification_id,
-                {"read": True, "read_at": now},
-                where={"recipient_id": recipient_id, "read": False},
-            )
-        return changed
+        changed."""
+        return await self._each(
+            ids, {"read": True, "read_at": now}, {"recipient_id": recipient_id, "read": False}
+        )
 
     async def close_emails(
         self, recipient_id: str, ids: list[str], state: str, now: datetime
     ) -> int:
-        """Takes the recipient's waiting emails among `ids` off the waiting list; one `_id`
-        update each (see mark_read)."""
-        closed = 0
+        """Takes the recipient's waiting emails among `ids` off the waiting list."""
+        return await self._each(
+            ids,
+            {EMAIL_STATE: state, "email_closed_at": now},
+            {"recipient_id": recipient_id, EMAIL_STATE: WAITING},
+        )
+
+    async def _each(self, ids: list[str], fields: Document, where: Document) -> int:
+        """Sets `fields` on each of the notifications `ids` that match `where`; how many.
+        Each id is its own `_id` update, one at a time: FerretDB 1.24 holds a PostgreSQL
+        connection per statement of one update command, and a bulk of 100 exhausted its pool
+        and stalled (measured)."""
+        changed = 0
         for notification_id in dict.fromkeys(ids):
-            closed += await self.notifications.update(
-                notification_id,
-                {EMAIL_STATE: state, "email_closed_at": now},
-                where={"recipient_id": recipient_id, EMAIL_STATE: WAITING},
-            )
-        return closed
+            changed += await self.notifications.update(notification_id, fields, where=where)
+        return changed

@@ -8,6 +8,8 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 SMTP_PORT = 48525
 OFFER_PORT, NOTIFICATION_PORT = 48501, 48503
+KILL_EMAILS, EMAIL_DELAY_MS = 150, 25
 
 
 async def launch_with_mail(
@@ -47,6 +50,26 @@ async def launch_with_mail(
     return service
 
 
+@asynccontextmanager
+async def platform(
+    infra: Endpoints, tmp: Path, run: str, catcher: CatcherProcess
+) -> AsyncIterator[ServiceProcess]:
+    """The catcher, offer_service and notification_service (yielded: the one to kill)."""
+    catcher.start()
+    services: list[ServiceProcess] = []
+    try:
+        for name, port in (
+            ("offer_service", OFFER_PORT),
+            ("notification_service", NOTIFICATION_PORT),
+        ):
+            services.append(await launch_with_mail(name, port, infra, tmp, run, catcher.url))
+        yield services[-1]
+    finally:
+        for service in services:
+            service.stop()
+        catcher.stop()
+
+
 async def choose_email(producer: Producer, probe: Probe, people: list[Parties]) -> dict[str, str]:
     """Each freelancer chooses offer_received by email; their addresses."""
     addresses: dict[str, str] = {}
@@ -65,20 +88,16 @@ async def choose_email(producer: Producer, probe: Probe, people: list[Parties]) 
 
 
 def mail_count(directory: Path, addresses: dict[str, str]) -> Counter[str]:
-    return Counter({a: len(read_mail(directory, a)) for a in addresses.values()})
+    """Emails per address, reading the Maildir once."""
+    received = Counter(str(m["To"]).lower() for m in read_mail(directory))
+    return Counter({a: received[a.lower()] for a in addresses.values()})
 
 
 async def test_emails_wait_out_an_smtp_outage_and_nothing_else_waits(
     infra: Endpoints, producer: Producer, probe: Probe, tmp_path: Path
 ) -> None:
     catcher = CatcherProcess(SMTP_PORT, tmp_path / "mail", tmp_path / "catcher.log")
-    catcher.start()
-    run = RUN_ID + "mo"
-    offers = await launch_with_mail("offer_service", OFFER_PORT, infra, tmp_path, run, catcher.url)
-    notifications = await launch_with_mail(
-        "notification_service", NOTIFICATION_PORT, infra, tmp_path, run, catcher.url
-    )
-    try:
+    async with platform(infra, tmp_path, RUN_ID + "mo", catcher) as notifications:
         people = [Parties() for _ in range(10)]
         addresses = await choose_email(producer, probe, people)
         catcher.stop()
@@ -100,37 +119,30 @@ async def test_emails_wait_out_an_smtp_outage_and_nothing_else_waits(
         assert set(mail_count(catcher.directory, addresses).values()) == {1}
         logged = await asyncio.to_thread(notifications.log_path.read_text)
         assert f"SMTP server at {catcher.url} is unavailable" in logged
-    finally:
-        notifications.stop()
-        offers.stop()
-        catcher.stop()
 
 
 async def test_kill_nine_while_sending_loses_no_email(
     infra: Endpoints, producer: Producer, probe: Probe, tmp_path: Path
 ) -> None:
-    catcher = CatcherProcess(SMTP_PORT, tmp_path / "mail", tmp_path / "catcher.log")
-    catcher.start()
-    run = RUN_ID + "mk"
-    offers = await launch_with_mail("offer_service", OFFER_PORT, infra, tmp_path, run, catcher.url)
-    notifications = await launch_with_mail(
-        "notification_service", NOTIFICATION_PORT, infra, tmp_path, run, catcher.url
+    # A catcher that takes 25 ms per message: 150 emails take seconds, long enough to kill
+    # notification_service twice in the middle of sending them.
+    catcher = CatcherProcess(
+        SMTP_PORT, tmp_path / "mail", tmp_path / "catcher.log", delay_ms=EMAIL_DELAY_MS
     )
-    try:
-        people = [Parties() for _ in range(60)]
+    async with platform(infra, tmp_path, RUN_ID + "mk", catcher) as notifications:
+        people = [Parties() for _ in range(KILL_EMAILS)]
         addresses = await choose_email(producer, probe, people)
         for p in people:
             await producer.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
         kills = 0
-        for _ in range(2):
-            # Kill it once emails are going out, and again after it came back.
+        for threshold in (10, KILL_EMAILS // 2):
             deadline = time.monotonic() + 60
-            before = sum(mail_count(catcher.directory, addresses).values())
-            while sum(mail_count(catcher.directory, addresses).values()) < before + 3:
-                assert time.monotonic() < deadline, "no emails going out to kill it among"
-                await asyncio.sleep(0.05)
+            while catcher.received() < threshold:
+                assert time.monotonic() < deadline, f"{catcher.received()} emails after 60s"
+                await asyncio.sleep(0.02)
             notifications.kill()
             kills += 1
+            assert catcher.received() < KILL_EMAILS, "all sent before the kill: nothing tested"
             notifications.start()
             await asyncio.to_thread(notifications.wait_healthy)
         for address in addresses.values():
@@ -142,7 +154,3 @@ async def test_kill_nine_while_sending_loses_no_email(
         # not yet recorded goes again (the same Message-ID). One at most per kill.
         doubled = sum(count - 1 for count in counts.values())
         assert doubled <= kills, counts
-    finally:
-        notifications.stop()
-        offers.stop()
-        catcher.stop()
