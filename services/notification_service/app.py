@@ -18,7 +18,7 @@ from services.runtime.due import DueBuckets
 from services.runtime.service import Kind, On, ServiceTable, internal_on
 from services.runtime.streams import Streams
 
-from .email import EmailMetrics, EmailSender, EmailSettings
+from .email import EmailMetrics, EmailSender, EmailSettings, Ownership
 from .handlers import NotificationHandlers
 from .read_api import read_routes
 from .store import PENDING, NotificationStore
@@ -57,7 +57,7 @@ TABLE = ServiceTable(
 )
 
 
-def build(kit: Kit, email: EmailSettings) -> Built:
+def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
     store = NotificationStore.on(kit.documents)
     handlers = NotificationHandlers(
         store,
@@ -72,6 +72,7 @@ def build(kit: Kit, email: EmailSettings) -> Built:
         store.email_sends,
         kit.requests.send,
         EmailMetrics(kit.metrics.registry, NAME),
+        owner=owner,
     )
     due = DueBuckets(kit.database["reminders"], kit.database["sweeps"], "reminders")
 
@@ -107,7 +108,10 @@ def build(kit: Kit, email: EmailSettings) -> Built:
 
 
 def create_app(settings: Settings | None = None, email: EmailSettings | None = None) -> Starlette:
+    settings = settings or Settings.from_env(NAME, HTTP_PORT)
     chosen = email or EmailSettings.from_env()
-    return service_app(
-        TABLE, settings or Settings.from_env(NAME, HTTP_PORT), lambda kit: build(kit, chosen)
-    )
+    owner = Ownership(topics.internal(settings.kafka_group_id))
+    app = service_app(TABLE, settings, lambda kit: build(kit, chosen, owner))
+    # The sender emails for the recipients whose partitions this instance's consumers hold.
+    owner.records, owner.broker = app.state.records, app.state.broker
+    return app

@@ -4,11 +4,11 @@ the consumer path.
 The inbox's writer stores a notification's email in the notification's own document, in the
 same write (`email_state: waiting`, with the address current then): once the notification
 exists its email cannot be lost. This background sender, one per instance, reads the waiting
-list by equality on `email_state` (an index serves it), sends over SMTP, and records each
-outcome by an insert of a unique `_id` into `email_sends` (atomic on FerretDB too): no writer
-of the inbox is needed to know what was sent. It then asks the recipient's partition
-(CloseEmails) to take the emails off the waiting list; until that is done, the record keeps
-the next pass from sending them again, after a restart as well.
+list by equality on `email_state` and `email_mode` (an index serves it), sends over SMTP,
+and records each outcome by an insert of a unique `_id` into `email_sends` (atomic on
+FerretDB too): no writer of the inbox is needed to know what was sent. It then asks the
+recipient's partition (CloseEmails) to take the emails off the waiting list; until that is
+done, the record keeps the next pass from sending them again, after a restart as well.
 
 * A transient failure (no connection, a 4xx) is retried with backoff, doubling to
   EMAIL_RETRY_MAX_SECONDS; nothing else waits for it: the notification was stored and
@@ -36,6 +36,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlencode, urlsplit
 
 import aiosmtplib
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
@@ -46,7 +47,7 @@ from services.runtime.clock import utc_now
 from services.runtime.config import ConfigError, env_int
 from services.runtime.documents import Document, Documents
 
-from .store import EMAIL_STATE, WAITING
+from .store import DIGEST, EMAIL_MODE, EMAIL_STATE, NOW, WAITING
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,42 @@ class Unit:
         return str(self.documents[0]["recipient_id"])
 
 
+class Ownership:
+    """Whose emails this instance sends: those of the recipients whose partition of the
+    internal topic (where their inbox's writer is) its consumers hold. So each email has one
+    sender however many instances run, as each inbox has one writer; only during a rebalance
+    can an email in the middle of its SMTP transaction on the old owner also go from the new
+    one (the same Message-ID)."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.records: Any = None  # services.runtime.service.Records, once the app is built
+        self.broker: Any = None
+        self._count = 0
+
+    def owns(self, recipient_id: str) -> bool:
+        if self.records is None:
+            return True  # no consumers (a sender on its own, in a test): every recipient
+        owned = {tp.partition for tp in self.records.in_flight.owned if tp.topic == self.topic}
+        if not owned:
+            return False
+        if not self._count:
+            self._count = self._partitions()
+        if not self._count:
+            return False
+        # The producers' partitioner (aiokafka's default: murmur2 of the key, as Java's).
+        partition = DefaultPartitioner()(recipient_id.encode(), list(range(self._count)), [])
+        return partition in owned
+
+    def _partitions(self) -> int:
+        for subscriber in self.broker.subscribers if self.broker is not None else ():
+            consumer = getattr(subscriber, "consumer", None)
+            found = consumer.partitions_for_topic(self.topic) if consumer is not None else None
+            if found:
+                return len(found)
+        return 0
+
+
 class EmailSender:
     def __init__(
         self,
@@ -292,7 +329,9 @@ class EmailSender:
         ask: Callable[[CloseEmails], Any],
         metrics: EmailMetrics,
         clock: Callable[[], datetime] = utc_now,
+        owner: Ownership | None = None,
     ) -> None:
+        self.owner = owner
         self.settings = settings
         self.server = settings.server()
         self.notifications = notifications
@@ -330,8 +369,14 @@ class EmailSender:
 
     async def pass_(self) -> int:
         """One look at the waiting list: sends what is due; returns how many emails went."""
-        waiting = await self.notifications.find({EMAIL_STATE: WAITING}).to_list(PAGE)
-        self.metrics.waiting.labels(self.metrics.service).set(len(waiting))
+        waiting: list[Document] = []
+        for mode in (NOW, DIGEST):
+            query = {EMAIL_STATE: WAITING, EMAIL_MODE: mode}
+            waiting += await self.notifications.find(query).to_list(PAGE)
+        count = len(waiting)
+        if count >= PAGE:  # a backlog: count it all (the same equality, served by the index)
+            count = await self.notifications.count_documents({EMAIL_STATE: WAITING})
+        self.metrics.waiting.labels(self.metrics.service).set(count)
         now = self.clock()
         sent = 0
         for unit in self._due(waiting, now):
@@ -349,6 +394,8 @@ class EmailSender:
         for document in sorted(waiting, key=lambda d: (d["created_at"], d["_id"])):
             if document["email_after"] > now:
                 continue  # a digest whose window is still open
+            if self.owner is not None and not self.owner.owns(document["recipient_id"]):
+                continue  # another instance's: it holds the recipient's partition
             digest = document.get("email_digest")
             key = f"digest {document['recipient_id']} {digest}" if digest else document["_id"]
             units.setdefault(key, Unit(key, [])).documents.append(document)

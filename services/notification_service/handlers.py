@@ -32,7 +32,17 @@ from services.runtime.uow import UnitOfWork
 
 from . import domain
 from .domain import EmailPlan, OfferInfo, Planned, Preferences, SourceEvent
-from .store import CANCELLED, EMAIL_STATE, PENDING, SENT, WAITING, NotificationStore
+from .store import (
+    CANCELLED,
+    DIGEST,
+    EMAIL_MODE,
+    EMAIL_STATE,
+    NOW,
+    PENDING,
+    SENT,
+    WAITING,
+    NotificationStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +82,9 @@ def email_fields(plan: EmailPlan | None) -> dict[str, object]:
         "email_after": plan.send_after,
         "email_digest": plan.digest,
         EMAIL_STATE: WAITING,
+        # The sender reads the two apart, so that a backlog of digests still gathering can
+        # never keep an email that is due now off its page.
+        EMAIL_MODE: DIGEST if plan.digest else NOW,
     }
 
 

@@ -10,7 +10,8 @@
   only by the handler of the recipient's partition (contracts.internal.Notify), which also
   numbers them (`seq`, from the recipient's counter in `inboxes`) for the recipient's stream.
   A notification to be emailed carries its email in the same document, in the same write:
-  `email_to`, `email_after`, `email_digest` and `email_state: waiting`, until the inbox's
+  `email_to`, `email_after`, `email_digest`, `email_mode` (now or digest) and `email_state:
+  waiting`, until the inbox's
   writer closes it (`sent` or `failed`) on the sender's word (contracts.internal.CloseEmails).
 * `preferences`: one per recipient (_id = recipient_id), written by the handler of the
   recipient's partition, with the NotificationPreferencesChanged in its outbox.
@@ -39,6 +40,10 @@ PENDING: Final = "pending"
 # A notification's email: waiting until the sender's outcome is recorded, then sent or failed.
 WAITING: Final = "waiting"
 EMAIL_STATE: Final = "email_state"
+# Whether a waiting email goes on its own (now) or in a digest, once its window is over.
+EMAIL_MODE: Final = "email_mode"
+NOW: Final = "now"
+DIGEST: Final = "digest"
 SENT: Final = "sent"
 CANCELLED: Final = "cancelled"
 
@@ -142,7 +147,7 @@ class NotificationStore:
         # The recipient's stream, resumed after a number (services.notification_service.stream).
         await self.notifications.ensure_index("recipient_id", "seq")
         # The email sender's waiting list.
-        await self.notifications.ensure_index(EMAIL_STATE)
+        await self.notifications.ensure_index(EMAIL_STATE, EMAIL_MODE)
         await self.preferences.ensure_indexes()
         # Cancelling an offer's reminders.
         await self.reminders.ensure_index("offer_id")

@@ -73,6 +73,7 @@ async def test_a_chosen_kind_keeps_its_email_with_the_address_of_the_moment() ->
     assert notification["email_state"] == "waiting"
     assert notification["email_to"] == "bob@example.com"  # as it was when notified
     assert notification["email_digest"] is None
+    assert notification["email_mode"] == "now"
     assert notification["email_after"] == notification["created_at"]
 
 
@@ -98,6 +99,7 @@ async def test_digest_kinds_wait_for_the_end_of_their_window() -> None:
     [notification] = await stored_notifications(notifications, p.freelancer_id)
     assert notification["email_state"] == "waiting"
     assert notification["email_digest"].startswith("bob@example.com ")
+    assert notification["email_mode"] == "digest"
     assert notification["email_after"] > notification["created_at"]
 
 

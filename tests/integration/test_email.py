@@ -199,3 +199,26 @@ async def test_a_stranger_cannot_change_someones_preferences(
     shown = response.json()
     assert shown["email"].startswith("bob-") and shown["email_kinds"] == ["offer_received"]
     assert shown["digest_kinds"] == ["new_message"]
+
+
+async def test_two_instances_send_each_email_once(
+    infra: Endpoints, platform: Platform, producer: Producer, probe: Probe
+) -> None:
+    """Two more instances of notification_service in the same group (three in all, with the
+    module's): each sends only for the recipients whose partitions it holds."""
+    email = EmailSettings(smtp_url=infra_smtp_url(), poll_seconds=0.1)
+    second = notification_app(platform.settings, email)
+    third = notification_app(platform.settings, email)
+    async with running(second), running(third):
+        await asyncio.sleep(8)  # the group shares the partitions out among the three
+        people = [Parties() for _ in range(20)]
+        addresses = {p.freelancer_id: address("bob") for p in people}
+        for p in people:
+            await choose(producer, probe, p.freelancer_id, addresses[p.freelancer_id])
+        for p in people:
+            await producer.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
+        for bob in addresses.values():
+            await wait_for_mail(infra_mail_dir(), bob, 1)
+        await asyncio.sleep(2)
+        counts = {bob: len(read_mail(infra_mail_dir(), bob)) for bob in addresses.values()}
+        assert set(counts.values()) == {1}, counts
