@@ -59,6 +59,7 @@ class CatcherProcess:
 
     def start(self) -> None:
         command = [sys.executable, "-m", "services.mailcatcher", "--port", str(self.port)]
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [*command, "--dir", str(self.directory), "--delay-ms", str(self.delay_ms)],
