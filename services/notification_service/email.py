@@ -433,6 +433,7 @@ class EmailSender:
                 error,
                 extra={"recipient_id": unit.recipient_id},
             )
+            self._retry.pop(unit.key, None)
             await self._record(unit, message, FAILED, code=error.code, text=error.text)
             self.metrics.failed.labels(self.metrics.service).inc()
             return 0
