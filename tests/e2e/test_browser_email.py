@@ -5,7 +5,6 @@ it can run beside test_browser.py."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,8 +12,14 @@ from playwright.async_api import Browser, expect
 
 from services.mailcatcher import text_of
 from tests.conftest import RUN_ID
-from tests.e2e.processes import gateway_process, launch
-from tests.e2e.test_browser import browser, extend_an_offer, no_script_errors, window
+from tests.e2e.processes import launch
+from tests.e2e.test_browser import (
+    browser,
+    extend_an_offer,
+    no_script_errors,
+    page_served,
+    window,
+)
 from tests.e2e.test_email_faults import launch_with_mail
 from tests.infrastructure import Endpoints
 from tests.kit import new_id
@@ -38,15 +43,8 @@ async def gateway(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) ->
     }
     name = "notification_service"  # sending to the tests' catcher
     services[name] = await launch_with_mail(name, PORTS[name], infra, logs, run, infra_smtp_url())
-    front = gateway_process(GATEWAY_PORT, infra, logs, services)
-    front.start()
-    try:
-        for process in (*services.values(), front):
-            await asyncio.to_thread(process.wait_healthy)
-        yield front.url
-    finally:
-        for process in (front, *services.values()):
-            process.stop()
+    async with page_served(infra, logs, services, GATEWAY_PORT) as url:
+        yield url
 
 
 async def test_a_freelancer_chooses_email_on_the_page_and_gets_the_offer_by_email(
