@@ -5,6 +5,7 @@ with SIGKILL while it sends. Ports 485xx."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections import Counter
@@ -19,6 +20,7 @@ from services.mailcatcher import read_mail
 from services.processes import ServiceProcess, start_at_the_end
 from tests.conftest import RUN_ID
 from tests.e2e.processes import service_process
+from tests.e2e.test_cli import EXTEND, offers
 from tests.infrastructure import Endpoints
 from tests.kit import Parties, Probe, Producer, command, of_type
 from tests.mail import CatcherProcess, wait_for_mail
@@ -154,3 +156,34 @@ async def test_kill_nine_while_sending_loses_no_email(
         # not yet recorded goes again (the same Message-ID). One at most per kill.
         doubled = sum(count - 1 for count in counts.values())
         assert doubled <= kills, counts
+
+
+async def test_the_cli_chooses_email_and_shows_what_the_catcher_received(
+    infra: Endpoints, tmp_path: Path
+) -> None:
+    catcher = CatcherProcess(SMTP_PORT, tmp_path / "mail", tmp_path / "catcher.log")
+    async with platform(infra, tmp_path, RUN_ID + "mc", catcher) as notifications:
+        tag = uuid.uuid4().hex[:8]
+        bob, address = f"free-{tag}", f"bob-{tag}@example.com"
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "OFFERS_ACTOR"},
+            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
+            "NOTIFICATION_SERVICE_URL": notifications.url,
+        }
+        stranger = await offers(env, "email-settings", "--as", f"client-{tag}", "--recipient",
+                                bob, "--email", "mallory@example.com")  # fmt: skip
+        assert stranger.code == 1 and "not_authorized" in stranger.out, stranger
+        chosen = await offers(env, "email-settings", "--as", bob, "--email", address,
+                              "--kinds", "offer_received")  # fmt: skip
+        assert chosen.code == 0, chosen
+        assert f"email to {address} for offer_received" in chosen.out
+        shown = await offers(env, "show", "preferences", bob)
+        assert f"{bob} gets email at {address} for: offer_received" in shown.out, shown
+        extended = await offers(env, "extend", "--as", f"client-{tag}", "--freelancer", bob,
+                                *EXTEND)  # fmt: skip
+        assert extended.code == 0, extended
+        await wait_for_mail(catcher.directory, address, 1)
+        mail = await offers(env, "show", "mail", address, "--dir", str(catcher.directory))
+        assert mail.code == 0, mail
+        assert "Subject:    Offer received: Checkout redesign" in mail.out
+        assert "Open it: http://127.0.0.1:8000/?as=" in mail.out
