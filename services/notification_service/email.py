@@ -59,6 +59,9 @@ FAILED: Final = "failed"
 # Notifications read from the waiting list per pass: an outage's backlog is worked through
 # in pages, oldest first within each.
 PAGE: Final = 500
+# A connection idle this long is not reused: servers close idle ones (aiosmtpd after 300 s,
+# many providers sooner), and a send over a closed one would look like the server down.
+IDLE_SECONDS: Final = 30.0
 # The page's link shows this role for these kinds (the others name no role).
 FREELANCER_KINDS: Final = frozenset(
     {"offer_received", "offer_changed", "offer_withdrawn", "offer_expiring", "talent_cloud_joined"}
@@ -345,6 +348,7 @@ class EmailSender:
         self._server_back_at = 0.0
         self._server_delay = settings.retry_first_seconds
         self._client: aiosmtplib.SMTP | None = None
+        self._last_used = 0.0
 
     async def run(self) -> None:
         if self.server is None:
@@ -510,6 +514,7 @@ class EmailSender:
         try:
             client = await self._connect()
             await client.send_message(message)
+            self._last_used = time.monotonic()
         except aiosmtplib.SMTPRecipientsRefused as error:
             await self._disconnect()
             refused = error.recipients[0] if error.recipients else None
@@ -552,8 +557,10 @@ class EmailSender:
 
     async def _connect(self) -> aiosmtplib.SMTP:
         assert self.server is not None
-        if self._client is not None and self._client.is_connected:
+        fresh = time.monotonic() - self._last_used < IDLE_SECONDS
+        if self._client is not None and self._client.is_connected and fresh:
             return self._client
+        await self._disconnect()
         client = aiosmtplib.SMTP(
             hostname=self.server.host,
             port=self.server.port,
