@@ -47,6 +47,7 @@ PRIVATE_PORTS = {
     "KAFKA_CONTROLLER_PORT": "29393",
     "MONGO_PORT": "27317",
     "POSTGRES_PORT": "29432",  # FerretDB's PostgreSQL (infra.py)
+    "SMTP_PORT": "29525",  # infra.py's mail catcher (bench.email runs one of its own)
 }
 LOG_DIR = REPO / ".bench"
 

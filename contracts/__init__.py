@@ -33,6 +33,7 @@ from contracts.commands import (
     OfferCommand,
     PostMessage,
     ProposeTerms,
+    SetNotificationPreferences,
     WithdrawOffer,
 )
 from contracts.errors import FieldError, errors_from_validation
@@ -55,6 +56,7 @@ from contracts.events import (
     NotificationCreated,
     NotificationEvent,
     NotificationKind,
+    NotificationPreferencesChanged,
     OfferAccepted,
     OfferChanged,
     OfferDeclined,
@@ -142,6 +144,7 @@ __all__ = [
     "NotificationCreated",
     "NotificationEvent",
     "NotificationKind",
+    "NotificationPreferencesChanged",
     "OfferAccepted",
     "OfferChanged",
     "OfferCommand",
@@ -154,6 +157,7 @@ __all__ = [
     "PostMessage",
     "ProposeTerms",
     "RejectionCode",
+    "SetNotificationPreferences",
     "TalentCloudEvent",
     "TalentCloudMemberAdded",
     "TermsChanges",

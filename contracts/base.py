@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Final
 
+import email_validator
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -42,6 +43,7 @@ from pydantic_core import PydanticCustomError
 __all__ = [
     "Command",
     "Date",
+    "EmailAddress",
     "Event",
     "FreeText",
     "Hours",
@@ -88,6 +90,37 @@ def non_blank(value: str) -> str:
 
 NonBlank = AfterValidator(non_blank)
 """Put in an ``Annotated[str, ...]`` to reject strings that are only whitespace."""
+
+
+def _email_address(value: str) -> str:
+    # Syntax only (no DNS: a command is checked the same way offline, in the CLI too); the
+    # normalized form (the domain lower-cased, IDNA) is the one stored and written to.
+    try:
+        return email_validator.validate_email(value, check_deliverability=False).normalized
+    except email_validator.EmailNotValidError as error:
+        raise PydanticCustomError(
+            "email_invalid", "is not a valid email address: {reason}", {"reason": str(error)}
+        ) from None
+
+
+EmailAddress = Annotated[
+    str,
+    StringConstraints(min_length=3, max_length=254),
+    SingleLine,
+    AfterValidator(_email_address),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "minLength": 3,
+            "maxLength": 254,
+            "description": "An email address (checked with email-validator, syntax only).",
+            "examples": ["bob@example.com"],
+        },
+        mode="validation",
+    ),
+]
+"""An email address, normalized (email-validator)."""
 
 
 # --- decimals --------------------------------------------------------------------------------

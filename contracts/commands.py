@@ -7,7 +7,17 @@ from typing import Annotated, Any, Final, Literal, get_args
 from pydantic import Field, StringConstraints, TypeAdapter
 
 from contracts import topics
-from contracts.base import Command, Date, FreeText, Hours, Id, NonBlank, PositiveInt
+from contracts.base import (
+    Command,
+    Date,
+    EmailAddress,
+    FreeText,
+    Hours,
+    Id,
+    NonBlank,
+    PositiveInt,
+)
+from contracts.kinds import EmailedKind, NotificationKind
 from contracts.terms import OfferTerms, TermsChanges
 
 __all__ = [
@@ -32,6 +42,7 @@ __all__ = [
     "OfferCommand",
     "PostMessage",
     "ProposeTerms",
+    "SetNotificationPreferences",
     "WithdrawOffer",
 ]
 
@@ -152,6 +163,29 @@ class MarkNotificationsRead(Command):
     notification_ids: Annotated[list[Id], Field(min_length=1, max_length=500)]
 
 
+def _chat_digest() -> list[NotificationKind]:
+    return ["new_message"]
+
+
+class SetNotificationPreferences(Command):
+    """A recipient chooses which notifications reach them by email, and at which address.
+
+    A kind is emailed when it is in ``email_kinds`` (or ``email_kinds`` is ``["all"]``);
+    of those, the kinds in ``digest_kinds`` are gathered into one digest email per
+    ``EMAIL_DIGEST_SECONDS`` instead of one email each. ``email: null`` stops all email.
+    Each command replaces the recipient's preferences as a whole.
+    """
+
+    KEY_FIELD = "recipient_id"
+    type: Literal["SetNotificationPreferences"] = "SetNotificationPreferences"
+    recipient_id: Id
+    email: EmailAddress | None
+    email_kinds: Annotated[list[EmailedKind], Field(max_length=20)]
+    digest_kinds: Annotated[list[NotificationKind], Field(max_length=20)] = Field(
+        default_factory=_chat_digest
+    )
+
+
 # --- unions ----------------------------------------------------------------------------------
 
 OfferCommand = Annotated[
@@ -160,7 +194,9 @@ OfferCommand = Annotated[
 ]
 NegotiationCommand = Annotated[PostMessage | ProposeTerms, Field(discriminator="type")]
 ContractCommand = Annotated[LogTime, Field(discriminator="type")]
-NotificationCommand = Annotated[MarkNotificationsRead, Field(discriminator="type")]
+NotificationCommand = Annotated[
+    MarkNotificationsRead | SetNotificationPreferences, Field(discriminator="type")
+]
 AnyCommand = (
     ExtendOffer
     | ChangeOffer
@@ -171,6 +207,7 @@ AnyCommand = (
     | ProposeTerms
     | LogTime
     | MarkNotificationsRead
+    | SetNotificationPreferences
 )
 
 CommandType = Literal[
@@ -183,6 +220,7 @@ CommandType = Literal[
     "ProposeTerms",
     "LogTime",
     "MarkNotificationsRead",
+    "SetNotificationPreferences",
 ]
 COMMAND_TYPES: Final[dict[str, type[Command]]] = {c.__name__: c for c in get_args(AnyCommand)}
 
@@ -193,9 +231,9 @@ NEGOTIATION_COMMAND_ADAPTER: Final[TypeAdapter[PostMessage | ProposeTerms]] = Ty
     NegotiationCommand
 )
 CONTRACT_COMMAND_ADAPTER: Final[TypeAdapter[LogTime]] = TypeAdapter(ContractCommand)
-NOTIFICATION_COMMAND_ADAPTER: Final[TypeAdapter[MarkNotificationsRead]] = TypeAdapter(
-    NotificationCommand
-)
+NOTIFICATION_COMMAND_ADAPTER: Final[
+    TypeAdapter[MarkNotificationsRead | SetNotificationPreferences]
+] = TypeAdapter(NotificationCommand)
 # The topic each command type is published on (SPEC §4).
 COMMAND_TOPICS: Final[dict[str, str]] = {
     command.__name__: topic

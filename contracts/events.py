@@ -14,9 +14,19 @@ from typing import Annotated, Any, Final, Literal, get_args
 from pydantic import Field, StringConstraints, TypeAdapter
 
 from contracts import topics
-from contracts.base import Date, Event, Hours, Id, NonBlank, PositiveInt, UtcDateTime
+from contracts.base import (
+    Date,
+    EmailAddress,
+    Event,
+    Hours,
+    Id,
+    NonBlank,
+    PositiveInt,
+    UtcDateTime,
+)
 from contracts.commands import CommandType
 from contracts.errors import FieldError
+from contracts.kinds import EmailedKind, NotificationKind
 from contracts.terms import OfferTerms, TermsChanges, TermsDifference
 
 __all__ = [
@@ -37,6 +47,7 @@ __all__ = [
     "NotificationCreated",
     "NotificationEvent",
     "NotificationKind",
+    "NotificationPreferencesChanged",
     "OfferAccepted",
     "OfferChanged",
     "OfferDeclined",
@@ -203,20 +214,6 @@ class ThreadClosed(Event):
 
 # --- notifications.events (key: recipient_id) ------------------------------------------------
 
-NotificationKind = Literal[
-    "offer_received",
-    "offer_changed",
-    "offer_withdrawn",
-    "offer_accepted",
-    "offer_declined",
-    "offer_expired",
-    "offer_expiring",
-    "contract_active",
-    "talent_cloud_joined",
-    "new_message",
-    "terms_proposed",
-]
-
 
 class NotificationCreated(Event):
     """A notification for one recipient about one event (or expiry reminder)."""
@@ -233,6 +230,19 @@ class NotificationCreated(Event):
     created_at: UtcDateTime
     source_event_id: Id
     """The event (or reminder) this notification is for; one per (source, recipient)."""
+
+
+class NotificationPreferencesChanged(Event):
+    """A recipient's email preferences, as they now stand (SetNotificationPreferences)."""
+
+    KEY_FIELD = "recipient_id"
+    type: Literal["NotificationPreferencesChanged"] = "NotificationPreferencesChanged"
+    recipient_id: Id
+    email: EmailAddress | None
+    """Where emails go; None: no email at all."""
+    email_kinds: list[EmailedKind]
+    digest_kinds: list[NotificationKind]
+    changed_at: UtcDateTime
 
 
 # --- commands.rejected (key: the rejected command's key) -------------------------------------
@@ -287,7 +297,9 @@ TalentCloudEvent = Annotated[TalentCloudMemberAdded, Field(discriminator="type")
 NegotiationEvent = Annotated[
     MessagePosted | TermsProposed | ThreadClosed, Field(discriminator="type")
 ]
-NotificationEvent = Annotated[NotificationCreated, Field(discriminator="type")]
+NotificationEvent = Annotated[
+    NotificationCreated | NotificationPreferencesChanged, Field(discriminator="type")
+]
 RejectionEvent = Annotated[CommandRejected, Field(discriminator="type")]
 AnyEvent = (
     OfferExtended
@@ -303,6 +315,7 @@ AnyEvent = (
     | TermsProposed
     | ThreadClosed
     | NotificationCreated
+    | NotificationPreferencesChanged
     | CommandRejected
 )
 
@@ -320,7 +333,9 @@ TALENT_CLOUD_EVENT_ADAPTER: Final[TypeAdapter[TalentCloudMemberAdded]] = TypeAda
 NEGOTIATION_EVENT_ADAPTER: Final[TypeAdapter[MessagePosted | TermsProposed | ThreadClosed]] = (
     TypeAdapter(NegotiationEvent)
 )
-NOTIFICATION_EVENT_ADAPTER: Final[TypeAdapter[NotificationCreated]] = TypeAdapter(NotificationEvent)
+NOTIFICATION_EVENT_ADAPTER: Final[
+    TypeAdapter[NotificationCreated | NotificationPreferencesChanged]
+] = TypeAdapter(NotificationEvent)
 COMMAND_REJECTED_ADAPTER: Final[TypeAdapter[CommandRejected]] = TypeAdapter(RejectionEvent)
 EVENT_ADAPTERS: Final[dict[str, TypeAdapter[Any]]] = {
     topics.OFFERS_EVENTS: OFFER_EVENT_ADAPTER,
@@ -363,6 +378,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         TermsProposed,
         ThreadClosed,
         NotificationCreated,
+        NotificationPreferencesChanged,
         CommandRejected,
     )
 }

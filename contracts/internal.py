@@ -102,12 +102,24 @@ class SendReminder(InternalCommand):
     version: PositiveInt
 
 
+class CloseEmails(InternalCommand):
+    """The email sender has recorded the outcome of these notifications' email (sent, or
+    refused for good): the inbox's writer takes them off the waiting list (keyed by the
+    recipient, whose partition alone writes the inbox)."""
+
+    KEY_FIELD = "recipient_id"
+    type: Literal["CloseEmails"] = "CloseEmails"
+    recipient_id: Id
+    notification_ids: Annotated[list[Id], Field(min_length=1, max_length=1000)]
+    outcome: Literal["sent", "failed"]
+
+
 OffersInternal = Annotated[
     ExpireOffer | ActivateContract | JoinTalentCloud | ReleaseParked, Field(discriminator="type")
 ]
 NegotiationsInternal = Annotated[ReleaseParked, Field(discriminator="type")]
 NotificationsInternal = Annotated[
-    Notify | SendReminder | ReleaseParked, Field(discriminator="type")
+    Notify | SendReminder | CloseEmails | ReleaseParked, Field(discriminator="type")
 ]
 
 # What each service sends itself, on the internal topic of its deployment (topics.internal).

@@ -1,7 +1,8 @@
-"""Local infrastructure for development and tests: Kafka and a MongoDB-compatible database.
+"""Local infrastructure for development and tests: Kafka, a MongoDB-compatible database and a
+mail catcher (a local SMTP server that keeps what it receives).
 
     python3 infra/infra.py up | down | status
-    python3 infra/infra.py start | stop | restart kafka|postgres|ferretdb   (one component)
+    python3 infra/infra.py start | stop | restart kafka|postgres|ferretdb|mail   (one component)
     (the three-broker cluster of the fault scripts: python3 infra/cluster.py, which uses this file)
 
 Why this exists: the machines this project runs on (developers' and CI's) have no Docker, so the
@@ -21,7 +22,8 @@ PostgreSQL too.
 Everything lives under $INFRA_DIR (default: <repo>/.infra): cache/ (jars, PostgreSQL, binary, Go
 and Maven caches), data/{kafka,postgres}, logs/, run/ (PID files and a lock file).
 `rm -rf .infra` resets everything. Ports: $KAFKA_PORT (9092), $KAFKA_CONTROLLER_PORT (9093),
-$POSTGRES_PORT (54321), $MONGO_PORT (27017).
+$POSTGRES_PORT (54321), $MONGO_PORT (27017), $SMTP_PORT (2525, the mail catcher: the project's
+services.mailcatcher, run by the project's virtualenv, keeping messages in mail/, a Maildir).
 
 Standard library only: this runs before any virtualenv exists. `status` exits 0 only when every
 component runs and answers.
@@ -337,6 +339,7 @@ class Ports:
     mongo: int
     # A second, SASL_SSL listener beside the plaintext one (tests of TLS and SASL): off unless set.
     kafka_secured: int | None = None
+    smtp: int = 2525
 
     @classmethod
     def from_env(cls) -> Ports:
@@ -346,6 +349,7 @@ class Ports:
             kafka_secured=env_port("KAFKA_SECURED_PORT", 0) or None,
             postgres=env_port("POSTGRES_PORT", 54321),
             mongo=env_port("MONGO_PORT", 27017),
+            smtp=env_port("SMTP_PORT", 2525),
         )
 
 
@@ -1052,6 +1056,43 @@ def ferretdb_command(port: int, postgres_port: int) -> list[str]:
     ]
 
 
+# The mail catcher -------------------------------------------------------------------------------
+
+MAIL_DIR = INFRA_DIR / "mail"
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+
+
+def provision_mail() -> None:
+    # aiosmtpd is a dependency of the project (pyproject.toml): the virtualenv has it.
+    if not VENV_PYTHON.exists():
+        raise InfraError(
+            f"the mail catcher runs in the project's virtualenv, and {rel(VENV_PYTHON)} does not "
+            "exist yet: run `make install` (make run and make test do)"
+        )
+
+
+def smtp_greets(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1) as sock:
+            return sock.recv(3) == b"220"
+    except OSError:
+        return False
+
+
+def mail_command(port: int) -> list[str]:
+    return [
+        str(VENV_PYTHON),
+        "-m",
+        "services.mailcatcher",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--dir",
+        str(MAIL_DIR),
+    ]
+
+
 def make_services(ports: Ports) -> list[Service]:
     return [
         Service(
@@ -1103,6 +1144,19 @@ def make_services(ports: Ports) -> list[Service]:
             marker=str(FERRETDB_BIN),
             is_ready=lambda: mongo_ping(ports.mongo),
             needs="postgres",
+        ),
+        Service(
+            name="mail",
+            ports={"SMTP_PORT": ports.smtp},
+            label="SMTP",
+            address=f"smtp://{HOST}:{ports.smtp}",
+            note=f"SMTP_URL; the mail catcher, keeping every message in {rel(MAIL_DIR)}",
+            start_timeout_s=30,
+            provision=provision_mail,
+            prepare=lambda: None,
+            command=lambda: mail_command(ports.smtp),
+            marker=f"services.mailcatcher --host {HOST} --port {ports.smtp}",
+            is_ready=lambda: smtp_greets(ports.smtp),
         ),
     ]
 
@@ -1293,7 +1347,7 @@ def cmd_status(ports: Ports) -> bool:
     return all_up
 
 
-COMPONENTS = ("kafka", "postgres", "ferretdb")
+COMPONENTS = ("kafka", "postgres", "ferretdb", "mail")
 
 
 def usage() -> NoReturn:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from contracts import Command, CommandRejected, Event, MarkNotificationsRead, OfferAccepted
@@ -16,6 +18,7 @@ from offers_cli.bus import ALL_TOPICS, Record, Session, answer_topics, answers, 
 from offers_cli.config import Config
 from offers_cli.errors import EXIT_OK, EXIT_REJECTED, UsageError
 from offers_cli.read_api import ReadApi
+from services.mailcatcher import read_mail
 
 ID_FIELDS = (
     "offer_id",
@@ -80,6 +83,8 @@ def make_command(args: argparse.Namespace, actor: str, api: Lookups) -> Command:
             return build.log_time(args, actor)
         case "mark-read":
             return build.mark_read(args, actor, unread)
+        case "email-settings":
+            return build.email_settings(args, actor)
     raise AssertionError(f"not a command: {args.action}")
 
 
@@ -191,6 +196,15 @@ def show(args: argparse.Namespace, config: Config) -> int:
             recipient = args.id or actor_of(args, config)
             data = api.inbox(recipient, unread_only=args.unread)
             lines = render.inbox_view(recipient, data)
+        case "preferences":
+            recipient = args.id or actor_of(args, config)
+            data = api.preferences(recipient)
+            lines = render.preferences_view(data)
+        case "mail":
+            directory = Path(args.dir or os.environ.get("MAIL_DIR") or ".infra/mail")
+            messages = read_mail(directory, args.address)
+            data = [render.mail_json(message) for message in messages]
+            lines = render.mail_view(args.address, directory, messages)
         case "contract":
             data = api.contract(args.id)
             lines = render.contract_view(data)

@@ -25,6 +25,7 @@ from contracts import (
     MarkNotificationsRead,
     PostMessage,
     ProposeTerms,
+    SetNotificationPreferences,
     TermsChanges,
     WithdrawOffer,
     apply_changes,
@@ -337,5 +338,21 @@ def mark_read(
             **_base(args, actor, "MarkNotificationsRead"),
             "recipient_id": recipient,
             "notification_ids": ids,
+        },
+    )
+
+
+def email_settings(args: argparse.Namespace, actor: str) -> SetNotificationPreferences:
+    def kinds(raw: str) -> list[str]:
+        return [kind.strip() for kind in raw.split(",") if kind.strip()]
+
+    return validated(
+        SetNotificationPreferences,
+        {
+            **_base(args, actor, "SetNotificationPreferences"),
+            "recipient_id": args.recipient or actor,
+            "email": None if args.no_email else args.email,
+            "email_kinds": kinds(args.kinds),
+            "digest_kinds": kinds(args.digest),
         },
     )

@@ -42,6 +42,8 @@ def answer_topics(command_type: str) -> tuple[str, ...]:
             return (topics.NEGOTIATIONS_EVENTS, *rejected)
         case topics.CONTRACTS_COMMANDS:
             return (topics.CONTRACTS_EVENTS, *rejected)
+        case topics.NOTIFICATIONS_COMMANDS if command_type == "SetNotificationPreferences":
+            return (topics.NOTIFICATIONS_EVENTS, *rejected)
         case _:  # MarkNotificationsRead has no event: only a refusal is published
             return rejected
 

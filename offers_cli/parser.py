@@ -176,6 +176,27 @@ def build_parser() -> Parser:
     mark_read.add_argument("--all", action="store_true", help="every unread notification")
     mark_read.add_argument("--recipient", metavar="ID", help="whose inbox (default: --as)")
 
+    email = command(
+        "email-settings", "choose which of your notifications reach you by email, and where"
+    )
+    address = email.add_mutually_exclusive_group(required=True)
+    address.add_argument("--email", metavar="ADDRESS", help="where to send them")
+    address.add_argument("--no-email", action="store_true", help="stop all email")
+    email.add_argument(
+        "--kinds",
+        default="all",
+        metavar="KIND,…",
+        help="the notification kinds to email, comma-separated, or all (default)",
+    )
+    email.add_argument(
+        "--digest",
+        default="new_message",
+        metavar="KIND,…",
+        help="of those, the kinds gathered into one digest email (default new_message; "
+        "'' for none)",
+    )
+    email.add_argument("--recipient", metavar="ID", help="whose preferences (default: --as)")
+
     watch = command("watch", "follow topics live, one line per record", sends=False)
     watch.add_argument(
         "topics", nargs="*", metavar="TOPIC", help=f"default: all ({', '.join(ALL_TOPICS)})"
@@ -204,6 +225,15 @@ def build_parser() -> Parser:
     inbox = resource("inbox", "a user's notifications (default: --as)")
     inbox.add_argument("id", nargs="?", metavar="RECIPIENT_ID")
     inbox.add_argument("--unread", action="store_true", help="unread ones only")
+    preferences = resource("preferences", "a user's email preferences (default: --as)")
+    preferences.add_argument("id", nargs="?", metavar="RECIPIENT_ID")
+    mail = resource("mail", "the emails the local mail catcher received for an address")
+    mail.add_argument("address", metavar="ADDRESS")
+    mail.add_argument(
+        "--dir",
+        metavar="MAILDIR",
+        help="the catcher's Maildir (default: $MAIL_DIR, else .infra/mail)",
+    )
     resource("contract", "a contract", "CONTRACT_ID")
     resource("members", "a Talent Cloud's members", "TALENT_CLOUD_ID")
     for target in (

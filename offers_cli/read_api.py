@@ -82,6 +82,13 @@ class ReadApi:
         filters = {"recipient_id": recipient_id, "unread_only": "true" if unread_only else None}
         return self._all(self._notification, "/notifications", filters)
 
+    def preferences(self, recipient_id: str) -> dict[str, Any]:
+        return _object(
+            self._get(
+                self._notification, "/notifications/preferences", {"recipient_id": recipient_id}
+            )
+        )
+
     # --- HTTP -------------------------------------------------------------------------------
 
     def _all(self, base: str, path: str, filters: dict[str, str | None]) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from contracts import (
@@ -13,6 +15,7 @@ from contracts import (
     Event,
     MessagePosted,
     NotificationCreated,
+    NotificationPreferencesChanged,
     OfferAccepted,
     OfferChanged,
     OfferDeclined,
@@ -28,6 +31,7 @@ from contracts import (
 )
 from offers_cli.build import with_option
 from offers_cli.bus import Record
+from services.mailcatcher import text_of
 
 OK, NO = "✔", "✘"
 
@@ -137,6 +141,12 @@ def describe(event: Event) -> str:
             return f"the thread of offer {event.offer_id} is closed ({event.reason})"
         case NotificationCreated():
             return f"for {event.recipient_id} [{event.kind}] {short(event.title)}"
+        case NotificationPreferencesChanged():
+            where = f"email to {event.email}" if event.email else "no email"
+            return (
+                f"{event.recipient_id}: {where} for {', '.join(event.email_kinds) or 'no kind'}"
+                f" (digest: {', '.join(event.digest_kinds) or 'none'})"
+            )
         case CommandRejected():
             status = f" (status {event.status})" if event.status else ""
             errors = "; ".join(field_errors(event, hints=False))
@@ -288,6 +298,51 @@ def thread_view(thread: Mapping[str, Any]) -> list[str]:
                 lines.append(f"      “{short(item['text'], 200)}”")
         else:
             lines.append(f"{head}: “{short(item.get('text'), 200)}”")
+    return lines
+
+
+def preferences_view(data: Mapping[str, Any]) -> list[str]:
+    recipient = data["recipient_id"]
+    if not data.get("email"):
+        return [f"{recipient} gets no email (`offers email-settings --email ADDRESS` to start)"]
+    kinds = data.get("email_kinds") or []
+    digest = [k for k in data.get("digest_kinds") or [] if "all" in kinds or k in kinds]
+    return [
+        f"{recipient} gets email at {data['email']} for: {', '.join(kinds) or 'no kind'}",
+        f"  gathered into a digest: {', '.join(digest) or 'none'}",
+    ]
+
+
+def mail_json(message: EmailMessage) -> dict[str, Any]:
+    return {
+        "from": message["From"],
+        "to": message["To"],
+        "subject": message["Subject"],
+        "date": message["Date"],
+        "message_id": message["Message-ID"],
+        "list_unsubscribe": message["List-Unsubscribe"],
+        "text": text_of(message),
+    }
+
+
+def mail_view(address: str, directory: Path, messages: Sequence[EmailMessage]) -> list[str]:
+    if not messages:
+        return [
+            f"no email for {address} in {directory} (is the mail catcher running? `make run` "
+            "starts it; MAIL_DIR or --dir names another Maildir)"
+        ]
+    lines = [f"{len(messages)} email(s) for {address} (in {directory}):"]
+    for message in messages:
+        lines += [
+            "",
+            f"Date:       {message['Date']}",
+            f"From:       {message['From']}",
+            f"To:         {message['To']}",
+            f"Subject:    {message['Subject']}",
+            f"Message-ID: {message['Message-ID']}",
+            "",
+            *(f"  {line}" for line in text_of(message).rstrip().splitlines()),
+        ]
     return lines
 
 

@@ -29,6 +29,7 @@ ANSWER_TOPICS: Final = (
     topics.OFFERS_EVENTS,
     topics.NEGOTIATIONS_EVENTS,
     topics.CONTRACTS_EVENTS,
+    topics.NOTIFICATIONS_EVENTS,  # NotificationPreferencesChanged
     topics.COMMANDS_REJECTED,
 )
 # The commands themselves, for their actor: an outcome is shown to the command's actor only,

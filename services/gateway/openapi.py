@@ -280,6 +280,9 @@ def openapi_document() -> dict[str, Any]:
             "limit",
             "cursor",
         ),
+        "/api/notifications/preferences": _read(
+            "A recipient's email preferences", "notification_service", "recipient_id"
+        ),
         "/api/threads/{offer_id}/stream": _stream(
             "An offer's thread, live",
             "messaging_service",

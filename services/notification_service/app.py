@@ -18,6 +18,7 @@ from services.runtime.due import DueBuckets
 from services.runtime.service import Kind, On, ServiceTable, internal_on
 from services.runtime.streams import Streams
 
+from .email import EmailMetrics, EmailSender, EmailSettings, Ownership
 from .handlers import NotificationHandlers
 from .read_api import read_routes
 from .store import PENDING, NotificationStore
@@ -43,7 +44,7 @@ TABLE = ServiceTable(
         On(
             topics.NOTIFICATIONS_COMMANDS,
             NOTIFICATION_COMMAND_ADAPTER,
-            NotificationHandlers.mark_read,
+            NotificationHandlers.on_command,
             Kind.COMMAND,
         ),
         internal_on(NAME, NotificationHandlers.on_internal),
@@ -56,18 +57,22 @@ TABLE = ServiceTable(
 )
 
 
-def build(kit: Kit) -> Built:
-    store = NotificationStore(
-        kit.documents("offers"),
-        kit.documents("reminders"),
-        kit.documents("notifications"),
-        kit.documents("inboxes"),
-    )
+def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
+    store = NotificationStore.on(kit.documents)
     handlers = NotificationHandlers(
         store,
         kit.uow,
         kit.refusals,
         reminder_leads_seconds=kit.settings.offer_reminder_leads_seconds,
+        email_digest_seconds=email.digest_seconds,
+    )
+    sender = EmailSender(
+        email,
+        kit.database["notifications"],
+        store.email_sends,
+        kit.requests.send,
+        EmailMetrics(kit.metrics.registry, NAME),
+        owner=owner,
     )
     due = DueBuckets(kit.database["reminders"], kit.database["sweeps"], "reminders")
 
@@ -90,14 +95,23 @@ def build(kit: Kit) -> Built:
     return Built(
         handlers,
         # The stream's route first: /notifications/stream is not a notification id.
-        [*stream_routes(streams, notifications), *read_routes(notifications)],
+        [
+            *stream_routes(streams, notifications),
+            *read_routes(notifications, kit.database["preferences"]),
+        ],
         prepare,
-        outboxes=(store.offers.documents, store.notifications),
-        background=(kit.asking_sweep(due, send, "expiry reminders"), streams.run),
+        outboxes=(store.offers.documents, store.notifications, store.preferences.documents),
+        background=(kit.asking_sweep(due, send, "expiry reminders"), streams.run, sender.run),
         streams=streams,
         openapi_paths=OPENAPI_PATHS,
     )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    return service_app(TABLE, settings or Settings.from_env(NAME, HTTP_PORT), build)
+def create_app(settings: Settings | None = None, email: EmailSettings | None = None) -> Starlette:
+    settings = settings or Settings.from_env(NAME, HTTP_PORT)
+    chosen = email or EmailSettings.from_env()
+    owner = Ownership(topics.internal(settings.kafka_group_id))
+    app = service_app(TABLE, settings, lambda kit: build(kit, chosen, owner))
+    # The sender emails for the recipients whose partitions this instance's consumers hold.
+    owner.records, owner.broker = app.state.records, app.state.broker
+    return app

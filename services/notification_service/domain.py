@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -433,3 +433,53 @@ def expiring_reminder(offer: OfferInfo, now: datetime) -> Planned:
         f"accept, decline or reply before then.{terms}",
         offer_id=offer.offer_id,
     )
+
+
+# --- email preferences -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """What a recipient chose (SetNotificationPreferences); none chosen: no email."""
+
+    recipient_id: str
+    email: str | None
+    email_kinds: tuple[str, ...]
+    digest_kinds: tuple[str, ...]
+
+    def emails(self, kind: str) -> bool:
+        return self.email is not None and (ALL in self.email_kinds or kind in self.email_kinds)
+
+
+ALL: Final = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class EmailPlan:
+    """One notification's email: to whom, from when it may go, and the digest it joins
+    (None: an email of its own)."""
+
+    to: str
+    send_after: datetime
+    digest: str | None = None
+
+
+def digest_window(created_at: datetime, digest_seconds: int) -> tuple[datetime, datetime]:
+    """The window of EMAIL_DIGEST_SECONDS a notification falls in (aligned to the epoch, so
+    every notification of one window joins the same digest, whatever order they come in)."""
+    epoch = created_at.timestamp()
+    start = datetime.fromtimestamp(epoch - epoch % digest_seconds, UTC)
+    return start, start + timedelta(seconds=digest_seconds)
+
+
+def email_plan(
+    preferences: Preferences | None, kind: str, created_at: datetime, digest_seconds: int
+) -> EmailPlan | None:
+    """Whether a notification of `kind` made at `created_at` is emailed, with the address
+    current now (a later change of address does not move it)."""
+    if preferences is None or preferences.email is None or not preferences.emails(kind):
+        return None
+    if kind in preferences.digest_kinds:
+        start, end = digest_window(created_at, digest_seconds)
+        return EmailPlan(preferences.email, end, f"{preferences.email} {format_utc(start)}")
+    return EmailPlan(preferences.email, created_at)

@@ -17,20 +17,32 @@ from contracts import (
     MarkNotificationsRead,
     MessagePosted,
     NotificationCreated,
+    NotificationPreferencesChanged,
     OfferChanged,
     OfferExtended,
     RejectionCode,
+    SetNotificationPreferences,
     TermsProposed,
 )
-from contracts.internal import Notify, SendReminder
+from contracts.internal import CloseEmails, Notify, SendReminder
 from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
 
 from . import domain
-from .domain import OfferInfo, Planned, SourceEvent
-from .store import CANCELLED, PENDING, SENT, NotificationStore
+from .domain import EmailPlan, OfferInfo, Planned, Preferences, SourceEvent
+from .store import (
+    CANCELLED,
+    DIGEST,
+    EMAIL_MODE,
+    EMAIL_STATE,
+    NOW,
+    PENDING,
+    SENT,
+    WAITING,
+    NotificationStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +71,21 @@ STORED_FIELDS: Final = (
 
 def notification_event_id(notification_id: str) -> str:
     return derived_id("notification-created", notification_id)
+
+
+def email_fields(plan: EmailPlan | None) -> dict[str, object]:
+    """What a notification document carries of its email (nothing when it is not emailed)."""
+    if plan is None:
+        return {}
+    return {
+        "email_to": plan.to,
+        "email_after": plan.send_after,
+        "email_digest": plan.digest,
+        EMAIL_STATE: WAITING,
+        # The sender reads the two apart, so that a backlog of digests still gathering can
+        # never keep an email that is due now off its page.
+        EMAIL_MODE: DIGEST if plan.digest else NOW,
+    }
 
 
 def notify_command(plan: Planned, *, source_id: str, uow: UnitOfWork) -> OutboxEntry:
@@ -96,11 +123,13 @@ class NotificationHandlers:
         refusals: Refusals,
         *,
         reminder_leads_seconds: Sequence[int],
+        email_digest_seconds: int = 900,
     ) -> None:
         self.store = store
         self.uow = uow
         self.refusals = refusals
         self.reminder_leads_seconds = tuple(reminder_leads_seconds)
+        self.email_digest_seconds = email_digest_seconds
 
     # --- source events (their own partitions) -----------------------------------------------
 
@@ -196,14 +225,23 @@ class NotificationHandlers:
 
     # --- the inbox (the recipient's partition) ----------------------------------------------
 
-    async def on_internal(self, command: Notify | SendReminder) -> None:
+    async def on_internal(self, command: Notify | SendReminder | CloseEmails) -> None:
         if isinstance(command, SendReminder):
             await self.send_reminder(command)
+        elif isinstance(command, CloseEmails):
+            await self.close_emails(command)
         else:
             await self.notify(command)
 
     async def notify(self, command: Notify) -> None:
         created = command.notification
+        stored = await self.store.preferences.get(created.recipient_id)
+        email = domain.email_plan(
+            None if stored is None else stored.value,
+            created.kind,
+            created.created_at,
+            self.email_digest_seconds,
+        )
         document = {
             "_id": created.notification_id,
             **created.model_dump(include=set(STORED_FIELDS)),
@@ -211,6 +249,8 @@ class NotificationHandlers:
             # Its number in the recipient's stream; a repeated Notify leaves a gap, harmless
             # (ids only need to increase).
             "seq": await self.store.inboxes.increment(created.recipient_id, "last_seq"),
+            # Its email, in the same write: stored, it cannot be lost; sent off this path.
+            **email_fields(email),
         }
         entry = OutboxEntry.of(created, stream_id=str(document["seq"]))
         if await self.uow.insert_once(self.store.notifications, document, [entry]):
@@ -223,6 +263,67 @@ class NotificationHandlers:
             )
         else:
             log.info("notification %s exists already; not repeated", created.notification_id)
+
+    async def close_emails(self, command: CloseEmails) -> None:
+        closed = await self.store.close_emails(
+            command.recipient_id, list(command.notification_ids), command.outcome, self.uow.clock()
+        )
+        log.debug("%d email(s) of %s closed as %s", closed, command.recipient_id, command.outcome)
+
+    # --- notifications.commands (the recipient's partition) ----------------------------------
+
+    async def on_command(self, command: MarkNotificationsRead | SetNotificationPreferences) -> None:
+        if isinstance(command, SetNotificationPreferences):
+            await self.set_preferences(command)
+        else:
+            await self.mark_read(command)
+
+    async def set_preferences(self, command: SetNotificationPreferences) -> None:
+        if command.actor_id != command.recipient_id:
+            await self.refusals.refuse(
+                command,
+                Rejection(
+                    RejectionCode.NOT_AUTHORIZED,
+                    f"only {command.recipient_id} can set their notification preferences "
+                    f"({command.actor_id} asked)",
+                ),
+            )
+            return
+        stored = await self.uow.load(self.store.preferences, command.recipient_id)
+        if stored is not None and command.command_id in stored.handled:
+            log.info("%s %s already applied", command.type, command.command_id)
+            return
+        chosen = Preferences(
+            recipient_id=command.recipient_id,
+            email=command.email,
+            email_kinds=tuple(dict.fromkeys(command.email_kinds)),
+            digest_kinds=tuple(dict.fromkeys(command.digest_kinds)),
+        )
+        now = self.uow.clock()
+        changed = NotificationPreferencesChanged(
+            event_id=derived_id("preferences-changed", command.recipient_id, command.command_id),
+            occurred_at=now,
+            causation_id=command.command_id,
+            recipient_id=chosen.recipient_id,
+            email=chosen.email,
+            email_kinds=list(chosen.email_kinds),  # type: ignore[arg-type]
+            digest_kinds=list(chosen.digest_kinds),  # type: ignore[arg-type]
+            changed_at=now,
+        )
+        await self.uow.commit(
+            self.store.preferences,
+            chosen,
+            expected=stored,
+            messages=[changed],
+            handled=[command.command_id],
+        )
+        log.info(
+            "%s: email %s for %s",
+            command.recipient_id,
+            "off" if chosen.email is None else f"to {chosen.email}",
+            ", ".join(chosen.email_kinds) or "no kind",
+            extra={"command_id": command.command_id, "recipient_id": command.recipient_id},
+        )
 
     async def mark_read(self, command: MarkNotificationsRead) -> None:
         if command.actor_id != command.recipient_id:

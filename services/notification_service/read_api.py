@@ -6,7 +6,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from contracts import format_utc
@@ -41,14 +41,39 @@ def _flag(request: Request, name: str) -> bool:
     raise BadRequest(f"{name} must be true or false")
 
 
-def read_routes(notifications: AsyncCollection[Document]) -> list[Route]:
+def render_preferences(recipient_id: str, document: Document | None) -> dict[str, Any]:
+    if document is None:  # never chosen: no email
+        return {"recipient_id": recipient_id, "email": None, "email_kinds": [], "digest_kinds": []}
+    return {
+        "recipient_id": recipient_id,
+        "email": document.get("email"),
+        "email_kinds": document.get("email_kinds", []),
+        "digest_kinds": document.get("digest_kinds", []),
+        "updated_at": format_utc(document["updated_at"]),
+    }
+
+
+def _recipient(request: Request) -> str:
+    recipient_id = (request.query_params.get("recipient_id") or "").strip()
+    if not recipient_id:
+        raise BadRequest("recipient_id is required")
+    return recipient_id
+
+
+def read_routes(
+    notifications: AsyncCollection[Document], preferences: AsyncCollection[Document]
+) -> list[Route]:
+    async def get_preferences(request: Request) -> Response:
+        # A recipient's own choices only, like their inbox.
+        own_list(request, reader(request), ("recipient_id",))
+        recipient_id = _recipient(request)
+        document = await preferences.find_one({"_id": recipient_id})
+        return JSONResponse(render_preferences(recipient_id, document))
+
     async def list_notifications(request: Request) -> Response:
         actor = reader(request)
-        recipient_id = request.query_params.get("recipient_id")
-        if not recipient_id:
-            raise BadRequest("recipient_id is required")
         own_list(request, actor, ("recipient_id",))
-        query: dict[str, Any] = {"recipient_id": recipient_id}
+        query: dict[str, Any] = {"recipient_id": _recipient(request)}
         if _flag(request, "unread_only"):
             query["read"] = False
         return await page(
@@ -59,4 +84,7 @@ def read_routes(notifications: AsyncCollection[Document]) -> list[Route]:
             render=render_notification,
         )
 
-    return [Route("/notifications", list_notifications)]
+    return [
+        Route("/notifications/preferences", get_preferences),
+        Route("/notifications", list_notifications),
+    ]

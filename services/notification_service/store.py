@@ -9,10 +9,21 @@
   NotificationCreated event sits in the same document's outbox until published. Written
   only by the handler of the recipient's partition (contracts.internal.Notify), which also
   numbers them (`seq`, from the recipient's counter in `inboxes`) for the recipient's stream.
+  A notification to be emailed carries its email in the same document, in the same write:
+  `email_to`, `email_after`, `email_digest`, `email_mode` (now or digest) and `email_state:
+  waiting`, until the inbox's
+  writer closes it (`sent` or `failed`) on the sender's word (contracts.internal.CloseEmails).
+* `preferences`: one per recipient (_id = recipient_id), written by the handler of the
+  recipient's partition, with the NotificationPreferencesChanged in its outbox.
+* `email_sends`: the sender's record of each notification's email (_id = notification_id),
+  inserted once after the SMTP server's answer; an insert of a unique `_id` is atomic, so
+  the sender needs no writer of the inbox to know what it has sent (services.
+  notification_service.email).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Final
 
@@ -23,9 +34,16 @@ from services.runtime.due import due_bucket
 from services.runtime.outbox import PENDING as OUTBOX_PENDING
 from services.runtime.uow import Repository
 
-from .domain import OfferInfo
+from .domain import OfferInfo, Preferences
 
 PENDING: Final = "pending"
+# A notification's email: waiting until the sender's outcome is recorded, then sent or failed.
+WAITING: Final = "waiting"
+EMAIL_STATE: Final = "email_state"
+# Whether a waiting email goes on its own (now) or in a digest, once its window is over.
+EMAIL_MODE: Final = "email_mode"
+NOW: Final = "now"
+DIGEST: Final = "digest"
 SENT: Final = "sent"
 CANCELLED: Final = "cancelled"
 
@@ -55,9 +73,42 @@ def offer_to_document(offer: OfferInfo) -> Document:
     }
 
 
+COLLECTIONS: Final = (
+    "offers",
+    "reminders",
+    "notifications",
+    "inboxes",
+    "preferences",
+    "email_sends",
+)
+
+
+def preferences_from_document(document: Document) -> Preferences:
+    return Preferences(
+        recipient_id=document["_id"],
+        email=document.get("email"),
+        email_kinds=tuple(document.get("email_kinds", ())),
+        digest_kinds=tuple(document.get("digest_kinds", ())),
+    )
+
+
+def preferences_to_document(preferences: Preferences) -> Document:
+    return {
+        "email": preferences.email,
+        "email_kinds": list(preferences.email_kinds),
+        "digest_kinds": list(preferences.digest_kinds),
+    }
+
+
 class NotificationStore:
     def __init__(
-        self, offers: Documents, reminders: Documents, notifications: Documents, inboxes: Documents
+        self,
+        offers: Documents,
+        reminders: Documents,
+        notifications: Documents,
+        inboxes: Documents,
+        preferences: Documents,
+        email_sends: Documents,
     ) -> None:
         self.offers = Repository(
             offers,
@@ -70,15 +121,22 @@ class NotificationStore:
         # One counter per recipient (_id = recipient_id): the number of its last
         # notification, the id of the notification in the recipient's stream.
         self.inboxes = inboxes
+        self.preferences = Repository(
+            preferences,
+            to_document=preferences_to_document,
+            from_document=preferences_from_document,
+            id_of=lambda chosen: chosen.recipient_id,
+        )
+        self.email_sends = email_sends
+
+    @classmethod
+    def on(cls, documents: Callable[[str], Documents]) -> NotificationStore:
+        """The store over the collections `documents` gives for each name."""
+        return cls(*(documents(name) for name in COLLECTIONS))
 
     @classmethod
     def in_memory(cls) -> NotificationStore:
-        return cls(
-            MemoryDocuments("offers"),
-            MemoryDocuments("reminders"),
-            MemoryDocuments("notifications"),
-            MemoryDocuments("inboxes"),
-        )
+        return cls.on(MemoryDocuments)
 
     async def ensure_indexes(self) -> None:
         await self.offers.ensure_indexes()
@@ -88,6 +146,9 @@ class NotificationStore:
         await self.notifications.ensure_index("recipient_id", "read", "created_at", "_id")
         # The recipient's stream, resumed after a number (services.notification_service.stream).
         await self.notifications.ensure_index("recipient_id", "seq")
+        # The email sender's waiting list.
+        await self.notifications.ensure_index(EMAIL_STATE, EMAIL_MODE)
+        await self.preferences.ensure_indexes()
         # Cancelling an offer's reminders.
         await self.reminders.ensure_index("offer_id")
 
@@ -129,14 +190,27 @@ class NotificationStore:
 
     async def mark_read(self, recipient_id: str, ids: list[str], now: datetime) -> int:
         """Marks the recipient's own notifications among `ids` read; returns how many
-        changed. Each id is its own `_id` update, one at a time: FerretDB 1.24 holds a
-        PostgreSQL connection per statement of one update command, and a bulk of 100
-        exhausted its pool and stalled (measured)."""
+        changed."""
+        return await self._each(
+            ids, {"read": True, "read_at": now}, {"recipient_id": recipient_id, "read": False}
+        )
+
+    async def close_emails(
+        self, recipient_id: str, ids: list[str], state: str, now: datetime
+    ) -> int:
+        """Takes the recipient's waiting emails among `ids` off the waiting list."""
+        return await self._each(
+            ids,
+            {EMAIL_STATE: state, "email_closed_at": now},
+            {"recipient_id": recipient_id, EMAIL_STATE: WAITING},
+        )
+
+    async def _each(self, ids: list[str], fields: Document, where: Document) -> int:
+        """Sets `fields` on each of the notifications `ids` that match `where`; how many.
+        Each id is its own `_id` update, one at a time: FerretDB 1.24 holds a PostgreSQL
+        connection per statement of one update command, and a bulk of 100 exhausted its pool
+        and stalled (measured)."""
         changed = 0
         for notification_id in dict.fromkeys(ids):
-            changed += await self.notifications.update(
-                notification_id,
-                {"read": True, "read_at": now},
-                where={"recipient_id": recipient_id, "read": False},
-            )
+            changed += await self.notifications.update(notification_id, fields, where=where)
         return changed

@@ -75,6 +75,10 @@ OPENAPI_PATHS: Json = {
             *page_parameters("cursor"),
         ],
     ),
+    "/notifications/preferences": json_read(
+        "a recipient's email preferences (none chosen: no email)",
+        [query_parameter("recipient_id", "whose preferences", required=True)],
+    ),
     "/notifications/stream": event_stream(
         "a recipient's notifications, pushed",
         [query_parameter("recipient_id", "whose notifications", required=True)],

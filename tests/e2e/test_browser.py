@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -17,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from tests.conftest import RUN_ID
-from tests.e2e.processes import gateway_process, launch
+from tests.e2e.processes import ServiceProcess, gateway_process, launch
 from tests.infrastructure import Endpoints
 from tests.kit import new_id
 
@@ -44,11 +45,12 @@ def chromium() -> str:
     )
 
 
-@pytest.fixture(scope="module")
-async def gateway(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    logs = tmp_path_factory.mktemp("browser-logs")
-    services = {name: await launch(name, port, infra, logs, RUN_ID) for name, port in PORTS.items()}
-    front = gateway_process(GATEWAY_PORT, infra, logs, services)
+@asynccontextmanager
+async def page_served(
+    infra: Endpoints, logs: Path, services: dict[str, ServiceProcess], port: int
+) -> AsyncIterator[str]:
+    """The gateway in front of these (started) services, all healthy; its URL. Stops all."""
+    front = gateway_process(port, infra, logs, services)
     front.start()
     try:
         for process in (*services.values(), front):
@@ -57,6 +59,14 @@ async def gateway(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         for process in (front, *services.values()):
             process.stop()
+
+
+@pytest.fixture(scope="module")
+async def gateway(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    logs = tmp_path_factory.mktemp("browser-logs")
+    services = {name: await launch(name, port, infra, logs, RUN_ID) for name, port in PORTS.items()}
+    async with page_served(infra, logs, services, GATEWAY_PORT) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -605,12 +605,7 @@ async def test_a_notification_stored_but_not_published_goes_out_when_asked_again
             raise ConnectionError("killed before publishing")
 
         database = client[settings.database_name]
-        store = NotificationStore(
-            MongoDocuments(database["offers"]),
-            MongoDocuments(database["reminders"]),
-            MongoDocuments(database["notifications"]),
-            MongoDocuments(database["inboxes"]),
-        )
+        store = NotificationStore.on(lambda name: MongoDocuments(database[name]))
         crashed = NotificationHandlers(
             store,
             UnitOfWork(lost, utc_now),
@@ -651,12 +646,7 @@ async def test_marking_the_most_notifications_a_command_may_name_read_in_one_go(
     client = AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True)
     try:
         database = client[settings.database_name]
-        store = NotificationStore(
-            MongoDocuments(database["offers"]),
-            MongoDocuments(database["reminders"]),
-            MongoDocuments(database["notifications"]),
-            MongoDocuments(database["inboxes"]),
-        )
+        store = NotificationStore.on(lambda name: MongoDocuments(database[name]))
         await store.ensure_indexes()
         mine, theirs = [f"n-{i}" for i in range(450)], [f"t-{i}" for i in range(50)]
         await database["notifications"].insert_many(

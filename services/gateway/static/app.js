@@ -554,6 +554,41 @@ async function submitOffer(event) {
   }
 }
 
+// --- email preferences -----------------------------------------------------------------------
+
+const KINDS = ["offer_received", "offer_changed", "offer_withdrawn", "offer_accepted", "offer_declined",
+  "offer_expired", "offer_expiring", "contract_active", "talent_cloud_joined", "new_message", "terms_proposed"];
+
+function renderEmailForm(chosen) {
+  const form = $("#email-form");
+  $("#email-kinds").replaceChildren(...KINDS.map((kind) =>
+    el("label", {}, el("input", { type: "checkbox", name: "kind", value: kind }), ` ${kind.replaceAll("_", " ")}`)));
+  form.elements.email.value = chosen.email ?? "";
+  for (const box of form.elements.kind) box.checked = chosen.email_kinds.includes(box.value);
+  form.elements.digest.checked = chosen.email ? chosen.digest_kinds.includes("new_message") : true;
+  $("#email-saved").textContent = chosen.email ? `emailing ${chosen.email}` : "no email";
+}
+
+async function loadEmailSettings() {
+  try {
+    renderEmailForm(await api(`/notifications/preferences?recipient_id=${encodeURIComponent(state.me)}`));
+  } catch {
+    $("#email-saved").textContent = "preferences not available (is notification_service running?)";
+  }
+}
+
+async function saveEmailSettings(event) {
+  event.preventDefault();
+  const form = event.target;
+  const kinds = [...form.elements.kind].filter((box) => box.checked).map((box) => box.value);
+  const email = form.elements.email.value.trim() || null;
+  await submitting(form, {
+    type: "SetNotificationPreferences", recipient_id: state.me, email,
+    email_kinds: kinds.includes("all") ? ["all"] : kinds,
+    digest_kinds: form.elements.digest.checked ? ["new_message"] : [],
+  }, ({ event: changed }) => changed && renderEmailForm(changed));
+}
+
 // --- wiring ----------------------------------------------------------------------------------
 
 async function enter(me, role) {
@@ -573,6 +608,8 @@ async function enter(me, role) {
   state.readHere.clear();
   renderOffer();
   follow();
+  loadEmailSettings();
+  $("#email-settings").open = new URLSearchParams(location.search).get("settings") === "email";
   await loadOffers();
   const offerId = new URLSearchParams(location.search).get("offer");
   if (offerId) await openOffer(offerId);
@@ -600,6 +637,7 @@ function wire() {
   $("#custom-fields").addEventListener("input", numberRows);
   for (const radio of $("#offer-form").elements.contract_type) radio.addEventListener("change", showContractType);
   $("#offer-form").addEventListener("submit", submitOffer);
+  $("#email-form").addEventListener("submit", saveEmailSettings);
   $("#mark-all-read").addEventListener("click", () => markRead([...state.notifications.values()]
     .filter((n) => !n.read && !state.readHere.has(n.notification_id)).map((n) => n.notification_id)));
   $("#accept").addEventListener("click", offerAction("AcceptOffer", () => ({ version: state.offer.version })));

@@ -21,6 +21,7 @@ from contracts import (
     LogTime,
     MarkNotificationsRead,
     ProposeTerms,
+    SetNotificationPreferences,
 )
 from offers_cli import build
 from offers_cli.__main__ import run
@@ -248,3 +249,37 @@ def test_config_from_the_environment() -> None:
     assert (config.kafka, config.offer_service, config.actor) == ("k:1", "http://o:1", "me")
     assert config.messaging_service == "http://127.0.0.1:8002"
     assert Config.from_env({}).kafka == "127.0.0.1:9092"
+
+
+def test_email_settings_choose_kinds_and_a_digest_for_oneself() -> None:
+    args = parse(
+        "email-settings",
+        "--as",
+        "free-1",
+        "--email",
+        "Bob@Example.com",
+        "--kinds",
+        "offer_received, new_message",
+        "--digest",
+        "new_message",
+    )
+    command = make_command(args, "free-1", FakeApi({}))
+    assert isinstance(command, SetNotificationPreferences)
+    assert command.recipient_id == "free-1"
+    assert command.email == "Bob@example.com"
+    assert command.email_kinds == ["offer_received", "new_message"]
+    assert command.digest_kinds == ["new_message"]
+    assert answer_topics(command.type) == ("notifications.events", "commands.rejected")
+
+
+def test_email_settings_stop_email_and_refuse_an_unknown_kind_before_sending() -> None:
+    stopped: Any = make_command(
+        parse("email-settings", "--no-email", "--digest", ""), "free-1", FakeApi({})
+    )
+    assert stopped.email is None and stopped.email_kinds == ["all"] and stopped.digest_kinds == []
+    with pytest.raises(UsageError, match=r"email_kinds\.0"):
+        make_command(
+            parse("email-settings", "--email", "b@example.com", "--kinds", "offers"),
+            "free-1",
+            FakeApi({}),
+        )

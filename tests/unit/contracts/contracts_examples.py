@@ -102,6 +102,13 @@ COMMANDS: dict[str, dict[str, Any]] = {
     "MarkNotificationsRead": command(
         "MarkNotificationsRead", recipient_id="client-1", notification_ids=["n-1", "n-2"]
     ),
+    "SetNotificationPreferences": command(
+        "SetNotificationPreferences",
+        recipient_id="client-1",
+        email="ann@example.com",
+        email_kinds=["offer_accepted", "offer_declined"],
+        digest_kinds=["new_message"],
+    ),
 }
 
 EVENTS: dict[str, dict[str, Any]] = {
@@ -184,6 +191,14 @@ EVENTS: dict[str, dict[str, Any]] = {
         body="Client sent you an offer",
         created_at=AT,
         source_event_id="evt-1",
+    ),
+    "NotificationPreferencesChanged": event(
+        "NotificationPreferencesChanged",
+        recipient_id="free-1",
+        email="bob@example.com",
+        email_kinds=["all"],
+        digest_kinds=["new_message"],
+        changed_at=AT,
     ),
     "CommandRejected": event(
         "CommandRejected",

@@ -49,6 +49,7 @@ TOPIC_OF = {
     "ProposeTerms": topics.NEGOTIATIONS_COMMANDS,
     "LogTime": topics.CONTRACTS_COMMANDS,
     "MarkNotificationsRead": topics.NOTIFICATIONS_COMMANDS,
+    "SetNotificationPreferences": topics.NOTIFICATIONS_COMMANDS,
 }
 
 
@@ -384,3 +385,25 @@ def test_command_violations_on_parsed_commands() -> None:
     ]
     other: Command = parse(COMMANDS["LogTime"])
     assert command_violations(other, **RULES) == []
+
+
+def test_preferences_refuse_an_invalid_address_and_unknown_kinds_on_their_fields() -> None:
+    errors = rejected(
+        with_(
+            "SetNotificationPreferences",
+            email="ann-at-example.com",
+            email_kinds=["offer_received", "offer_lost"],
+            digest_kinds=["everything"],
+        )
+    )
+    fields = [error.field for error in errors]
+    assert fields == ["email", "email_kinds.1", "digest_kinds.0"], errors
+    assert "@" in errors[0].message
+
+
+def test_preferences_normalize_the_address_stop_with_null_and_default_the_digest() -> None:
+    command = parse(with_("SetNotificationPreferences", email="Ann@Example.COM", digest_kinds=...))
+    assert command.email == "Ann@example.com"
+    assert command.digest_kinds == ["new_message"]
+    stopped = parse(with_("SetNotificationPreferences", email=None, email_kinds=["all"]))
+    assert stopped.email is None and stopped.email_kinds == ["all"]

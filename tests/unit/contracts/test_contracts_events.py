@@ -48,6 +48,7 @@ TOPIC_OF = {
     "TermsProposed": topics.NEGOTIATIONS_EVENTS,
     "ThreadClosed": topics.NEGOTIATIONS_EVENTS,
     "NotificationCreated": topics.NOTIFICATIONS_EVENTS,
+    "NotificationPreferencesChanged": topics.NOTIFICATIONS_EVENTS,
     "CommandRejected": topics.COMMANDS_REJECTED,
 }
 
