@@ -21,7 +21,7 @@ from services.messaging_service.app import create_app as messaging_app
 from services.offer_service.app import create_app as offer_app
 from tests.conftest import fresh_settings
 from tests.infrastructure import Endpoints
-from tests.kit import Parties, Probe, Producer, command, hourly_terms, of_type, running
+from tests.kit import Parties, Probe, Producer, as_, command, hourly_terms, of_type, running
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,6 @@ async def agrees(
     offer_id: str,
     status: str,
 ) -> None:
-    served = (await apis["offers"].get(f"/offers/{offer_id}")).json()
     row = connection.execute(
         "SELECT client_id, freelancer_id, job_id, status, versions, messages, proposals, "
         "first_amount, last_amount, extended_at FROM offers WHERE offer_id = ?",
@@ -149,6 +148,9 @@ async def agrees(
     ).fetchone()
     assert row is not None, f"{offer_id} is not in the warehouse"
     client, freelancer, job, stored_status, versions, messages, proposals, first, last, at = row
+    # Read as the client the warehouse names: a wrong one is shown what a stranger gets (404).
+    party = as_(client)
+    served = (await apis["offers"].get(f"/offers/{offer_id}", headers=party)).json()
     assert (client, freelancer, job) == (
         served["client_id"],
         served["freelancer_id"],
@@ -180,7 +182,7 @@ async def agrees(
         for v in served["versions"]
     ]
 
-    thread = (await apis["threads"].get(f"/threads/{offer_id}/messages")).json()
+    thread = (await apis["threads"].get(f"/threads/{offer_id}/messages", headers=party)).json()
     kinds = [item["kind"] for item in thread["items"]]
     assert (messages, proposals) == (kinds.count("message"), kinds.count("terms_proposal"))
 
@@ -191,7 +193,7 @@ async def agrees(
         assert contract is None
         return
     assert contract is not None
-    served_contract = (await apis["offers"].get(f"/contracts/{contract[0]}")).json()
+    served_contract = (await apis["offers"].get(f"/contracts/{contract[0]}", headers=party)).json()
     assert contract[1] == served_contract["offer_version"] == served["version"]
     assert json.loads(contract[2]) == served_contract["terms"]
 
@@ -215,4 +217,5 @@ async def test_an_offer_event_carries_the_cloudevents_headers(
     assert seen.headers["content-type"] == "application/json"
     # The value is the event alone: the headers added nothing to it.
     assert json.loads(seen.raw) == event and not any(k.startswith("ce_") for k in event)
-    assert (await apis["offers"].get(f"/offers/{parties.offer_id}")).status_code == 200
+    read = await apis["offers"].get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))
+    assert read.status_code == 200
