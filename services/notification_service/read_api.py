@@ -64,16 +64,16 @@ def read_routes(
     notifications: AsyncCollection[Document], preferences: AsyncCollection[Document]
 ) -> list[Route]:
     async def get_preferences(request: Request) -> Response:
-        # A recipient's own choices only, like their inbox.
-        own_list(request, reader(request), ("recipient_id",))
+        actor = reader(request)
         recipient_id = _recipient(request)
+        own_list(request, actor, ("recipient_id",))  # their own choices only, like their inbox
         document = await preferences.find_one({"_id": recipient_id})
         return JSONResponse(render_preferences(recipient_id, document))
 
     async def list_notifications(request: Request) -> Response:
         actor = reader(request)
-        own_list(request, actor, ("recipient_id",))
         query: dict[str, Any] = {"recipient_id": _recipient(request)}
+        own_list(request, actor, ("recipient_id",))
         if _flag(request, "unread_only"):
             query["read"] = False
         return await page(

@@ -177,7 +177,7 @@ async def test_the_cli_chooses_email_and_shows_what_the_catcher_received(
                               "--kinds", "offer_received")  # fmt: skip
         assert chosen.code == 0, chosen
         assert f"email to {address} for offer_received" in chosen.out
-        shown = await offers(env, "show", "preferences", bob)
+        shown = await offers(env, "show", "preferences", "--as", bob)
         assert f"{bob} gets email at {address} for: offer_received" in shown.out, shown
         extended = await offers(env, "extend", "--as", f"client-{tag}", "--freelancer", bob,
                                 *EXTEND)  # fmt: skip
