@@ -21,7 +21,6 @@ $KAFKA_CLUSTER_CONTROLLER_PORTS (9195,9196,9197). Heap per node: $KAFKA_HEAP_OPT
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import shutil
@@ -31,7 +30,6 @@ import struct
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +173,7 @@ def cluster_id() -> str:
     if CLUSTER_ID_FILE.is_file():
         return CLUSTER_ID_FILE.read_text().strip()
     CLUSTER_DIR.mkdir(parents=True, exist_ok=True)
-    made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    made = base.new_kafka_cluster_id()
     CLUSTER_ID_FILE.write_text(made + "\n")
     return made
 

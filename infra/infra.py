@@ -742,8 +742,7 @@ def prepare_kafka(ports: Ports) -> None:
         return
     say("formatting Kafka storage (first start only)...")
     KAFKA_DATA.mkdir(parents=True, exist_ok=True)
-    # Kafka cluster IDs are 16 random bytes, URL-safe base64 without padding (22 characters).
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_kafka_cluster_id()
     # The SCRAM user's password is among the arguments: they go in a file of the owner's.
     run_kafka_tool(
         [
@@ -762,6 +761,16 @@ def prepare_kafka(ports: Ports) -> None:
     )
     if ports.kafka_secured is not None:
         (KAFKA_DATA / "scram-users").write_text(f"{PLAIN_USER}\n")
+
+
+def new_kafka_cluster_id() -> str:
+    """16 random bytes, URL-safe base64 without padding (22 characters), as Kafka's own
+    Uuid.randomUuid makes them: never starting with "-", which the storage tool would read
+    as an option (one id in 64 did, and formatting failed)."""
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not made.startswith("-"):
+            return made
 
 
 def log4j_config() -> Path:

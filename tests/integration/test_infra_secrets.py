@@ -65,3 +65,14 @@ def test_keys_and_passwords_are_the_owners_and_on_no_command_line(
     infra.make_tls_material()
     assert mode(tls / "ca.key") == 0o600
     assert password not in (infra.LOG_DIR / "kafka-format.log").read_text()
+
+
+def test_kafka_cluster_ids_never_read_as_an_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One id in 64 began with "-", and the storage tool took it for an option: formatting
+    failed on a fresh machine (seen once, in a fresh clone's `make run`)."""
+    infra = infra_module(tmp_path / "infra", monkeypatch)
+    ids = [infra.new_kafka_cluster_id() for _ in range(3000)]
+    assert not [made for made in ids if made.startswith("-")]
+    assert {len(made) for made in ids} == {22} and len(set(ids)) == len(ids)
