@@ -35,6 +35,7 @@ __all__ = [
     "UnreadableCommand",
     "command_violations",
     "parse_command",
+    "valid_id",
 ]
 
 MAX_MESSAGE_BYTES: Final = 1024 * 1024
@@ -108,7 +109,8 @@ _C = TypeVar("_C", bound=Command)
 """The commands of one topic."""
 
 
-def _valid_id(value: object) -> str | None:
+def valid_id(value: object) -> str | None:
+    """`value` when it is a valid id (contracts.base.Id), else None."""
     try:
         return _ID_ADAPTER.validate_python(value)
     except ValidationError:
@@ -131,9 +133,9 @@ def _invalid(
     unique = [e for i, e in enumerate(errors) if e not in errors[:i]]
     return InvalidCommand(
         command_type=command_type,
-        command_id=_valid_id(data.get("command_id")),
-        actor_id=_valid_id(data.get("actor_id")),
-        key=_valid_id(data.get(COMMAND_TYPES[command_type].KEY_FIELD)),
+        command_id=valid_id(data.get("command_id")),
+        actor_id=valid_id(data.get("actor_id")),
+        key=valid_id(data.get(COMMAND_TYPES[command_type].KEY_FIELD)),
         errors=unique,
     )
 

@@ -5,20 +5,17 @@ rejection is written by the handler of the command's partition, like everything 
 from __future__ import annotations
 
 import logging
-from typing import Final
-
-from pydantic import TypeAdapter, ValidationError
 
 from contracts import (
     Command,
     CommandRejected,
     CommandType,
     FieldError,
-    Id,
     InvalidCommand,
     RejectionCode,
     topics,
 )
+from contracts.parsing import valid_id
 from services.rules import Rejection, derived_id
 
 from .documents import Documents
@@ -63,7 +60,7 @@ class Refusals:
     async def refuse_invalid(self, invalid: InvalidCommand, origin: RecordOrigin) -> None:
         # The key it is answered under must be one a document can hold: the command's own
         # when it is a valid id, else the record's when that is, else the record's position.
-        record_key = _valid_id((origin.key or b"").decode("utf-8", "replace"))
+        record_key = valid_id((origin.key or b"").decode("utf-8", "replace"))
         await self._refuse(
             command_id=invalid.command_id,
             command_type=invalid.command_type,
@@ -147,13 +144,3 @@ class Refusals:
 def refusal_id(key: str, command_id: str) -> str:
     """The refusal's document: one per (aggregate, command id)."""
     return derived_id("refusal", key, command_id)
-
-
-_ID: Final[TypeAdapter[str]] = TypeAdapter(Id)
-
-
-def _valid_id(value: str) -> str | None:
-    try:
-        return _ID.validate_python(value)
-    except ValidationError:
-        return None

@@ -475,9 +475,9 @@ def _shown(key: bytes) -> str:
 
 
 def _of_another_type(error: ValidationError) -> bool:
-    return any(e["loc"] == () or e["type"] == "union_tag_invalid" for e in error.errors()) and all(
-        e["type"] == "union_tag_invalid" for e in error.errors()
-    )
+    # Only the message's own type unknown: a bad tag deeper inside (a terms' contract_type)
+    # is a malformed event, dead-lettered like any other.
+    return all(e["type"] == "union_tag_invalid" and e["loc"] == () for e in error.errors())
 
 
 def _cause(error: Exception) -> str:

@@ -206,3 +206,14 @@ async def test_a_record_that_breaks_the_reader_itself_is_dead_lettered() -> None
     await service.send(topics.OFFERS_EVENTS, b"{}", key=p.offer_id)
     [(_, _, error)] = service.broker.dead_letters
     assert "OverflowError" in error
+
+
+async def test_an_event_with_a_bad_tag_inside_is_dead_lettered_not_passed_over() -> None:
+    offers, messaging, p = await offer_service(), await messaging_service(), Parties()
+    await offers.send(topics.OFFERS_COMMANDS, p.extend())
+    [extended] = [e for e in offers.broker.published if e.type == "OfferExtended"]
+    broken = json.loads(extended.payload)
+    broken["terms"]["contract_type"] = "barter"
+    await messaging.send(topics.OFFERS_EVENTS, broken)
+    assert messaging.outcome_count("dead_lettered") == 1
+    assert messaging.outcome_count("skipped") == 0
