@@ -375,6 +375,11 @@ async def test_log_time_rules(api: httpx.AsyncClient, producer: Producer, probe:
     assert paged == [ok["entry_id"], fits["entry_id"]] and rest["next_cursor"] is None
     # A stranger gets what an unknown contract gets.
     assert (await api.get(entries, headers=as_("stranger-1"))).status_code == 404
+    assert (await api.get(entries)).status_code == 401  # no actor
+    # A cursor at the end of the calendar ["9999-12-31T23:59:59+00:00", "x"]: an empty page.
+    hostile = {"cursor": "WyI5OTk5LTEyLTMxVDIzOjU5OjU5KzAwOjAwIiwgIngiXQ=="}
+    beyond = await api.get(entries, params=hostile, headers=freelancer)
+    assert beyond.status_code == 200 and beyond.json()["items"] == []
     unknown = await api.get("/contracts/no-such-contract/time-entries", headers=freelancer)
     assert unknown.status_code == 404
 
