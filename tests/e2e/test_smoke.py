@@ -81,9 +81,11 @@ async def test_an_offer_travels_through_the_whole_system(
     accept = command("AcceptOffer", parties.freelancer_id, offer_id=parties.offer_id, version=1)
     await producer.send(topics.OFFERS_COMMANDS, accept, parties.offer_id)
     await probe.wait_for(of_type("ThreadClosed", offer_id=parties.offer_id, reason="accepted"))
-    await probe.wait_for(
-        of_type("NotificationCreated", recipient_id=parties.client_id, kind="contract_active")
-    )
+    # Each party's notification is its own record; wait for both before reading an inbox.
+    for party in (parties.client_id, parties.freelancer_id):
+        await probe.wait_for(
+            of_type("NotificationCreated", recipient_id=party, kind="contract_active")
+        )
 
     # What the services stored, read straight from the database.
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongodb_url)
