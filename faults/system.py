@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,12 +69,30 @@ class System:
         for service in self.services.values():
             await asyncio.to_thread(service.wait_healthy)
 
-    async def restart(self, name: str) -> None:
-        """kill -9 one service and start it again at once; returns when it is healthy."""
+    async def restart(self, name: str, env: Mapping[str, str] | None = None) -> None:
+        """kill -9 one service and start it again at once; returns when it is healthy.
+        `env` is added to its environment for this start only: a later restart without it
+        starts the service as configured (tests/faults/test_kill_mid_batch.py starts one
+        with FAULT_CRASH_AT, then again without)."""
         service = self.services[name]
         service.kill()
-        service.start()
+        configured = service.env
+        service.env = {**configured, **(env or {})}
+        try:
+            service.start()
+        finally:
+            service.env = configured
         await asyncio.to_thread(service.wait_healthy)
+
+    async def exited(self, name: str, within: float) -> int | None:
+        """Waits up to `within` seconds for one service's process to end by itself: its exit
+        status (negative: the signal that ended it), or None when it still runs."""
+        process = self.services[name].process
+        assert process is not None, f"{name} was never started"
+        try:
+            return await asyncio.to_thread(process.wait, within)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self) -> None:
         for service in self.services.values():

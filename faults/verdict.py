@@ -41,6 +41,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from contracts import topics
+from services.runtime.outbox import PENDING
 
 from .traffic import Ledger
 from .wire import Record, Recorder
@@ -131,6 +132,16 @@ class Databases:
     async def close(self) -> None:
         await self._client.close()
 
+    async def unpublished(self, service: str) -> list[tuple[str, Any, list[dict[str, Any]]]]:
+        """Every document of a service's database whose outbox still holds messages, as
+        (collection, _id, outbox): what the service stored but has not published (yet)."""
+        database = self._client[self._names[service]]
+        return [
+            (name, document["_id"], list(document.get("outbox", ())))
+            for name in sorted(await database.list_collection_names())
+            async for document in database[name].find({PENDING: True}, {"outbox": 1})
+        ]
+
     async def read(self) -> Stored:
         async def all_of(service: str, name: str, *fields: str) -> list[dict[str, Any]]:
             if service not in self._names:
@@ -204,15 +215,21 @@ def scope(ledger: Ledger, records: Iterable[Record]) -> Wire:
         if not isinstance(value, dict):
             continue
         type_ = value.get("type")
+        # Another run's records (the topics are shared) are left out, from `events` too.
         if record.topic == topics.COMMANDS_REJECTED:
-            if value.get("command_id") in command_ids or value.get("causation_id") in record_ids:
-                wire.rejections.append(record)
+            if value.get("command_id") not in command_ids and (
+                value.get("causation_id") not in record_ids
+            ):
+                continue
+            wire.rejections.append(record)
         elif record.topic == topics.TALENT_CLOUDS_EVENTS:
-            if ledger.ours(value.get("talent_cloud_id")):
-                wire.members.append(record)
+            if not ledger.ours(value.get("talent_cloud_id")):
+                continue
+            wire.members.append(record)
         elif record.topic == topics.NOTIFICATIONS_EVENTS:
-            if value.get("recipient_id") in people:
-                wire.notifications.append(record)
+            if value.get("recipient_id") not in people:
+                continue
+            wire.notifications.append(record)
         elif value.get("offer_id") in offers and type_ != "TimeLogged":
             wire.by_offer[value["offer_id"]].append(record)
         else:

@@ -199,6 +199,33 @@ class Recorder:
                     )
 
 
+async def message_ids(bootstrap: str, topic: str, within: float = 30) -> set[str]:
+    """The ids (`event_id` header) of every message on a topic from its start: what a
+    service published to a topic the Recorder does not follow (its internal topic)."""
+    counts = await ensure_topics(bootstrap, (topic,))
+    partitions = [TopicPartition(topic, n) for n in range(counts[topic])]
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        ids: set[str] = set()
+        deadline = time.monotonic() + within
+        while behind := [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still behind on {behind} after {within}s")
+            batches = await consumer.getmany(*behind, timeout_ms=500)
+            for found in batches.values():
+                for message in found:
+                    headers = {k: v.decode(errors="replace") for k, v in message.headers}
+                    if "event_id" in headers:
+                        ids.add(headers["event_id"])
+        return ids
+    finally:
+        await consumer.stop()
+
+
 async def allow_large_records(bootstrap: str) -> None:
     """Kafka refuses records over ~1 MB by default; SPEC §4's "over 1 MiB" case needs the
     command topics (and the dead-letter topic: bytes unchanged) to take them."""

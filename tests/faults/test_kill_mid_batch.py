@@ -1,0 +1,204 @@
+"""kill -9 of a service in the middle of a batch, at the two points where a crash is worst:
+
+  A  after_write     its changes are stored (each aggregate with its outbox), nothing of
+                     them published yet
+  B  before_commit   stored, published and the outboxes cleared, the offsets not committed:
+                     the whole batch comes again after the restart
+
+The victim runs with FAULT_CRASH_AT (services.runtime.crash), so it kills itself exactly
+there, on its FAULT_CRASH_AFTER-th pass, in the middle of a burst of ExtendOffer commands.
+At the moment of the kill (the victim is dead: what is stored and what is on the wire no
+longer change on its side) it is judged that nothing was published early:
+  - every event of the run the victim published is of something it stored;
+  - at A, the crash left stored messages behind (it struck after a write), and none of
+    them is on the wire, its own internal topic included;
+  - at B, no outbox holds anything (what was stored was published before the commit).
+Then it is started again without the crash point, and the one verdict (faults/verdict.py)
+judges the run once it has settled: every command one outcome, every offer stored once,
+every OfferExtended published, one NotificationCreated per (event, recipient). Repeats of
+the same event_id on a topic, which the verdict allows (the same event), are counted apart
+and must be none at both points: at A nothing of the crashed batch was out before the
+crash, at B the cleared outboxes leave nothing to publish again.
+
+The victim has one consumer (KAFKA_CONSUMERS=1), so the crash point stops all its work at
+one place: with several, another consumer may be between its publish and its outbox clear
+when the first kills the process, which is not "published early".
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import pytest
+
+from contracts import topics
+from faults.system import System
+from faults.traffic import Ledger
+from faults.verdict import Check, Databases, scope, settle
+from faults.wire import Recorder, Sender, message_ids
+from services.runtime.crash import POINTS
+from tests.conftest import RUN_ID
+from tests.infrastructure import Endpoints
+
+pytestmark = pytest.mark.e2e
+
+BASE_PORT = 18541  # offer_service, notification_service
+VICTIMS = ("offer_service", "notification_service")
+BURST = 50  # ExtendOffer commands, one per offer, sent at once
+CRASH_AFTER = 20  # the crash point kills on its 20th pass: in the middle of the burst
+CRASH_LINE = "crash point {point}: killing this process as FAULT_CRASH_AT asks"
+
+
+@pytest.fixture(scope="module")
+async def crash_system(
+    infra: Endpoints, recorder: Recorder, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[System]:
+    """offer_service and notification_service of their own (databases, groups), one
+    consumer each; `recorder` is started first, so it sees everything they publish."""
+    system = System(
+        run_id=f"{RUN_ID}mb",
+        bootstrap=infra.kafka_bootstrap_servers,
+        mongodb_url=infra.mongodb_url,
+        log_dir=tmp_path_factory.mktemp("kill-mid-batch"),
+        base_port=BASE_PORT,
+        extra_env={"KAFKA_CONSUMERS": "1"},
+        only=VICTIMS,
+    )
+    try:
+        await system.start()
+        yield system
+    finally:
+        system.stop()
+
+
+@pytest.fixture(scope="module")
+async def crash_databases(infra: Endpoints, crash_system: System) -> AsyncIterator[Databases]:
+    databases = Databases(infra.mongodb_url, crash_system.databases)
+    yield databases
+    await databases.close()
+
+
+async def at_the_kill(
+    ledger: Ledger,
+    victim: str,
+    point: str,
+    system: System,
+    recorder: Recorder,
+    databases: Databases,
+) -> Check:
+    """What the dead victim had stored against what it had published."""
+    check = Check(f"at the kill ({point}): nothing published that is not stored")
+    await recorder.catch_up()
+    wire = scope(ledger, recorder.records)
+    stored = await databases.read()
+    unpublished = await databases.unpublished(victim)
+    on_the_wire = {r.value["event_id"] for r in recorder.records if isinstance(r.value, dict)}
+    on_the_wire |= {r.headers["event_id"] for r in recorder.records if "event_id" in r.headers}
+    internal = topics.internal(system.services[victim].env["KAFKA_GROUP_ID"])
+    on_the_wire |= await message_ids(system.bootstrap, internal)
+
+    # Every event of the run the victim published is of something it stored.
+    if victim == "offer_service":
+        published = [r.value for records in wire.by_offer.values() for r in records]
+        for event in published:
+            document = stored.offers.get(event["offer_id"])
+            if document is None or document["version"] < event.get("version", 0):
+                check.wrong.append(
+                    f"{event['type']} {event['event_id']} published, its offer "
+                    f"{event['offer_id']} not stored (as {event.get('version')})"
+                )
+    else:
+        published = [r.value for r in wire.notifications]
+        kept = {d["_id"] for d in stored.notifications}
+        for event in published:
+            if event["notification_id"] not in kept:
+                check.wrong.append(
+                    f"NotificationCreated {event['event_id']} published, notification "
+                    f"{event['notification_id']} not stored"
+                )
+    # What is still in an outbox was not published (at A), or nothing is (at B).
+    pending = [(c, i, entry) for c, i, outbox in unpublished for entry in outbox]
+    for collection, document_id, entry in pending:
+        if point == "before_commit":
+            check.wrong.append(
+                f"{collection} {document_id}: {entry['type']} {entry['event_id']} still in "
+                "its outbox when the offsets were to be committed"
+            )
+        elif entry["event_id"] in on_the_wire:
+            check.wrong.append(
+                f"{collection} {document_id}: {entry['type']} {entry['event_id']} published "
+                "before the crash point after_write (stored, outbox not cleared)"
+            )
+    if point == "after_write" and not pending:
+        check.wrong.append("no stored message awaits publishing: the crash was not after a write")
+    check.total = len(published) + len(pending)
+    check.note = (
+        f"{len(published)} of the run's events out, "
+        f"{len(pending)} stored messages unpublished in {len(unpublished)} documents"
+    )
+    return check
+
+
+def repeats(ledger: Ledger, recorder: Recorder) -> Check:
+    """The same event_id more than once on a topic (the verdict takes it as one event)."""
+    check = Check("repeats: no event_id on its topic twice")
+    copies: dict[tuple[str, str], int] = defaultdict(int)
+    for event_id, records in scope(ledger, recorder.records).events.items():
+        for record in records:
+            copies[(record.topic, event_id)] += 1
+    check.total = len(copies)
+    for (topic, event_id), n in sorted(copies.items()):
+        if n > 1:
+            check.wrong.append(f"{event_id} on {topic} {n} times")
+    return check
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("victim", VICTIMS)
+async def test_kill_mid_batch_loses_doubles_and_publishes_early_nothing(
+    victim: str,
+    point: str,
+    crash_system: System,
+    recorder: Recorder,
+    sender: Sender,
+    crash_databases: Databases,
+) -> None:
+    system, databases = crash_system, crash_databases
+    ledger = Ledger(f"kill -9 of {victim} at {point}, mid-batch")
+    log_path = system.services[victim].log_path
+    await system.restart(
+        victim, env={"FAULT_CRASH_AT": point, "FAULT_CRASH_AFTER": str(CRASH_AFTER)}
+    )
+    log_from = log_path.stat().st_size  # its log goes on from earlier starts
+    burst = []
+    for _ in range(BURST):
+        parties = ledger.parties("extended")
+        ledger.final_status[parties.offer_id] = "pending"
+        burst.append(ledger.extend(parties))
+
+    began = time.monotonic()
+    await sender.send_all(burst)
+    status = await system.exited(victim, within=90)
+    died = time.monotonic() - began
+    with log_path.open("rb") as file:
+        file.seek(log_from)
+        log = file.read().decode(errors="replace")
+    assert status == -signal.SIGKILL, (
+        f"{victim} did not kill itself at {point} (exit status {status}); log:\n{log[-3000:]}"
+    )
+    assert CRASH_LINE.format(point=point) in log, "killed, but not by its crash point"
+    kill = await at_the_kill(ledger, victim, point, system, recorder, databases)
+
+    await system.restart(victim)  # without FAULT_CRASH_AT
+    verdict = await settle(ledger, recorder, databases, within=120)
+    repeated = repeats(ledger, recorder)
+    print(
+        f"\n{verdict.report()}\n{kill.line()}\n{repeated.line()}\n"
+        f"  {victim} died {died:.1f}s into the burst; settled {time.monotonic() - began:.1f}s"
+    )
+    assert kill.passed, kill.line()
+    assert verdict.passed, verdict.report()
+    assert repeated.passed, repeated.line()
