@@ -15,11 +15,11 @@ from .common import add_infra_options, run_id, run_with_infra, say
 async def run(args: argparse.Namespace) -> None:
     tag = run_id()
     started = time.monotonic()
-    pairs = await throughput.run(args.n, args.repeat, args.keep, tag=f"{tag}t")
+    repeats = await throughput.run(args.n, args.repeat, args.keep, tag=f"{tag}t")
     if not args.skip_streaming:
         await streaming.run(args.stream_n, args.stream_within, args.keep, tag=f"{tag}s")
     # Half the maximum: the lowest of our measured rates, so the run stays under capacity.
-    rate = args.rate or max(1.0, min(pair.ours.per_second for pair in pairs) / 2)
+    rate = args.rate or max(1.0, min(r.ours.per_second for r in repeats) / 2)
     await latency.run(rate, args.latency_seconds, args.keep, tag=f"{tag}l")
     if not args.skip_growth:
         sizes = [int(s) for s in args.sizes.split(",")]
@@ -37,7 +37,9 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="commands per throughput run")
-    parser.add_argument("--repeat", type=int, default=2, help="throughput baseline + ours pairs")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="throughput repeats (both plain pipelines and ours)"
+    )
     parser.add_argument("--stream-n", type=int, default=3000, help="commands streamed")
     parser.add_argument("--stream-within", type=float, default=1800)
     parser.add_argument("--skip-streaming", action="store_true")
