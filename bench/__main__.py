@@ -1,6 +1,7 @@
-"""`python -m bench` (and `make bench`): throughput beside a plain two-hop baseline, streaming
-3,000 commands without slowing down, latency at half the measured maximum, and the cost of
-a command and of the expiry sweep with up to 1M stored offers. Figures are printed; nothing
+"""`python -m bench` (and `make bench`): throughput beside two plain two-hop pipelines (per
+record and batched), streaming 3,000 commands without slowing down, latency at half the
+measured maximum, resuming after kill -9 of each service, and the cost of a command and of
+the expiry sweep with up to 1M stored offers. Figures are printed; nothing
 here is a test."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from . import growth, latency, streaming, throughput
+from . import growth, latency, resume, streaming, throughput
 from .common import add_infra_options, run_id, run_with_infra, say
 
 
@@ -21,6 +22,8 @@ async def run(args: argparse.Namespace) -> None:
     # Half the maximum: the lowest of our measured rates, so the run stays under capacity.
     rate = args.rate or max(1.0, min(r.ours.per_second for r in repeats) / 2)
     await latency.run(rate, args.latency_seconds, args.keep, tag=f"{tag}l")
+    if not args.skip_resume:
+        await resume.run(args.resume_rate, args.resume_steady, args.keep, tag=f"{tag}r")
     if not args.skip_growth:
         sizes = [int(s) for s in args.sizes.split(",")]
         await growth.run(
@@ -45,6 +48,11 @@ def main() -> None:
     parser.add_argument("--skip-streaming", action="store_true")
     parser.add_argument("--rate", type=float, help="latency rate (default: half the maximum)")
     parser.add_argument("--latency-seconds", type=float, default=30)
+    parser.add_argument(
+        "--resume-rate", type=float, default=5, help="commands/s of each type while killing"
+    )
+    parser.add_argument("--resume-steady", type=float, default=3, help="seconds before a kill")
+    parser.add_argument("--skip-resume", action="store_true")
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--extend-n", type=int, default=200)
     parser.add_argument("--extend-within", type=float, default=180)
