@@ -194,15 +194,17 @@ class Sampler:
 
     @staticmethod
     def _failed(recording: Recording) -> str:
-        stderr = recording.log.read_text(errors="replace").strip()[-800:]
+        stderr = recording.log.read_text(errors="replace").split("Stack backtrace:")[0]
+        stderr = " ".join(stderr.split())[-800:]
         hint = ""
         if "ermission" in stderr or "ptrace" in stderr.lower():
             scope = Path("/proc/sys/kernel/yama/ptrace_scope")
             level = scope.read_text().strip() if scope.exists() else "absent"
             hint = (
                 f" — py-spy needs ptrace on pid {recording.pid}: kernel.yama.ptrace_scope is "
-                f"{level}, running as uid {os.getuid()}; run as root or with CAP_SYS_PTRACE "
-                "(a container: --cap-add SYS_PTRACE), or set ptrace_scope to 0"
+                f"{level}, running as uid {os.getuid()}; it needs the target's user, and "
+                "CAP_SYS_PTRACE where ptrace_scope ≥ 1 (a container: --cap-add SYS_PTRACE; "
+                "root without it is refused too)"
             )
         return f"py-spy could not sample {recording.service}: {stderr or 'no output'}{hint}"
 
