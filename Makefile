@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench faults faults-cluster docs browser asyncapi-tools models analytics
+.PHONY: run test test-infra-down infra-up infra-down infra-status install lint typecheck schemas unit clean demo bench profile faults faults-cluster docs browser asyncapi-tools models analytics
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing the project (first run only)…"
@@ -51,9 +51,14 @@ run: install infra-up
 demo: install
 	@$(BIN)/offers demo
 
-# Figures for the README: throughput beside a bare aiokafka baseline, latency, growth.
+# Figures for the README: throughput beside two plain aiokafka pipelines, latency, resuming
+# after kill -9, growth.
 bench: install infra-up
 	@$(BIN)/python -m bench
+
+# py-spy on offer_service and notification_service while the throughput path runs: top frames.
+profile: install infra-up
+	@$(BIN)/python -m bench.profile
 
 # The reference analytics consumer (analytics/): catches up on the event topics of `make run`'s
 # Kafka into .infra/analytics.duckdb, prints the funnel and writes .infra/analytics-report.html.
