@@ -74,7 +74,12 @@ def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
         EmailMetrics(kit.metrics.registry, NAME),
         owner=owner,
     )
-    due = DueBuckets(kit.database["reminders"], kit.database["sweeps"], "reminders")
+    due = DueBuckets(
+        kit.database["reminders"],
+        kit.database["sweeps"],
+        "reminders",
+        fields=("state", "due_at", "offer_id", "version"),  # what `send` reads
+    )
 
     def send(reminder: Document, now: datetime) -> SendReminder | None:
         if reminder["state"] != PENDING or reminder["due_at"] > now:

@@ -16,7 +16,7 @@ missed item.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,8 +30,11 @@ BUCKET_SECONDS = 60
 # Buckets this close to now are not yet called done: the clocks of the instances that
 # stored the work and of the one sweeping may differ by a little.
 CLOCK_SKEW = timedelta(seconds=BUCKET_SECONDS)
-# Documents per round trip while a bucket is read.
-PAGE_SIZE = 500
+# Documents per round trip while a bucket is read, and per call of a page's handler. Each
+# document read costs FerretDB far more (decoding the whole stored document) than a round
+# trip does, so a larger page saves little there; it saves the handler's calls, which ask
+# for a page's work together.
+PAGE_SIZE = 5000
 
 FIELD = "due_bucket"
 
@@ -68,6 +71,21 @@ class DueBuckets:
     async def sweep(self, now: datetime, handle: Callable[[Document], Awaitable[bool]]) -> int:
         """Hands every document of every bucket up to now to `handle`; returns how many it
         took out of their buckets."""
+
+        async def each(page: list[Document]) -> int:
+            taken = 0
+            for document in page:
+                taken += await handle(document)
+            return taken
+
+        return await self.sweep_pages(now, each)
+
+    async def sweep_pages(
+        self, now: datetime, handle: Callable[[list[Document]], Awaitable[int]]
+    ) -> int:
+        """Hands every document of every bucket up to now to `handle`, a page (up to
+        PAGE_SIZE documents of one bucket) at a time; `handle` returns how many of the page
+        it took out of their bucket, and this how many it took in all."""
         found = await self.sweeps.find_one({"_id": self.name})
         first = found["bucket"] if found else due_bucket(now - CLOCK_SKEW)
         settled = due_bucket(now - CLOCK_SKEW)  # buckets before this one are wholly past
@@ -75,14 +93,23 @@ class DueBuckets:
         taken = 0
         for bucket in range(first, due_bucket(now) + 1):
             emptied = True
-            cursor = self.collection.find({FIELD: bucket}, self.projection, batch_size=PAGE_SIZE)
-            async for document in cursor:
-                if await handle(document):
-                    taken += 1
-                else:
-                    emptied = False
+            async for page in self._pages(bucket):
+                took = await handle(page)
+                taken += took
+                emptied = emptied and took == len(page)
             if emptied and bucket == done_until and bucket < settled:
                 done_until = bucket + 1
         if done_until > first:
             await self.sweeps.update_one({"_id": self.name}, {"$max": {"bucket": done_until}})
         return taken
+
+    async def _pages(self, bucket: int) -> AsyncIterator[list[Document]]:
+        cursor = self.collection.find({FIELD: bucket}, self.projection, batch_size=PAGE_SIZE)
+        page: list[Document] = []
+        async for document in cursor:
+            page.append(document)
+            if len(page) == PAGE_SIZE:
+                yield page
+                page = []
+        if page:
+            yield page
