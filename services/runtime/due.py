@@ -16,7 +16,8 @@ missed item.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,7 +94,7 @@ class DueBuckets:
         taken = 0
         for bucket in range(first, due_bucket(now) + 1):
             emptied = True
-            async for page in self._pages(bucket):
+            async for page in _read_ahead(self._pages(bucket)):
                 took = await handle(page)
                 taken += took
                 emptied = emptied and took == len(page)
@@ -103,7 +104,7 @@ class DueBuckets:
             await self.sweeps.update_one({"_id": self.name}, {"$max": {"bucket": done_until}})
         return taken
 
-    async def _pages(self, bucket: int) -> AsyncIterator[list[Document]]:
+    async def _pages(self, bucket: int) -> AsyncGenerator[list[Document]]:
         cursor = self.collection.find({FIELD: bucket}, self.projection, batch_size=PAGE_SIZE)
         page: list[Document] = []
         async for document in cursor:
@@ -113,3 +114,18 @@ class DueBuckets:
                 page = []
         if page:
             yield page
+
+
+async def _read_ahead(pages: AsyncGenerator[list[Document]]) -> AsyncIterator[list[Document]]:
+    """The same pages, the next one already being read while the caller handles this one:
+    the database decodes the next page while the handler asks for this one's work."""
+    reading: asyncio.Future[list[Document] | None] = asyncio.ensure_future(anext(pages, None))
+    try:
+        while (page := await reading) is not None:
+            reading = asyncio.ensure_future(anext(pages, None))
+            yield page
+    finally:  # the handler failed, or the caller stopped early: stop reading too
+        reading.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await reading  # its own failure, if any, is the caller's failure's consequence
+        await pages.aclose()
