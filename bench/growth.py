@@ -20,10 +20,11 @@ At each size (default 10k, then topped up to 100k, then to 1M):
 - the sweep, with the sweep's cursor (the `sweeps` document) at the due offers' bucket, as
   the services would have left it: the query plan FerretDB reports for one bucket; finding
   the due offers (every bucket from the cursor to the clock read, nothing written); and the
-  full pass: the sweep finding and asking for each due offer's expiry as offer_service's
-  asking sweep does (a page of ExpireOffer at a time through Requests, published together
-  to a Kafka topic of the run's own), then, in process, handlers.expire of each of those
-  commands, as the offer's partition handler runs it, with a recording publish function.
+  full pass: the sweep on schedule finding and asking for each due offer's expiry as
+  offer_service's asking sweep does (a page of ExpireOffer at a time through Requests,
+  published together to a Kafka topic of the run's own), then, in process, handlers.expire
+  of each of those commands, as the offer's partition handler runs it, with a recording
+  publish function.
   The expired offers are then put back as they were, so the next size again has 1 % due.
 Each size's costs are printed beside the first size's, as a ratio (goal: 1M within 1.5x of
 10k).
@@ -381,9 +382,9 @@ async def sweep(
     result.find_s, result.found = await find(clock)
     say(f"growth {size:,}: found {result.found:,} due in {result.find_s:.2f}s")
 
-    # The full pass: the sweep finds each due offer and asks for its expiry as offer_service's
-    # asking sweep does (a page at a time, published together to a topic of the run's own),
-    # then, in process, the offer's own handler expires it on that command.
+    # The full pass: the sweep on schedule finds each due offer and asks for its expiry as
+    # offer_service's asking sweep does (a page at a time, published together to a topic of
+    # the run's own), then, in process, the offer's own handler expires it on that command.
     asked: list[ExpireOffer] = []
 
     async def ask(page: list[Document]) -> int:
@@ -393,16 +394,16 @@ async def sweep(
                 offer_id=offer["_id"],
             )
             for offer in page
-            if offer["expires_at"] <= clock
+            if offer["expires_at"] <= on_schedule
         ]
         result.asked += await requests.send_many(commands)
         asked.extend(commands)
         return 0  # out of its bucket only once its handler has expired it, after this pass
 
-    say(f"growth {size:,}: full pass: the sweep finding and asking for each due offer's expiry")
+    say(f"growth {size:,}: full pass: the sweep on schedule asking for each due offer")
     async with asking(f"bench_growth_{tag}_{size}.internal") as requests:
         started = time.perf_counter()
-        await expiry.sweep_pages(clock, ask)
+        await expiry.sweep_pages(on_schedule, ask)
         result.ask_s = time.perf_counter() - started
     say(
         f"growth {size:,}: found and asked for {result.asked:,} due among {short(size)} "
@@ -630,7 +631,8 @@ def report(results: list[SizeFigures], extend_n: int, extend_within: float) -> N
         "  finding: the bucket reads alone, from the sweep's cursor (at the due offers' bucket)\n"
         "  to the clock; on schedule: the clock a minute after they fell due, as a sweep every\n"
         "  60 s finds them. found and asked for: the sweep reading the due offers and\n"
-        "  publishing an ExpireOffer for each, a page at a time (Kafka, acknowledged); all\n"
+        "  publishing an ExpireOffer for each, a page at a time (Kafka, acknowledged), on\n"
+        "  schedule (3 buckets); all"
         "  expired: that plus handlers.expire of each ExpireOffer, one at a time, in process;\n"
         "  ms per expiry: the handlers' part / expired"
     )
