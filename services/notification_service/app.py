@@ -3,7 +3,7 @@ read API."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 
@@ -79,6 +79,7 @@ def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
         kit.database["sweeps"],
         "reminders",
         fields=("state", "due_at", "offer_id", "version"),  # what `send` reads
+        ahead=timedelta(seconds=kit.settings.expiry_sweep_interval_seconds),
     )
 
     def send(reminder: Document, now: datetime) -> SendReminder | None:

@@ -17,8 +17,8 @@ missed item.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,9 @@ CLOCK_SKEW = timedelta(seconds=BUCKET_SECONDS)
 # trip does, so a larger page saves little there; it saves the handler's calls, which ask
 # for a page's work together.
 PAGE_SIZE = 5000
+
+# Documents a pass keeps of what falls due before the next one (sweep_pages' `ahead`).
+AHEAD_MAX = 50_000
 
 FIELD = "due_bucket"
 
@@ -55,12 +58,16 @@ class DueBuckets:
         sweeps: AsyncCollection[Document],
         name: str,
         fields: tuple[str, ...] | None = None,
+        ahead: timedelta = timedelta(0),
     ) -> None:
         self.collection = collection
         self.sweeps = sweeps
         self.name = name
         # What `handle` reads of each document (all of it when None): less to send and decode.
         self.projection = None if fields is None else dict.fromkeys(fields, 1)
+        # How far past now a pass also reads (see sweep_pages); the pages it read.
+        self.ahead = ahead
+        self._seen_ahead: list[list[Document]] = []
 
     async def ensure_ready(self, now: datetime) -> None:
         """The index, and the first bucket to look at. Called before anything is stored:
@@ -86,23 +93,53 @@ class DueBuckets:
     ) -> int:
         """Hands every document of every bucket up to now to `handle`, a page (up to
         PAGE_SIZE documents of one bucket) at a time; `handle` returns how many of the page
-        it took out of their bucket, and this how many it took in all."""
+        it took out of their bucket, and this how many it took in all.
+
+        With `ahead`, a pass also reads the buckets that fall due before the next pass
+        (up to AHEAD_MAX documents), and the next pass first hands those pages to `handle`
+        as they were read, before reading its buckets as always: work falling due in a burst
+        is asked for without waiting for the database to decode it all again. Only for a
+        `handle` that merely asks (a read-ahead document may have changed since), and what
+        the buckets' own reads find still decides what is done."""
+        seen_ahead, self._seen_ahead = self._seen_ahead, []
+        for page in seen_ahead:
+            await handle(page)
         found = await self.sweeps.find_one({"_id": self.name})
         first = found["bucket"] if found else due_bucket(now - CLOCK_SKEW)
         settled = due_bucket(now - CLOCK_SKEW)  # buckets before this one are wholly past
         done_until = first
         taken = 0
-        for bucket in range(first, due_bucket(now) + 1):
+        current = due_bucket(now)
+        ahead: list[list[Document]] = []  # the current bucket's, then those read ahead
+        for bucket in range(first, current + 1):
             emptied = True
-            async for page in _read_ahead(self._pages(bucket)):
-                took = await handle(page)
-                taken += took
-                emptied = emptied and took == len(page)
+            async with aclosing(_read_ahead(self._pages(bucket))) as pages:
+                async for page in pages:
+                    took = await handle(page)
+                    taken += took
+                    emptied = emptied and took == len(page)
+                    if bucket == current and took < len(page):
+                        ahead.append(page)
             if emptied and bucket == done_until and bucket < settled:
                 done_until = bucket + 1
         if done_until > first:
             await self.sweeps.update_one({"_id": self.name}, {"$max": {"bucket": done_until}})
+        if self.ahead > timedelta(0):
+            self._seen_ahead = await self._pages_ahead(now, ahead)
         return taken
+
+    async def _pages_ahead(
+        self, now: datetime, pages: list[list[Document]]
+    ) -> list[list[Document]]:
+        kept = sum(map(len, pages))
+        for bucket in range(due_bucket(now) + 1, due_bucket(now + self.ahead) + 1):
+            async with aclosing(_read_ahead(self._pages(bucket))) as read:
+                async for page in read:
+                    kept += len(page)
+                    if kept > AHEAD_MAX:  # a burst too large to keep: the buckets' reads find it
+                        return []
+                    pages.append(page)
+        return pages
 
     async def _pages(self, bucket: int) -> AsyncGenerator[list[Document]]:
         cursor = self.collection.find({FIELD: bucket}, self.projection, batch_size=PAGE_SIZE)
@@ -116,7 +153,7 @@ class DueBuckets:
             yield page
 
 
-async def _read_ahead(pages: AsyncGenerator[list[Document]]) -> AsyncIterator[list[Document]]:
+async def _read_ahead(pages: AsyncGenerator[list[Document]]) -> AsyncGenerator[list[Document]]:
     """The same pages, the next one already being read while the caller handles this one:
     the database decodes the next page while the handler asks for this one's work."""
     reading: asyncio.Future[list[Document] | None] = asyncio.ensure_future(anext(pages, None))

@@ -143,3 +143,28 @@ async def test_asking_for_many_due_documents_publishes_each_ask_once_a_page_at_a
     await due.sweep_pages(NOW, ask)  # the next pass, within the quiet period: nothing again
     assert len(published) == 3
     assert await cursor(database) == due_bucket(at)  # waits for their handler
+
+
+async def test_what_a_pass_read_ahead_is_handed_first_on_the_next_one(
+    database: AsyncDatabase[Document],
+) -> None:
+    due = DueBuckets(database["items"], database["sweeps"], "items", ahead=timedelta(minutes=1))
+    await due.ensure_ready(NOW - timedelta(minutes=5))
+    soon = NOW.replace(second=0) + timedelta(seconds=BUCKET_SECONDS + 10)  # the next bucket
+    ids = await store(database, soon, soon, soon + timedelta(minutes=5))  # the last: too far
+    handed: list[list[str]] = []
+
+    async def ask(page: list[Document]) -> int:
+        handed.append([document["_id"] for document in page])
+        return 0
+
+    await due.sweep_pages(NOW, ask)
+    assert handed == []  # nothing in the buckets up to now; the next bucket read ahead
+    await database["items"].delete_many({})  # done meanwhile by their writer
+    later = soon + timedelta(seconds=5)
+    assert await due.sweep_pages(later, ask) == 0
+    # Handed as they were read, before the buckets' own reads (which found nothing now).
+    assert handed == [ids[:2]]
+    handed.clear()
+    await due.sweep_pages(later, ask)  # handed once: the last pass read nothing ahead
+    assert handed == []
