@@ -12,6 +12,12 @@ bucket that is wholly in the past and that a pass found with nothing left in it,
 that another instance owns (and has not done yet) is found again on the next pass. Several
 instances may write it; a lost write only moves it back, which costs a rescan, never a
 missed item.
+
+A burst (thousands falling due in the same minute) costs FerretDB about a third of a
+millisecond per document to find, whatever the projection: it decodes each whole stored
+document. So a sweep given `ahead` (its interval) also reads, at the end of each pass, the
+buckets that fall due before its next pass, and the next pass first asks for what that read
+found; its own bucket reads then go on as always and still decide what is done.
 """
 
 from __future__ import annotations
@@ -110,22 +116,22 @@ class DueBuckets:
         done_until = first
         taken = 0
         current = due_bucket(now)
-        ahead: list[list[Document]] = []  # the current bucket's, then those read ahead
+        keep: list[list[Document]] = []  # with `ahead`: the current bucket's pages not done
         for bucket in range(first, current + 1):
             emptied = True
-            async with aclosing(_read_ahead(self._pages(bucket))) as pages:
+            async with aclosing(_prefetching(self._pages(bucket))) as pages:
                 async for page in pages:
                     took = await handle(page)
                     taken += took
                     emptied = emptied and took == len(page)
-                    if bucket == current and took < len(page):
-                        ahead.append(page)
+                    if self.ahead and bucket == current and took < len(page):
+                        keep.append(page)
             if emptied and bucket == done_until and bucket < settled:
                 done_until = bucket + 1
         if done_until > first:
             await self.sweeps.update_one({"_id": self.name}, {"$max": {"bucket": done_until}})
         if self.ahead > timedelta(0):
-            self._seen_ahead = await self._pages_ahead(now, ahead)
+            self._seen_ahead = await self._pages_ahead(now, keep)
         return taken
 
     async def _pages_ahead(
@@ -133,7 +139,7 @@ class DueBuckets:
     ) -> list[list[Document]]:
         kept = sum(map(len, pages))
         for bucket in range(due_bucket(now) + 1, due_bucket(now + self.ahead) + 1):
-            async with aclosing(_read_ahead(self._pages(bucket))) as read:
+            async with aclosing(_prefetching(self._pages(bucket))) as read:
                 async for page in read:
                     kept += len(page)
                     if kept > AHEAD_MAX:  # a burst too large to keep: the buckets' reads find it
@@ -153,7 +159,7 @@ class DueBuckets:
             yield page
 
 
-async def _read_ahead(pages: AsyncGenerator[list[Document]]) -> AsyncGenerator[list[Document]]:
+async def _prefetching(pages: AsyncGenerator[list[Document]]) -> AsyncGenerator[list[Document]]:
     """The same pages, the next one already being read while the caller handles this one:
     the database decodes the next page while the handler asks for this one's work."""
     reading: asyncio.Future[list[Document] | None] = asyncio.ensure_future(anext(pages, None))
