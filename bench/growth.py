@@ -22,9 +22,10 @@ At each size (default 10k, then topped up to 100k, then to 1M):
   the due offers (every bucket from the cursor to the clock read, nothing written); and the
   full pass: the sweep on schedule finding and asking for each due offer's expiry as
   offer_service's asking sweep does (a page of ExpireOffer at a time through Requests,
-  published together to a Kafka topic of the run's own), then, in process, handlers.expire
-  of each of those commands, as the offer's partition handler runs it, with a recording
-  publish function.
+  published together to a Kafka topic of the run's own), once as the first pass after a
+  start, once as the pass after one that read them ahead (30 s before and after they fall
+  due); then, in process, handlers.expire of each of those commands, as the offer's
+  partition handler runs it, with a recording publish function.
   The expired offers are then put back as they were, so the next size again has 1 % due.
 Each size's costs are printed beside the first size's, as a ratio (goal: 1M within 1.5x of
 10k).
