@@ -3,7 +3,7 @@ read API."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 
@@ -74,7 +74,13 @@ def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
         EmailMetrics(kit.metrics.registry, NAME),
         owner=owner,
     )
-    due = DueBuckets(kit.database["reminders"], kit.database["sweeps"], "reminders")
+    due = DueBuckets(
+        kit.database["reminders"],
+        kit.database["sweeps"],
+        "reminders",
+        fields=("state", "due_at", "offer_id", "version"),  # what `send` reads
+        ahead=timedelta(seconds=kit.settings.expiry_sweep_interval_seconds),
+    )
 
     def send(reminder: Document, now: datetime) -> SendReminder | None:
         if reminder["state"] != PENDING or reminder["due_at"] > now:

@@ -78,7 +78,11 @@ def build(kit: Kit) -> Built:
     )
     # Pending offers by the minute they expire in.
     expiry = DueBuckets(
-        kit.database["offers"], kit.database["sweeps"], "offer-expiry", fields=("expires_at",)
+        kit.database["offers"],
+        kit.database["sweeps"],
+        "offer-expiry",
+        fields=("expires_at",),
+        ahead=timedelta(seconds=kit.settings.expiry_sweep_interval_seconds),
     )
 
     def expire(offer: Document, now: datetime) -> ExpireOffer | None:

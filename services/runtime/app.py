@@ -48,8 +48,9 @@ from .openapi import Json, openapi_document
 from .outbox import PENDING
 from .parking import Parking
 from .refusals import Refusals
+from .requests import Requests
 from .secrets import redact
-from .service import Records, Requests, ServiceTable, release_request
+from .service import Records, ServiceTable, release_request
 from .streams import Streams
 from .uow import UnitOfWork
 from .wire import RecordOrigin
@@ -87,13 +88,12 @@ class Kit:
         async def pass_() -> None:
             now = utc_now()
 
-            async def ask(document: Document) -> bool:
-                command = ask_for(document, now)
-                if command is not None:
-                    await self.requests.send(command)
-                return False
+            async def ask(page: list[Document]) -> int:
+                commands = (ask_for(document, now) for document in page)
+                await self.requests.send_many(c for c in commands if c is not None)
+                return 0
 
-            await due.sweep(now, ask)
+            await due.sweep_pages(now, ask)
 
         async def sweep() -> None:
             await every(self.settings.expiry_sweep_interval_seconds, pass_, what)
@@ -153,7 +153,7 @@ def service_app(
     uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)
     refusals = Refusals(MongoDocuments(database["rejections"]), uow, metrics)
     parking = Parking(MongoDocuments(database["parked"]), utc_now)
-    requests = Requests(publishers.publish, table.internal_topic)
+    requests = Requests(publishers.publish_together, table.internal_topic)
     kit = Kit(settings, database, uow, refusals, requests, metrics)
     built = build(kit)
     records = Records(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from aiokafka import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -181,6 +181,31 @@ class Publishers:
                 key=entry.key.encode(),
                 headers=entry.headers(),
             )
+
+    async def publish_together(self, entries: Sequence[OutboxEntry]) -> None:
+        """Returns once the broker has acknowledged every entry, like `publish`, but hands
+        them all to the producer first and then waits for the acknowledgements together: a
+        batch costs about one round trip instead of one each. Each entry is in the
+        producer's queue before the next is handed over, and the idempotent producer keeps
+        a partition's records in that order, so messages of one key keep their order."""
+        sent: list[Awaitable[object]] = []
+        try:
+            for entry in entries:
+                sent.append(
+                    await self._by_topic[entry.topic].publish(
+                        entry.payload.encode(),
+                        key=entry.key.encode(),
+                        headers=entry.headers(),
+                        no_confirm=True,
+                    )
+                )
+        finally:
+            # Even when handing one over failed: the ones already handed over are awaited
+            # (their errors with them), so none is left unobserved.
+            results = await asyncio.gather(*sent, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def dead_letter(self, raw: bytes, origin: RecordOrigin, error: str) -> None:
         await self._by_topic[topics.COMMANDS_DEAD_LETTER].publish(

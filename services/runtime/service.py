@@ -30,14 +30,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts import Command, InvalidCommand, parse_command, topics
 from contracts import UnreadableCommand as Unreadable
-from contracts.internal import INTERNAL_ADAPTERS, InternalCommand, ReleaseParked
+from contracts.internal import INTERNAL_ADAPTERS, ReleaseParked
 from services.rules import Rejection, derived_id
 
 from . import metrics as outcomes
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
 from .logs import message_context
 from .metrics import ServiceMetrics
-from .outbox import OutboxEntry, Publish
 from .parking import Parked, Parking
 from .refusals import Refusals
 from .uow import NotYetKnown
@@ -401,27 +400,6 @@ class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owned |= assigned
         if assigned:
             await self.parking.reload()
-
-
-class Requests:
-    """Internal commands a sweep sends, each at most once per `quiet` seconds: the sweep
-    finds the same due work again on every pass until its writer has done it."""
-
-    def __init__(self, publish: Publish, topic: str, quiet: float = 5.0) -> None:
-        self.publish = publish
-        self.topic = topic
-        self.quiet = quiet
-        self._sent: dict[str, float] = {}
-
-    async def send(self, command: InternalCommand) -> bool:
-        now = time.monotonic()
-        if now - self._sent.get(command.command_id, -self.quiet) < self.quiet:
-            return False
-        await self.publish([OutboxEntry.of(command, topic=self.topic)])
-        self._sent[command.command_id] = now
-        if len(self._sent) > 100_000:
-            self._sent = {k: t for k, t in self._sent.items() if now - t < self.quiet}
-        return True
 
 
 def release_request(parked_key: str, asked_at: datetime) -> ReleaseParked:

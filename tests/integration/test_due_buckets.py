@@ -4,7 +4,7 @@ on only past buckets with nothing left in them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,11 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from contracts.internal import ExpireOffer
+from services.runtime import due as due_module
 from services.runtime.due import BUCKET_SECONDS, FIELD, DueBuckets, due_bucket
+from services.runtime.outbox import OutboxEntry
+from services.runtime.requests import Requests
 from tests.infrastructure import Endpoints
 from tests.kit import new_id
 
@@ -103,3 +107,64 @@ async def test_the_cursor_waits_for_work_left_to_another_instance(
     assert await cursor(database) > first
     await due.ensure_ready(NOW + timedelta(days=1))  # a restart keeps the stored cursor
     assert await cursor(database) == due_bucket(NOW) - 1
+
+
+async def test_asking_for_many_due_documents_publishes_each_ask_once_a_page_at_a_time(
+    database: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(due_module, "PAGE_SIZE", 500)
+    due = DueBuckets(database["items"], database["sweeps"], "items", fields=("due_at",))
+    await due.ensure_ready(NOW - timedelta(hours=1))
+    at = NOW - timedelta(minutes=30)
+    ids = await store(database, *[at] * 1200, NOW + timedelta(seconds=10))  # the last not due
+    published: list[list[OutboxEntry]] = []
+
+    async def publish(entries: Sequence[OutboxEntry]) -> None:
+        published.append(list(entries))
+
+    requests = Requests(publish, "items.internal")
+    pages: list[int] = []
+
+    async def ask(page: list[Document]) -> int:  # as Kit.asking_sweep asks
+        pages.append(len(page))
+        assert all(set(document) == {"_id", "due_at"} for document in page)  # the projection
+        await requests.send_many(
+            ExpireOffer(command_id=f"expire-{d['_id']}", offer_id=d["_id"])
+            for d in page
+            if d["due_at"] <= NOW
+        )
+        return 0  # their handler takes them out of their bucket, later
+
+    assert await due.sweep_pages(NOW, ask) == 0
+    assert sorted(pages) == [1, 200, 500, 500]
+    assert len(published) == 3  # one publish per page with anything to ask
+    asked = [entry.key for call in published for entry in call]
+    assert sorted(asked) == sorted(ids[:1200])
+    await due.sweep_pages(NOW, ask)  # the next pass, within the quiet period: nothing again
+    assert len(published) == 3
+    assert await cursor(database) == due_bucket(at)  # waits for their handler
+
+
+async def test_what_a_pass_read_ahead_is_handed_first_on_the_next_one(
+    database: AsyncDatabase[Document],
+) -> None:
+    due = DueBuckets(database["items"], database["sweeps"], "items", ahead=timedelta(minutes=1))
+    await due.ensure_ready(NOW - timedelta(minutes=5))
+    soon = NOW.replace(second=0) + timedelta(seconds=BUCKET_SECONDS + 10)  # the next bucket
+    ids = await store(database, soon, soon, soon + timedelta(minutes=5))  # the last: too far
+    handed: list[list[str]] = []
+
+    async def ask(page: list[Document]) -> int:
+        handed.append([document["_id"] for document in page])
+        return 0
+
+    await due.sweep_pages(NOW, ask)
+    assert handed == []  # nothing in the buckets up to now; the next bucket read ahead
+    await database["items"].delete_many({})  # done meanwhile by their writer
+    later = soon + timedelta(seconds=5)
+    assert await due.sweep_pages(later, ask) == 0
+    # Handed as they were read, before the buckets' own reads (which found nothing now).
+    assert handed == [ids[:2]]
+    handed.clear()
+    await due.sweep_pages(later, ask)  # handed once: the last pass read nothing ahead
+    assert handed == []
