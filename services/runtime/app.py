@@ -29,9 +29,11 @@ from starlette.routing import Route
 from contracts.internal import InternalCommand
 
 from .background import every
+from .batch import Batched, StateCache
 from .clock import utc_now
 from .config import Settings, mongo_client
-from .documents import Document, Documents, MongoDocuments
+from .crash import crash_point
+from .documents import Document, Documents
 from .due import DueBuckets
 from .http import BadRequest, Refused, StartupError, bad_request, http_error, refused
 from .kafka import (
@@ -72,8 +74,9 @@ class Kit:
     requests: Requests
     metrics: ServiceMetrics
 
-    def documents(self, name: str) -> MongoDocuments:
-        return MongoDocuments(self.database[name])
+    def documents(self, name: str) -> Batched:
+        """A collection the handlers write: a batch at a time (services.runtime.batch)."""
+        return Batched(self.database[name])
 
     def asking_sweep(
         self,
@@ -127,18 +130,20 @@ def highwater_of(subscribers: Sequence[Any], topic: str, partition: int) -> int 
     return None
 
 
-def give_back(message: KafkaMessage, record: Any) -> None:
-    """A record fetched before a rebalance took its partition away: not ours to handle.
-    If the consumer still holds the partition (the rebalance is under way), it rewinds to
-    the record, so the commit after this handler cannot pass it; if it no longer does, its
-    new owner reads it from the last committed offset."""
+def give_back(message: KafkaMessage, records: Sequence[Any]) -> None:
+    """Records fetched before a rebalance took their partitions away: not ours to handle.
+    If the consumer still holds a partition (the rebalance is under way), it rewinds to the
+    earliest of them, so the commit after this batch cannot pass them; if it no longer does,
+    their new owner reads them from the last committed offset."""
     consumer: Any = getattr(message, "consumer", None)  # aiokafka's, set by FastStream
-    partition = TopicPartition(record.topic, record.partition)
-    if consumer is not None and partition in consumer.assignment():
-        consumer.seek(partition, record.offset)
-    log.info(
-        "left %s[%d]@%d to the partition's new owner", record.topic, record.partition, record.offset
-    )
+    earliest: dict[TopicPartition, int] = {}
+    for record in records:
+        partition = TopicPartition(record.topic, record.partition)
+        earliest[partition] = min(record.offset, earliest.get(partition, record.offset))
+    for partition, offset in earliest.items():
+        if consumer is not None and partition in consumer.assignment():
+            consumer.seek(partition, offset)
+        log.info("left %s[%d]@%d on to the partition's new owner", *partition, offset)
 
 
 def service_app(
@@ -151,8 +156,8 @@ def service_app(
     database = mongo[settings.database_name]
     publishers = Publishers(broker, table.publishes)
     uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)
-    refusals = Refusals(MongoDocuments(database["rejections"]), uow, metrics)
-    parking = Parking(MongoDocuments(database["parked"]), utc_now)
+    refusals = Refusals(Batched(database["rejections"]), uow, metrics)
+    parking = Parking(Batched(database["parked"]), utc_now)
     requests = Requests(publishers.publish_together, table.internal_topic)
     kit = Kit(settings, database, uow, refusals, requests, metrics)
     built = build(kit)
@@ -166,17 +171,20 @@ def service_app(
         max_contract_days=settings.max_contract_days,
         unknown_wait=timedelta(seconds=settings.unknown_offer_wait_seconds),
         highwater=lambda topic, partition: highwater_of(subscribers, topic, partition),
+        publish_all=publishers.publish_together,
+        cache=StateCache(settings.state_cache_size),
     )
     subscribers = subscribe_all(broker, table.consumed_topics, settings, records.in_flight)
     for subscriber in subscribers:
 
         @subscriber
-        async def on_record(body: bytes, message: KafkaMessage) -> None:
-            record: Any = message.raw_message
-            if not records.in_flight.owns(record.topic, record.partition):
-                give_back(message, record)
-                return
-            await records.handle(body, RecordOrigin.of(record))
+        async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
+            fetched: tuple[Any, ...] = message.raw_message
+            owned = [r for r in fetched if records.in_flight.owns(r.topic, r.partition)]
+            give_back(message, [r for r in fetched if r not in owned])
+            if owned:
+                await records.handle_batch([(r.value or b"", RecordOrigin.of(r)) for r in owned])
+            crash_point("before_commit")
 
     async def ask_release_of_due() -> None:
         for key in parking.due():

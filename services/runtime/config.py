@@ -102,6 +102,12 @@ class Settings:
     # at a time: the bound on records handled concurrently. More than the topics'
     # partitions leaves the extra ones idle.
     kafka_consumers: int = 3
+    # A consumer's batch (services.runtime.batch): at most this many records, what the
+    # broker has at the moment; with nothing there, it looks again this often.
+    kafka_batch_max_records: int = 500
+    kafka_batch_wait_ms: int = 10
+    # Documents kept in memory between batches, per instance (their partitions' only writer).
+    state_cache_size: int = 20_000
     # Static group membership (KIP-345): the name this instance's consumers keep across
     # restarts, so a restarted instance takes its partitions back at once. Each running
     # instance needs its own; None (HTTP_PORT=0, tests) joins as a new member each time.
@@ -145,6 +151,9 @@ class Settings:
             kafka_fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 50, minimum=1),
             kafka_linger_ms=env_int("KAFKA_LINGER_MS", 0),
             kafka_consumers=env_int("KAFKA_CONSUMERS", 3, minimum=1),
+            kafka_batch_max_records=env_int("KAFKA_BATCH_MAX_RECORDS", 500, minimum=1),
+            kafka_batch_wait_ms=env_int("KAFKA_BATCH_WAIT_MS", 10, minimum=1),
+            state_cache_size=env_int("STATE_CACHE_SIZE", 20_000, minimum=0),
             kafka_instance_id=instance_id(service_name, env_int("HTTP_PORT", default_http_port)),
             kafka_session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
             topic_layout=topic_layout_from_env(),

@@ -22,6 +22,7 @@ from aiokafka.errors import (
 )
 from pymongo.errors import ConnectionFailure, OperationFailure
 
+from .batch import BatchWriteConflict
 from .uow import NotYetKnown, WriterConflict
 from .wire import RecordOrigin
 
@@ -37,6 +38,7 @@ INFRASTRUCTURE_ERRORS = (
     ConnectionError,
     TimeoutError,
     WriterConflict,
+    BatchWriteConflict,
 )
 INFRASTRUCTURE_BACKOFF_SECONDS = 1.0
 # FerretDB keeps answering while the PostgreSQL behind it is down or restarting, with an

@@ -14,7 +14,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.publisher import DefaultPublisher
-from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from contracts import topics
 
@@ -125,18 +125,19 @@ def subscribe_all(
     topic_names: Sequence[str],
     settings: Settings,
     listener: ConsumerRebalanceListener,
-) -> list[DefaultSubscriber]:
+) -> list[BatchSubscriber]:
     """The service's consumers, each subscribed to all its topics, in the service's group.
 
     Range assignment gives each consumer the same partition numbers of every topic, so all
-    records of one key (one aggregate) meet in one consumer, which handles them one at a
-    time (services.runtime.service). Several consumers per instance (KAFKA_CONSUMERS)
-    handle different partitions concurrently.
+    records of one key (one aggregate) meet in one consumer, which handles them in order,
+    a fetched batch at a time (services.runtime.service). Several consumers per instance
+    (KAFKA_CONSUMERS) handle different partitions concurrently.
 
     Static membership (KIP-345): each consumer has a `group.instance.id` that outlives the
     process, so one restarted after a crash takes its partitions back at once, without a
-    rebalance or waiting out the dead member's session. Offsets are committed only after
-    a record was handled (NACK_ON_ERROR: on an exception the partition is rewound)."""
+    rebalance or waiting out the dead member's session. Offsets are committed once per
+    batch, after it is stored and published (NACK_ON_ERROR: on an exception each partition
+    is rewound to the batch's first record of it)."""
     return [
         broker.subscriber(
             *topic_names,
@@ -147,6 +148,11 @@ def subscribe_all(
             partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=settings.kafka_session_timeout_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            # A fetched batch at a time: what the broker has for us now, up to
+            # max_records; never waiting to fill one (services.runtime.batch).
+            batch=True,
+            max_records=settings.kafka_batch_max_records,
+            batch_timeout_ms=settings.kafka_batch_wait_ms,
             auto_offset_reset="earliest",
             decoder=raw_body,
             # Latency: do not sit 500 ms on an empty fetch (aiokafka's default); see config.py.

@@ -9,7 +9,9 @@ by the aggregate's id, and all topics a service consumes have the same number of
 partitions (checked at start-up). The service's consumers subscribe to all of them with
 Kafka's range assignor, which gives partition N of every topic to the same consumer. So
 each aggregate's records, whichever topic they come on, meet in one consumer, which
-handles them one at a time. Work that does not come from a record (the expiry and reminder
+handles them in order, a fetched batch at a time: the batch's aggregates side by side,
+each one's records one after another, and all their I/O done together at the end of the
+batch (services.runtime.batch). Work that does not come from a record (the expiry and reminder
 sweeps, the deadline of a parked command) is sent as an internal command to the service's
 own internal topic, keyed by the aggregate, and so takes the same path.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -34,6 +36,7 @@ from contracts.internal import INTERNAL_ADAPTERS, ReleaseParked
 from services.rules import Rejection, derived_id
 
 from . import metrics as outcomes
+from .batch import Batch, PublishAll, StateCache, current
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
 from .logs import message_context
 from .metrics import ServiceMetrics
@@ -145,6 +148,8 @@ class Records:
         max_contract_days: int,
         unknown_wait: timedelta,
         highwater: Callable[[str, int], int | None] = lambda topic, partition: None,
+        publish_all: PublishAll | None = None,
+        cache: StateCache | None = None,
     ) -> None:
         self.table = table
         self.handlers = handlers
@@ -154,13 +159,55 @@ class Records:
         self.metrics = metrics
         self.max_contract_days = max_contract_days
         self.unknown_wait = unknown_wait
-        self.in_flight = InFlight(parking)
+        self.cache = cache or StateCache()
+        self.publish_all = publish_all
+        self.updating = asyncio.Semaphore()  # services.runtime.batch: one command of updates
+        self.in_flight = InFlight(parking, self.cache)
         # Where the service's reading stands, per partition: the next offset, and when the
         # last record read was written; and the topics whose records bring aggregates.
         self.highwater = highwater
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.read_until: dict[tuple[str, int], float] = {}
         self.sources = tuple(on.topic for on in table.consumes if on.releases is not None)
+
+    async def handle_batch(self, records: Sequence[tuple[bytes, RecordOrigin]]) -> None:
+        """A fetched batch: each aggregate's records in order, the aggregates side by side,
+        and the I/O of all of them done by one Batch. An outage is raised (the batch is
+        fetched again); a batch whose writes fail otherwise is handled again a record at a
+        time, straight against the database, so that the record at fault is dead-lettered
+        alone and the others go through."""
+        assert self.publish_all is not None, "Records made without publish_all"
+        batch = Batch(self.cache, self.publish_all, self.updating)
+        token = current.set(batch)
+        try:
+            async with self.in_flight:
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for run in _by_key(records):
+                            group.create_task(self._handle_in_order(run))
+                except BaseExceptionGroup as failed:
+                    raise failed.exceptions[0] from None
+                await batch.commit()
+        except Exception as error:
+            self.cache.clear()  # ahead of the database, or stale: read it again
+            if is_outage(error):
+                raise
+            log.warning(
+                "a batch of %d record(s) could not be stored (%s); handling them again one "
+                "at a time",
+                len(records),
+                _cause(error),
+                exc_info=error,
+            )
+            current.set(None)
+            for raw, origin in records:
+                await self.handle(raw, origin)
+        finally:
+            current.reset(token)
+
+    async def _handle_in_order(self, run: Sequence[tuple[bytes, RecordOrigin]]) -> None:
+        for raw, origin in run:
+            await self.handle(raw, origin)
 
     async def handle(self, raw: bytes, origin: RecordOrigin) -> None:
         on = self.table.routes[origin.topic]
@@ -373,8 +420,9 @@ class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
     committed offset. Together these close the window in which two instances could both
     be writing one aggregate."""
 
-    def __init__(self, parking: Parking) -> None:
+    def __init__(self, parking: Parking, cache: StateCache) -> None:
         self.parking = parking
+        self.cache = cache
         self.count = 0
         self.owned: set[TopicPartition] = set()
         self._idle = asyncio.Event()
@@ -395,11 +443,23 @@ class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self.owned -= revoked
         await self._idle.wait()
+        if revoked:
+            self.cache.clear()  # their next owner may write them
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.owned |= assigned
         if assigned:
             await self.parking.reload()
+
+
+def _by_key(
+    records: Sequence[tuple[bytes, RecordOrigin]],
+) -> list[list[tuple[bytes, RecordOrigin]]]:
+    """The records of each key (each aggregate), in their order."""
+    runs: dict[tuple[int, bytes | None], list[tuple[bytes, RecordOrigin]]] = {}
+    for raw, origin in records:
+        runs.setdefault((origin.partition, origin.key), []).append((raw, origin))
+    return list(runs.values())
 
 
 def release_request(parked_key: str, asked_at: datetime) -> ReleaseParked:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from .batch import Batched, current
 from .documents import Document, Documents
 from .outbox import PENDING, MessageLike, OutboxEntry, Publish, outbox_fields, outbox_of
 
@@ -102,7 +103,7 @@ class UnitOfWork:
     def __init__(
         self, publish: Publish, clock: Callable[[], datetime], internal_topic: str = ""
     ) -> None:
-        self.publish = publish
+        self._publish = publish
         self.clock = clock
         self.internal_topic = internal_topic
 
@@ -190,11 +191,26 @@ class UnitOfWork:
             await self.flush(documents, existing)
         return False
 
+    async def publish(self, entries: Sequence[OutboxEntry]) -> None:
+        """Messages stored nowhere (the same input makes them again): sent now, or with the
+        open batch's messages, in their order."""
+        batch = current.get()
+        if batch is not None:
+            batch.publish(entries)
+        else:
+            await self._publish(entries)
+
     async def flush(self, documents: Documents, document: Document) -> None:
+        """Publishes the document's outbox and empties it; in a batch, the batch does that
+        once it has stored the document (services.runtime.batch)."""
+        batch = current.get()
+        if batch is not None and isinstance(documents, Batched):
+            batch.take_outbox(documents, document["_id"])
+            return
         entries = outbox_of(document)
         if not entries:
             return
-        await self.publish(entries)
+        await self._publish(entries)
         # Conditioned on the revision: a tripwire, as in commit.
         await documents.update(
             document["_id"],

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.e2e
 BASE_PORT = 18541  # offer_service, notification_service
 VICTIMS = ("offer_service", "notification_service")
 BURST = 50  # ExtendOffer commands, one per offer, sent at once
-CRASH_AFTER = 20  # the crash point kills on its 20th pass: in the middle of the burst
+CRASH_AFTER = 1  # the crash point kills on its 1st pass: the first batch of the burst
 CRASH_LINE = "crash point {point}: killing this process as FAULT_CRASH_AT asks"
 
 

@@ -1,0 +1,402 @@
+"""The I/O of a fetched batch of records, done a batch at a time.
+
+Records hands a fetched batch to the handlers inside a `Batch`: while it is open, every
+collection a handler writes (a `Batched` collection) reads through the batch and writes into
+it, and the unit of work's publishes are held by it. Nothing reaches the database or the
+broker until the batch is over; then `Batch.commit` does, in this order:
+
+  1. the batch's new and changed documents, each with its outbox, in bulk writes;
+  2. every message of the batch, sent together in the order the handlers made them, and
+     awaited together (nothing is published before it is stored);
+  3. the outboxes emptied, and what the batch deleted (a released parked record), deleted;
+
+and Records then lets FastStream commit the batch's offsets once. A crash anywhere in
+between loses and doubles nothing, as with one record: the batch is delivered again, each
+redelivered command finds its aggregate already changed (its command id remembered), and
+what an outbox still holds is published when its document is next read.
+
+Reads: a document is read from the database once, then kept in the `StateCache` while its
+partition is owned by this process (the cache is dropped on a rebalance, on any failure of a
+batch, and bounded in size). That is safe because each document has one writer, the
+consumer of its aggregate's partition (services.runtime.service). Within a batch, a read
+sees the batch's own writes.
+
+FerretDB 1.24 cannot serve a bulk of many updates in one command (it holds a PostgreSQL
+connection per statement until the command ends: 50 statements exhaust its pool and the
+command never returns), and pushes no `$in` down (a read of many ids is a scan of the
+collection). So inserts go as one insert_many, replacements and updates in commands of at
+most WRITES_PER_COMMAND statements, one such command at a time per process (three services
+then hold at most 30 of FerretDB's 50 connections so), and reads one `_id` lookup each, at
+most READS_AT_ONCE at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pymongo import DeleteOne, ReplaceOne, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from .crash import crash_point
+from .documents import Document, MongoDocuments
+from .outbox import PENDING, OutboxEntry, outbox_of
+
+WRITES_PER_COMMAND: Final = 10
+READS_AT_ONCE: Final = 16
+# Documents kept between batches: a few MB, and far more than one batch touches.
+CACHE_SIZE: Final = 20_000
+
+_OUTBOX_FIELDS = ("outbox_since", PENDING)
+
+
+class BatchWriteConflict(RuntimeError):
+    """A write of the batch found its document changed by someone else: a second writer,
+    which the partition layout rules out. The batch is handled again from fresh reads."""
+
+
+PublishAll = Callable[[Sequence[OutboxEntry]], Awaitable[None]]
+
+
+class StateCache:
+    """Documents as last stored, by collection and `_id` (None: known not to exist), least
+    recently used first out."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._documents: OrderedDict[tuple[str, str], Document | None] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> tuple[bool, Document | None]:
+        if key not in self._documents:
+            return False, None
+        self._documents.move_to_end(key)
+        return True, self._documents[key]
+
+    def put(self, key: tuple[str, str], document: Document | None) -> None:
+        self._documents[key] = document
+        self._documents.move_to_end(key)
+        while len(self._documents) > self.size:
+            self._documents.popitem(last=False)
+
+    def clear(self) -> None:
+        self._documents.clear()
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+
+@dataclass
+class _Change:
+    """One document the batch changed: as stored before the batch (None: not stored) and as
+    it is now (None: deleted)."""
+
+    documents: Batched
+    before: Document | None
+    now: Document | None
+
+
+@dataclass
+class _Outbox:
+    """A document whose outbox the batch publishes: the entries it has taken (the first
+    ones of the document's outbox, as stored)."""
+
+    documents: Batched
+    taken: list[Any] = field(default_factory=list)
+
+    def fresh(self, document: Mapping[str, Any]) -> list[Any]:
+        """The entries of the document's outbox not taken yet."""
+        taken = {entry["event_id"] for entry in self.taken}
+        return [e for e in document.get("outbox", ()) if e["event_id"] not in taken]
+
+
+@dataclass
+class Batch:
+    cache: StateCache
+    publish_all: PublishAll
+    # Held while a command of updates runs (one per process: see the module's docstring).
+    updating: asyncio.Semaphore
+    reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READS_AT_ONCE))
+    changes: dict[tuple[str, str], _Change] = field(default_factory=dict)
+    outboxes: dict[tuple[str, str], _Outbox] = field(default_factory=dict)
+    # Every message of the batch, in the order the handlers made them.
+    messages: list[OutboxEntry] = field(default_factory=list)
+
+    # --- what the handlers' collections ask ----------------------------------------------
+
+    async def get(self, documents: Batched, document_id: str) -> Document | None:
+        """The document as the batch has it, read from the database if it is not known."""
+        key = (documents.name, document_id)
+        if key not in self.changes and not self.cache.get(key)[0]:
+            async with self.reads:
+                stored = await documents.read(document_id)
+            if key not in self.changes:  # (another aggregate's run may have written it)
+                self.cache.put(key, stored)
+        return self.peek(documents, document_id)
+
+    def peek(self, documents: Batched, document_id: str) -> Document | None:
+        """The document as the batch has it now; known, because `get` was awaited first.
+        A check and the write it decides are made with no await in between, so that two
+        runs of the batch writing one document (two offers naming one new Talent Cloud)
+        see each other's writes."""
+        key = (documents.name, document_id)
+        change = self.changes.get(key)
+        found = change.now if change is not None else self.cache.get(key)[1]
+        return None if found is None else dict(found)
+
+    async def find(self, documents: Batched, field_: str, value: Any) -> list[Document]:
+        """The stored matches, as the batch has changed them."""
+        async with self.reads:
+            stored = await documents.read_all(field_, value)
+        found = {document["_id"]: document for document in stored}
+        for (name, document_id), change in self.changes.items():
+            if name != documents.name:
+                continue
+            found.pop(document_id, None)
+            if change.now is not None and change.now.get(field_) == value:
+                found[document_id] = change.now
+        return [dict(document) for document in found.values()]
+
+    def write(self, documents: Batched, document: Document) -> None:
+        """The document as it is now (it must have been read through the batch)."""
+        key = (documents.name, document["_id"])
+        change = self.changes.get(key)
+        if change is None:
+            _, before = self.cache.get(key)
+            change = self.changes[key] = _Change(documents, before, None)
+        outbox = self.outboxes.get(key)
+        if outbox is not None and outbox.taken:
+            # What the batch took of its outbox is not published yet: it stays stored with
+            # the document until it is (a write replaces the document's outbox).
+            document = {**document, "outbox": [*outbox.taken, *outbox.fresh(document)]}
+            for name in _OUTBOX_FIELDS:
+                document.setdefault(name, (change.now or change.before or {}).get(name, True))
+        change.now = document
+
+    def delete(self, documents: Batched, document_id: str) -> None:
+        key = (documents.name, document_id)
+        change = self.changes.get(key)
+        if change is None:
+            _, before = self.cache.get(key)
+            change = self.changes[key] = _Change(documents, before, None)
+        change.now = None
+
+    def take_outbox(self, documents: Batched, document_id: str) -> None:
+        """The unit of work's flush: the document's outbox is published with the batch."""
+        key = (documents.name, document_id)
+        change = self.changes.get(key)
+        stored = change.now if change is not None else self.cache.get(key)[1]
+        if stored is None:
+            return
+        outbox = self.outboxes.setdefault(key, _Outbox(documents))
+        fresh = outbox.fresh(stored)
+        self.messages.extend(outbox_of({"outbox": fresh}))
+        outbox.taken.extend(fresh)
+
+    def publish(self, entries: Sequence[OutboxEntry]) -> None:
+        """Messages not stored anywhere (derived again on a redelivery): sent with the
+        batch's, in order."""
+        self.messages.extend(entries)
+
+    # --- the batch's I/O ----------------------------------------------------------------
+
+    async def commit(self) -> None:
+        by_collection: dict[str, list[_Change]] = {}
+        for change in self.changes.values():
+            by_collection.setdefault(change.documents.name, []).append(change)
+        await asyncio.gather(
+            *(_store(changes, self.updating) for changes in by_collection.values())
+        )
+        crash_point("after_write")
+        if self.messages:
+            await self.publish_all(self.messages)
+        await asyncio.gather(
+            *(self._empty_outboxes(name) for name in {key[0] for key in self.outboxes}),
+            *(_delete(changes) for changes in by_collection.values()),
+        )
+        for (name, document_id), change in self.changes.items():
+            self.cache.put((name, document_id), change.now)
+
+    async def _empty_outboxes(self, name: str) -> None:
+        emptied: list[tuple[Batched, Document]] = []
+        for key, outbox in self.outboxes.items():
+            if key[0] != name or not outbox.taken:
+                continue
+            change = self.changes.get(key)
+            now = change.now if change is not None else self.cache.get(key)[1]
+            if now is None:
+                continue
+            now = {k: v for k, v in now.items() if k not in _OUTBOX_FIELDS}
+            now["outbox"] = []
+            if change is not None:
+                change.now = now
+            else:
+                self.cache.put(key, now)
+            emptied.append((outbox.documents, now))
+        if not emptied:
+            return
+        documents = emptied[0][0]
+        updates = [
+            UpdateOne(
+                _where(document),
+                {"$set": {"outbox": []}, "$unset": dict.fromkeys(_OUTBOX_FIELDS, "")},
+            )
+            for _, document in emptied
+        ]
+        matched = await documents.bulk(updates, self.updating)
+        if matched < len(updates):
+            raise BatchWriteConflict(
+                f"{len(updates) - matched} document(s) of {name} changed behind this batch "
+                "before their outboxes were emptied"
+            )
+
+
+async def _store(changes: list[_Change], updating: asyncio.Semaphore) -> None:
+    """Step 1: new documents in one insert_many, changed ones replaced."""
+    inserts = [c.now for c in changes if c.before is None and c.now is not None]
+    replaces = [
+        ReplaceOne(_where(c.before), c.now)
+        for c in changes
+        if c.before is not None and c.now is not None
+    ]
+    documents = changes[0].documents
+    if inserts:
+        await documents.insert_all(inserts)
+    if replaces:
+        matched = await documents.bulk(replaces, updating)
+        if matched < len(replaces):
+            raise BatchWriteConflict(
+                f"{len(replaces) - matched} document(s) of {documents.name} were written by "
+                "someone else between this batch's read and its write; handling it again"
+            )
+
+
+async def _delete(changes: list[_Change]) -> None:
+    deletes = [DeleteOne({"_id": c.before["_id"]}) for c in changes if c.before and c.now is None]
+    if deletes:
+        await changes[0].documents.bulk(deletes, asyncio.Semaphore())
+
+
+def _where(document: Mapping[str, Any]) -> Document:
+    """The filter of a write: the document at the revision the batch read (if it has one)."""
+    where: Document = {"_id": document["_id"]}
+    if "revision" in document:
+        where["revision"] = document["revision"]
+    return where
+
+
+current: ContextVar[Batch | None] = ContextVar("current_batch", default=None)
+
+
+class Batched(MongoDocuments):
+    """A collection that the handlers write: through the open batch if there is one,
+    straight to the database otherwise (start-up, the read API, the sweeps)."""
+
+    async def get(self, document_id: str) -> Document | None:
+        batch = current.get()
+        if batch is None:
+            return await super().get(document_id)
+        return await batch.get(self, document_id)
+
+    async def find(self, field: str, value: Any) -> list[Document]:
+        batch = current.get()
+        if batch is None:
+            return await super().find(field, value)
+        return await batch.find(self, field, value)
+
+    async def insert(self, document: Document) -> bool:
+        batch = current.get()
+        if batch is None:
+            return await super().insert(document)
+        await batch.get(self, document["_id"])
+        if batch.peek(self, document["_id"]) is not None:
+            return False
+        batch.write(self, document)
+        return True
+
+    async def replace(self, document: Document, *, revision: int) -> bool:
+        batch = current.get()
+        if batch is None:
+            return await super().replace(document, revision=revision)
+        await batch.get(self, document["_id"])
+        stored = batch.peek(self, document["_id"])
+        if stored is None or stored.get("revision") != revision:
+            return False
+        batch.write(self, document)
+        return True
+
+    async def update(
+        self,
+        document_id: str,
+        set_fields: Mapping[str, Any],
+        *,
+        unset: Sequence[str] = (),
+        where: Mapping[str, Any] | None = None,
+    ) -> bool:
+        batch = current.get()
+        if batch is None:
+            return await super().update(document_id, set_fields, unset=unset, where=where)
+        await batch.get(self, document_id)
+        stored = batch.peek(self, document_id)
+        if stored is None or any(stored.get(k) != v for k, v in (where or {}).items()):
+            return False
+        changed = {**stored, **set_fields}
+        for name in unset:
+            changed.pop(name, None)
+        batch.write(self, changed)
+        return True
+
+    async def increment(self, document_id: str, field: str) -> int:
+        batch = current.get()
+        if batch is None:
+            return await super().increment(document_id, field)
+        await batch.get(self, document_id)
+        counter = batch.peek(self, document_id) or {"_id": document_id}
+        value: int = counter.get(field, 0) + 1
+        batch.write(self, {**counter, field: value})
+        return value
+
+    async def delete(self, document_id: str) -> None:
+        batch = current.get()
+        if batch is None:
+            await super().delete(document_id)
+        else:
+            batch.delete(self, document_id)
+
+    # --- the batch's own I/O ----------------------------------------------------------------
+
+    async def read(self, document_id: str) -> Document | None:
+        return await super().get(document_id)
+
+    async def read_all(self, field: str, value: Any) -> list[Document]:
+        return await super().find(field, value)
+
+    async def insert_all(self, documents: list[Document]) -> None:
+        try:
+            await self.collection.insert_many(documents, ordered=False)
+        except BulkWriteError as error:
+            raise BatchWriteConflict(
+                f"{len(error.details.get('writeErrors', ()))} new document(s) of {self.name} "
+                "exist already: written by someone else since this batch read them"
+            ) from None
+
+    async def bulk(
+        self,
+        writes: Sequence[ReplaceOne[Document] | UpdateOne | DeleteOne],
+        updating: asyncio.Semaphore,
+    ) -> int:
+        """Matched (or deleted) count of `writes`, sent WRITES_PER_COMMAND at a time."""
+        matched = 0
+        for start in range(0, len(writes), WRITES_PER_COMMAND):
+            async with updating:
+                result = await self.collection.bulk_write(
+                    list(writes[start : start + WRITES_PER_COMMAND]), ordered=False
+                )
+            matched += result.matched_count + result.deleted_count
+        return matched
+
+
+__all__ = ["Batch", "BatchWriteConflict", "Batched", "StateCache", "current"]
