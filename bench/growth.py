@@ -65,7 +65,7 @@ from services.runtime.due import CLOCK_SKEW, DueBuckets, due_bucket
 from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.kafka import Publishers, ensure_topics
 from services.runtime.kafka_access import security_from_env
-from services.runtime.outbox import PENDING, OutboxEntry
+from services.runtime.outbox import PENDING, OutboxEntry, ensure_outbox_indexes
 from services.runtime.refusals import Refusals
 from services.runtime.requests import Requests
 from services.runtime.uow import Stored, UnitOfWork
@@ -516,7 +516,7 @@ async def run(
         # As offer_service's prepare() does on start, before the data.
         await store.ensure_indexes()
         await expiry.ensure_ready(utc_now())
-        await MongoDocuments(database["rejections"]).ensure_index(PENDING)
+        await ensure_outbox_indexes(MongoDocuments(database["rejections"]))
         template = await template_offer(store, tag)
         await offers.delete_one({"_id": template["_id"]})
         have = 0

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 from contracts import MessagePosted, OfferTerms, PostMessage, ProposeTerms, TermsProposed
 from services.rules import OfferStatus, derived_id
 from services.runtime.documents import Document, Documents, MemoryDocuments
-from services.runtime.outbox import PENDING
+from services.runtime.outbox import ensure_outbox_indexes
 from services.runtime.uow import Repository
 
 from .domain import Thread
@@ -106,7 +106,7 @@ class ThreadStore:
 
     async def ensure_indexes(self) -> None:
         await self.threads.ensure_indexes()
-        await self.messages.ensure_index(PENDING)
+        await ensure_outbox_indexes(self.messages)
         # The read API pages a thread's messages by their sequence number.
         await self.messages.ensure_index("offer_id", "seq")
 

@@ -31,7 +31,7 @@ from services.rules import OfferStatus
 from services.runtime.documents import Document, Documents, MemoryDocuments
 from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.due import due_bucket
-from services.runtime.outbox import PENDING as OUTBOX_PENDING
+from services.runtime.outbox import ensure_outbox_indexes
 from services.runtime.uow import Repository
 
 from .domain import OfferInfo, Preferences
@@ -140,7 +140,7 @@ class NotificationStore:
 
     async def ensure_indexes(self) -> None:
         await self.offers.ensure_indexes()
-        await self.notifications.ensure_index(OUTBOX_PENDING)
+        await ensure_outbox_indexes(self.notifications)
         # The inbox, all and unread only, newest first (runtime.pages order: created_at, _id).
         await self.notifications.ensure_index("recipient_id", "created_at", "_id")
         await self.notifications.ensure_index("recipient_id", "read", "created_at", "_id")

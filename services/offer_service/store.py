@@ -15,7 +15,7 @@ from services.rules import OfferStatus, derived_id
 from services.runtime.documents import Document, Documents, MemoryDocuments
 from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.due import due_bucket
-from services.runtime.outbox import PENDING
+from services.runtime.outbox import ensure_outbox_indexes
 from services.runtime.uow import Repository
 
 from .domain.contract import Contract, TimeEntry, hours_by_week
@@ -181,7 +181,7 @@ class OfferStore:
     async def ensure_indexes(self) -> None:
         await self.offers.ensure_indexes()
         await self.contracts.ensure_indexes()
-        await self.members.ensure_index(PENDING)
+        await ensure_outbox_indexes(self.members)
         # Each "Pending Offers" / "Contracts" list the read API serves.
         for party in ("client_id", "freelancer_id", "job_id"):
             await self.offers.documents.ensure_index(party, "created_at", "_id")

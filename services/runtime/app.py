@@ -47,7 +47,7 @@ from .kafka import (
 from .kafka_access import KafkaRefused
 from .metrics import ServiceMetrics
 from .openapi import Json, openapi_document
-from .outbox import PENDING
+from .outbox import PENDING, ensure_outbox_indexes
 from .parking import Parking
 from .refusals import Refusals
 from .requests import Requests
@@ -195,7 +195,7 @@ def service_app(
 
     async def prepare() -> None:
         await built.prepare()
-        await refusals.documents.ensure_index(PENDING)
+        await ensure_outbox_indexes(refusals.documents)
         await parking.ensure_indexes()
         await parking.reload()
 

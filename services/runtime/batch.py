@@ -33,6 +33,7 @@ most READS_AT_ONCE at a time.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
@@ -44,14 +45,16 @@ from pymongo.errors import BulkWriteError
 
 from .crash import crash_point
 from .documents import Document, MongoDocuments
-from .outbox import PENDING, OutboxEntry, outbox_of
+from .outbox import OUTBOX_BATCH, PENDING, OutboxEntry, outbox_of
 
 WRITES_PER_COMMAND: Final = 10
 READS_AT_ONCE: Final = 16
 # Documents kept between batches: a few MB, and far more than one batch touches.
 CACHE_SIZE: Final = 20_000
 
-_OUTBOX_FIELDS = ("outbox_since", PENDING)
+_OUTBOX_FIELDS = ("outbox_since", PENDING, OUTBOX_BATCH)
+_UNSET = dict.fromkeys(_OUTBOX_FIELDS, "")
+DUPLICATE_KEY: Final = 11000
 
 
 class BatchWriteConflict(RuntimeError):
@@ -97,6 +100,9 @@ class _Change:
     documents: Batched
     before: Document | None
     now: Document | None
+    # Inserted without a read (a write-once document: a notification, a reminder): `before`
+    # is not known; the insert finds out, or a read of it in the batch does.
+    blind: bool = False
 
 
 @dataclass
@@ -124,13 +130,23 @@ class Batch:
     outboxes: dict[tuple[str, str], _Outbox] = field(default_factory=dict)
     # Every message of the batch, in the order the handlers made them.
     messages: list[OutboxEntry] = field(default_factory=list)
+    # Marks the documents whose outboxes the batch empties once it has published them.
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     # --- what the handlers' collections ask ----------------------------------------------
 
     async def get(self, documents: Batched, document_id: str) -> Document | None:
         """The document as the batch has it, read from the database if it is not known."""
         key = (documents.name, document_id)
-        if key not in self.changes and not self.cache.get(key)[0]:
+        change = self.changes.get(key)
+        if change is not None and change.blind:
+            async with self.reads:
+                stored = await documents.read(document_id)
+            if change.blind:
+                change.blind = False
+                if stored is not None:
+                    self._existed(key, stored)
+        elif change is None and not self.cache.get(key)[0]:
             async with self.reads:
                 stored = await documents.read(document_id)
             if key not in self.changes:  # (another aggregate's run may have written it)
@@ -159,6 +175,27 @@ class Batch:
             if change.now is not None and change.now.get(field_) == value:
                 found[document_id] = change.now
         return [dict(document) for document in found.values()]
+
+    def insert_blind(self, documents: Batched, document: Document) -> bool:
+        """A write-once document stored without reading first: most are new, and a repeat
+        (a redelivered record) is found by the insert itself (`_existed`)."""
+        key = (documents.name, document["_id"])
+        if key in self.changes or self.cache.get(key)[0]:
+            return False
+        self.changes[key] = _Change(documents, None, document, blind=True)
+        return True
+
+    def _existed(self, key: tuple[str, str], stored: Document) -> None:
+        """A blind insert's document was there already: the batch forgets its own, sends
+        nothing of it, and publishes what the stored one has left unpublished instead."""
+        change = self.changes.pop(key)
+        outbox = self.outboxes.pop(key, None)
+        if outbox is not None:
+            dropped = {entry["event_id"] for entry in outbox.taken}
+            self.messages = [m for m in self.messages if m.message_id not in dropped]
+        self.cache.put(key, stored)
+        if stored.get("outbox"):
+            self.take_outbox(change.documents, key[1])
 
     def write(self, documents: Batched, document: Document) -> None:
         """The document as it is now (it must have been read through the batch)."""
@@ -205,79 +242,93 @@ class Batch:
 
     async def commit(self) -> None:
         by_collection: dict[str, list[_Change]] = {}
-        for change in self.changes.values():
-            by_collection.setdefault(change.documents.name, []).append(change)
-        await asyncio.gather(
-            *(_store(changes, self.updating) for changes in by_collection.values())
-        )
+        for key, change in self.changes.items():
+            by_collection.setdefault(key[0], []).append(change)
+            outbox = self.outboxes.get(key)
+            if change.now and change.now.get("outbox") and outbox and not outbox.fresh(change.now):
+                # Wholly published below: emptied then by one statement for the batch.
+                change.now = {**change.now, OUTBOX_BATCH: self.token}
+        await asyncio.gather(*(self._store(changes) for changes in by_collection.values()))
         crash_point("after_write")
         if self.messages:
             await self.publish_all(self.messages)
         await asyncio.gather(
-            *(self._empty_outboxes(name) for name in {key[0] for key in self.outboxes}),
-            *(_delete(changes) for changes in by_collection.values()),
+            *(self._empty_outboxes(name, changes) for name, changes in by_collection.items()),
+            self._empty_unchanged(),
         )
         for (name, document_id), change in self.changes.items():
             self.cache.put((name, document_id), change.now)
 
-    async def _empty_outboxes(self, name: str) -> None:
-        emptied: list[tuple[Batched, Document]] = []
+    async def _store(self, changes: list[_Change]) -> None:
+        """Step 1: new documents in one insert_many, changed ones replaced."""
+        documents = changes[0].documents
+        inserts = [c for c in changes if c.before is None and c.now is not None]
+        replaces = [ReplaceOne(_where(c.before), c.now) for c in changes if c.before and c.now]
+        if inserts:
+            for index in await documents.insert_all([c.now for c in inserts if c.now]):
+                change = inserts[index]
+                if not change.blind or change.now is None:
+                    raise BatchWriteConflict(
+                        f"{documents.name} {change.now and change.now['_id']!r} exists "
+                        "already: written by someone else since this batch read it"
+                    )
+                async with self.reads:
+                    stored = await documents.read(change.now["_id"])
+                if stored is not None:
+                    self._existed((documents.name, change.now["_id"]), stored)
+        if replaces:
+            matched = await documents.bulk(replaces, self.updating)
+            if matched < len(replaces):
+                raise BatchWriteConflict(
+                    f"{len(replaces) - matched} document(s) of {documents.name} were written "
+                    "by someone else between this batch's read and its write; handling it "
+                    "again"
+                )
+
+    async def _empty_outboxes(self, name: str, changes: list[_Change]) -> None:
+        """Empties the outboxes this batch wrote and published, in one statement (an
+        equality on the batch's token, which an index serves), then deletes what it deleted:
+        a released parked record goes only once what it caused is stored and sent."""
+        emptied = 0
+        for change in changes:
+            if change.now is not None and change.now.get(OUTBOX_BATCH) == self.token:
+                change.now = _without_outbox(change.now)
+                emptied += 1
+        documents = changes[0].documents
+        if emptied:
+            matched = await documents.empty_outboxes(self.token)
+            if matched < emptied:
+                raise BatchWriteConflict(
+                    f"{emptied - matched} document(s) of {name} changed behind this batch "
+                    "before their outboxes were emptied"
+                )
+        deleted = [DeleteOne({"_id": c.before["_id"]}) for c in changes if c.before and not c.now]
+        if deleted:
+            await documents.bulk(deleted, self.updating)
+
+    async def _empty_unchanged(self) -> None:
+        """The outboxes the batch published of documents it did not change (left by a
+        crash): emptied one by one, at the revision read."""
+        by_collection: dict[str, list[UpdateOne]] = {}
         for key, outbox in self.outboxes.items():
-            if key[0] != name or not outbox.taken:
+            if key in self.changes or not outbox.taken:
                 continue
-            change = self.changes.get(key)
-            now = change.now if change is not None else self.cache.get(key)[1]
-            if now is None:
+            stored = self.cache.get(key)[1]
+            if stored is None:
                 continue
-            now = {k: v for k, v in now.items() if k not in _OUTBOX_FIELDS}
-            now["outbox"] = []
-            if change is not None:
-                change.now = now
-            else:
-                self.cache.put(key, now)
-            emptied.append((outbox.documents, now))
-        if not emptied:
-            return
-        documents = emptied[0][0]
-        updates = [
-            UpdateOne(
-                _where(document),
-                {"$set": {"outbox": []}, "$unset": dict.fromkeys(_OUTBOX_FIELDS, "")},
+            self.cache.put(key, _without_outbox(stored))
+            by_collection.setdefault(key[0], []).append(
+                UpdateOne(_where(stored), {"$set": {"outbox": []}, "$unset": _UNSET})
             )
-            for _, document in emptied
-        ]
-        matched = await documents.bulk(updates, self.updating)
-        if matched < len(updates):
-            raise BatchWriteConflict(
-                f"{len(updates) - matched} document(s) of {name} changed behind this batch "
-                "before their outboxes were emptied"
-            )
+        for name, updates in by_collection.items():
+            documents = next(o.documents for k, o in self.outboxes.items() if k[0] == name)
+            await documents.bulk(updates, self.updating)
 
 
-async def _store(changes: list[_Change], updating: asyncio.Semaphore) -> None:
-    """Step 1: new documents in one insert_many, changed ones replaced."""
-    inserts = [c.now for c in changes if c.before is None and c.now is not None]
-    replaces = [
-        ReplaceOne(_where(c.before), c.now)
-        for c in changes
-        if c.before is not None and c.now is not None
-    ]
-    documents = changes[0].documents
-    if inserts:
-        await documents.insert_all(inserts)
-    if replaces:
-        matched = await documents.bulk(replaces, updating)
-        if matched < len(replaces):
-            raise BatchWriteConflict(
-                f"{len(replaces) - matched} document(s) of {documents.name} were written by "
-                "someone else between this batch's read and its write; handling it again"
-            )
-
-
-async def _delete(changes: list[_Change]) -> None:
-    deletes = [DeleteOne({"_id": c.before["_id"]}) for c in changes if c.before and c.now is None]
-    if deletes:
-        await changes[0].documents.bulk(deletes, asyncio.Semaphore())
+def _without_outbox(document: Document) -> Document:
+    emptied = {k: v for k, v in document.items() if k not in _OUTBOX_FIELDS}
+    emptied["outbox"] = []
+    return emptied
 
 
 def _where(document: Mapping[str, Any]) -> Document:
@@ -311,6 +362,8 @@ class Batched(MongoDocuments):
         batch = current.get()
         if batch is None:
             return await super().insert(document)
+        if batch.insert_blind(self, document):
+            return True
         await batch.get(self, document["_id"])
         if batch.peek(self, document["_id"]) is not None:
             return False
@@ -374,14 +427,22 @@ class Batched(MongoDocuments):
     async def read_all(self, field: str, value: Any) -> list[Document]:
         return await super().find(field, value)
 
-    async def insert_all(self, documents: list[Document]) -> None:
+    async def insert_all(self, documents: list[Document]) -> list[int]:
+        """Inserts them all; the positions of those whose `_id` exists already."""
         try:
             await self.collection.insert_many(documents, ordered=False)
         except BulkWriteError as error:
-            raise BatchWriteConflict(
-                f"{len(error.details.get('writeErrors', ()))} new document(s) of {self.name} "
-                "exist already: written by someone else since this batch read them"
-            ) from None
+            errors = error.details.get("writeErrors", ())
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return [e["index"] for e in errors]
+        return []
+
+    async def empty_outboxes(self, token: str) -> int:
+        result = await self.collection.update_many(
+            {OUTBOX_BATCH: token}, {"$set": {"outbox": []}, "$unset": _UNSET}
+        )
+        return result.matched_count
 
     async def bulk(
         self,

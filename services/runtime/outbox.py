@@ -21,6 +21,9 @@ from typing import Any, Protocol
 from contracts import EVENT_TOPICS
 
 PENDING = "outbox_pending"
+# The batch that wrote the outbox, while it is publishing it: the batch empties its outboxes
+# by this one value (services.runtime.batch).
+OUTBOX_BATCH = "outbox_batch"
 # The Kafka header that carries an event's position in its pushed stream (services.runtime.
 # streams): the thread's message number, the recipient's notification number.
 STREAM_ID_HEADER = "stream-id"
@@ -124,6 +127,12 @@ def outbox_fields(entries: Sequence[OutboxEntry], now: datetime) -> dict[str, An
         "outbox_since": now,
         PENDING: True,
     }
+
+
+async def ensure_outbox_indexes(documents: Any) -> None:
+    """The indexes of a collection with outboxes: the backlog, and a batch's outboxes."""
+    await documents.ensure_index(PENDING)
+    await documents.ensure_index(OUTBOX_BATCH)
 
 
 def outbox_of(document: Mapping[str, Any]) -> list[OutboxEntry]:

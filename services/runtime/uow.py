@@ -23,7 +23,15 @@ from typing import Generic, TypeVar
 
 from .batch import Batched, current
 from .documents import Document, Documents
-from .outbox import PENDING, MessageLike, OutboxEntry, Publish, outbox_fields, outbox_of
+from .outbox import (
+    PENDING,
+    MessageLike,
+    OutboxEntry,
+    Publish,
+    ensure_outbox_indexes,
+    outbox_fields,
+    outbox_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +104,7 @@ class Repository(Generic[A]):
         )
 
     async def ensure_indexes(self) -> None:
-        await self.documents.ensure_index(PENDING)
+        await ensure_outbox_indexes(self.documents)
 
 
 class UnitOfWork:
