@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -88,6 +88,10 @@ class StateCache:
     def clear(self) -> None:
         self._documents.clear()
 
+    def forget(self, keys: Iterable[tuple[str, str]]) -> None:
+        for key in keys:
+            self._documents.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._documents)
 
@@ -130,8 +134,15 @@ class Batch:
     outboxes: dict[tuple[str, str], _Outbox] = field(default_factory=dict)
     # Every message of the batch, in the order the handlers made them.
     messages: list[OutboxEntry] = field(default_factory=list)
+    # What the batch read from the database.
+    read: set[tuple[str, str]] = field(default_factory=set)
     # Marks the documents whose outboxes the batch empties once it has published them.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def forget(self) -> None:
+        """After a failure: what the batch read or wrote may be ahead of the database (or
+        behind it, after a partial write), so it is read again next time."""
+        self.cache.forget([*self.changes, *self.outboxes, *self.read])
 
     # --- what the handlers' collections ask ----------------------------------------------
 
@@ -151,6 +162,7 @@ class Batch:
                 stored = await documents.read(document_id)
             if key not in self.changes:  # (another aggregate's run may have written it)
                 self.cache.put(key, stored)
+                self.read.add(key)
         return self.peek(documents, document_id)
 
     def peek(self, documents: Batched, document_id: str) -> Document | None:
@@ -291,7 +303,9 @@ class Batch:
         a released parked record goes only once what it caused is stored and sent."""
         emptied = 0
         for change in changes:
-            if change.now is not None and change.now.get(OUTBOX_BATCH) == self.token:
+            if change.now is None or self.changes.get((name, change.now["_id"])) is not change:
+                continue  # deleted, or a repeat of a stored write-once document (_existed)
+            if change.now.get(OUTBOX_BATCH) == self.token:
                 change.now = _without_outbox(change.now)
                 emptied += 1
         documents = changes[0].documents
@@ -417,6 +431,7 @@ class Batched(MongoDocuments):
         if batch is None:
             await super().delete(document_id)
         else:
+            await batch.get(self, document_id)  # what is deleted must be known to be there
             batch.delete(self, document_id)
 
     # --- the batch's own I/O ----------------------------------------------------------------

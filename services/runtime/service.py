@@ -189,7 +189,7 @@ class Records:
                     raise failed.exceptions[0] from None
                 await batch.commit()
         except Exception as error:
-            self.cache.clear()  # ahead of the database, or stale: read it again
+            batch.forget()  # its documents may be ahead of the database: read them again
             if is_outage(error):
                 raise
             log.warning(

@@ -1,0 +1,200 @@
+"""The batch (services.runtime.batch) on the real database: reads kept between batches,
+writes and messages held until the batch commits, then stored, published in order and
+emptied; a write-once document that exists already is not written again, and its own
+unpublished messages go out instead of the new ones; a write behind the batch's back is a
+conflict, not a lost write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.runtime.batch import Batch, Batched, BatchWriteConflict, StateCache, current
+from services.runtime.documents import Document
+from services.runtime.outbox import PENDING, OutboxEntry, outbox_fields
+from services.runtime.uow import UnitOfWork
+from tests.infrastructure import Endpoints
+from tests.kit import new_id
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
+
+
+class Counting(Batched):
+    """A collection that counts the batch's reads of the database."""
+
+    reads = 0
+
+    async def read(self, document_id: str) -> Document | None:
+        Counting.reads += 1
+        return await super().read(document_id)
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.fail = False
+
+    async def publish_all(self, entries: Sequence[OutboxEntry]) -> None:
+        if self.fail:
+            raise ConnectionError("broker gone")
+        self.sent.extend(entry.message_id for entry in entries)
+
+
+@pytest.fixture
+async def collection(infra: Endpoints) -> AsyncIterator[Counting]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(infra.mongodb_url)
+    database = client[new_id("batch")]
+    try:
+        yield Counting(database["things"])
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
+
+def entry(message_id: str, key: str = "k") -> OutboxEntry:
+    return OutboxEntry("t", key, "Happened", message_id, "{}")
+
+
+async def in_batch(cache: StateCache, wire: Wire, work: object) -> Batch:
+    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
+    token = current.set(batch)
+    try:
+        await work  # type: ignore[misc]
+    finally:
+        current.reset(token)
+    await batch.commit()
+    return batch
+
+
+async def test_writes_wait_for_the_commit_then_are_stored_published_in_order_and_emptied(
+    collection: Counting,
+) -> None:
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
+    token = current.set(batch)
+    try:
+        for n in range(3):
+            assert await uow.insert_once(collection, {"_id": f"d{n}"}, [entry(f"e{n}")])
+        await uow.publish([entry("loose")])
+    finally:
+        current.reset(token)
+    assert await collection.collection.count_documents({}) == 0  # nothing before the commit
+    assert wire.sent == []
+
+    await batch.commit()
+
+    assert wire.sent == ["e0", "e1", "e2", "loose"]
+    stored = await collection.collection.find({}).sort("_id").to_list()
+    assert [d["_id"] for d in stored] == ["d0", "d1", "d2"]
+    assert all(d["outbox"] == [] and PENDING not in d for d in stored)
+
+
+async def test_a_document_is_read_once_and_kept_between_batches(collection: Counting) -> None:
+    await collection.collection.insert_one({"_id": "kept", "revision": 1, "n": 0})
+    cache, wire = StateCache(), Wire()
+    Counting.reads = 0
+
+    async def bump() -> None:
+        stored = await collection.get("kept")
+        assert stored is not None
+        assert await collection.replace(
+            {**stored, "n": stored["n"] + 1, "revision": stored["revision"] + 1},
+            revision=stored["revision"],
+        )
+
+    for _ in range(3):
+        await in_batch(cache, wire, bump())
+    assert Counting.reads == 1
+    stored = await collection.collection.find_one({"_id": "kept"})
+    assert stored is not None and stored["n"] == 3 and stored["revision"] == 4
+
+
+async def test_a_repeated_write_once_document_sends_what_the_stored_one_left_unpublished(
+    collection: Counting,
+) -> None:
+    # Stored before a crash, its message never sent.
+    left = {"_id": "once", "revision": 1, "v": "first", **outbox_fields([entry("old")], NOW)}
+    await collection.collection.insert_one(left)
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    again = {"_id": "once", "v": "second"}
+    await in_batch(cache, wire, uow.insert_once(collection, again, [entry("new")]))
+
+    assert wire.sent == ["old"]
+    stored = await collection.collection.find_one({"_id": "once"})
+    assert stored is not None and stored["v"] == "first" and stored["outbox"] == []
+
+
+async def test_a_write_behind_the_batch_is_a_conflict_not_a_lost_write(
+    collection: Counting,
+) -> None:
+    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
+    cache, wire = StateCache(), Wire()
+    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
+    token = current.set(batch)
+    try:
+        stored = await collection.get("x")
+        assert stored is not None
+        await collection.replace({**stored, "n": 1, "revision": 2}, revision=1)
+    finally:
+        current.reset(token)
+    await collection.collection.update_one({"_id": "x"}, {"$set": {"revision": 2, "n": 99}})
+    with pytest.raises(BatchWriteConflict):
+        await batch.commit()
+    stored = await collection.collection.find_one({"_id": "x"})
+    assert stored is not None and stored["n"] == 99
+
+
+async def test_a_failed_publish_leaves_the_messages_stored_for_the_next_read(
+    collection: Counting,
+) -> None:
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    wire.fail = True
+    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
+    token = current.set(batch)
+    try:
+        await uow.insert_once(collection, {"_id": "p"}, [entry("kept")])
+    finally:
+        current.reset(token)
+    with pytest.raises(ConnectionError):
+        await batch.commit()
+    batch.forget()
+    stored = await collection.collection.find_one({"_id": "p"})
+    assert stored is not None and [e["event_id"] for e in stored["outbox"]] == ["kept"]
+
+    wire.fail = False
+
+    async def load() -> None:
+        found = await collection.get("p")
+        assert found is not None
+        await uow.flush(collection, found)
+
+    await in_batch(cache, wire, load())
+    assert wire.sent == ["kept"]
+
+
+async def test_find_sees_the_batch_own_writes(collection: Counting) -> None:
+    await collection.collection.insert_many(
+        [{"_id": "a", "group": "g"}, {"_id": "b", "group": "g"}]
+    )
+    cache, wire = StateCache(), Wire()
+    found: list[str] = []
+
+    async def work() -> None:
+        await collection.insert({"_id": "c", "group": "g"})
+        await collection.update("a", {"group": "other"})
+        await collection.delete("b")
+        found.extend(sorted(d["_id"] for d in await collection.find("group", "g")))
+
+    await in_batch(cache, wire, work())
+    assert found == ["c"]
+    stored = await collection.collection.find({"group": "g"}).to_list()
+    assert [d["_id"] for d in stored] == ["c"]
