@@ -187,8 +187,8 @@ def service_app(
             crash_point("before_commit")
 
     async def ask_release_of_due() -> None:
-        for key in parking.due():
-            await requests.send(release_request(key, utc_now()))
+        now = utc_now()
+        await requests.send_many(release_request(key, now) for key in parking.due())
 
     async def sweep_parked() -> None:
         await every(settings.parked_sweep_interval_seconds, ask_release_of_due, "parked sweep")
