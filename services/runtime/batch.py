@@ -44,7 +44,7 @@ from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from .crash import crash_point
-from .documents import Document, MongoDocuments
+from .documents import Document, MongoDocuments, matches, updated
 from .outbox import OUTBOX_BATCH, PENDING, OutboxEntry, outbox_of
 
 WRITES_PER_COMMAND: Final = 10
@@ -408,12 +408,9 @@ class Batched(MongoDocuments):
             return await super().update(document_id, set_fields, unset=unset, where=where)
         await batch.get(self, document_id)
         stored = batch.peek(self, document_id)
-        if stored is None or any(stored.get(k) != v for k, v in (where or {}).items()):
+        if stored is None or not matches(stored, where):
             return False
-        changed = {**stored, **set_fields}
-        for name in unset:
-            changed.pop(name, None)
-        batch.write(self, changed)
+        batch.write(self, updated(stored, set_fields, unset))
         return True
 
     async def increment(self, document_id: str, field: str) -> int:

@@ -169,11 +169,9 @@ class MemoryDocuments:
         where: Mapping[str, Any] | None = None,
     ) -> bool:
         stored = self.documents.get(document_id)
-        if stored is None or any(stored.get(k) != v for k, v in (where or {}).items()):
+        if stored is None or not matches(stored, where):
             return False
-        stored.update(copy.deepcopy(dict(set_fields)))
-        for field in unset:
-            stored.pop(field, None)
+        self.documents[document_id] = updated(stored, copy.deepcopy(dict(set_fields)), unset)
         return True
 
     async def increment(self, document_id: str, field: str) -> int:
@@ -187,3 +185,18 @@ class MemoryDocuments:
 
     async def ensure_index(self, *fields: str) -> None:
         return None
+
+
+def matches(document: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
+    """Whether the document has each of `where`'s values (an update's condition)."""
+    return all(document.get(k) == v for k, v in (where or {}).items())
+
+
+def updated(
+    document: Mapping[str, Any], set_fields: Mapping[str, Any], unset: Sequence[str]
+) -> Document:
+    """The document with `set_fields` set and `unset` removed, as an update leaves it."""
+    changed = {**document, **set_fields}
+    for field in unset:
+        changed.pop(field, None)
+    return changed
