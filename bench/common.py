@@ -159,10 +159,14 @@ class Services:
     def database(self, name: str) -> str:
         return self.databases.get(name, f"bench_{name}_{self.tag}")
 
+    def group(self, name: str) -> str:
+        """The service's consumer group (its internal topic is named after it)."""
+        return f"bench-{name}-{self.tag}"
+
     async def __aenter__(self) -> Services:
         say(f"{self.tag}: starting {', '.join(self.names)} from {code_state()}")
         for name in self.names:
-            group = f"bench-{name}-{self.tag}"
+            group = self.group(name)
             port = free_port()
             env = {
                 **os.environ,
