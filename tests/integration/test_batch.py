@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 
 from services.runtime.batch import Batch, Batched, BatchWriteConflict, StateCache, current
 from services.runtime.documents import Document
-from services.runtime.outbox import PENDING, OutboxEntry, outbox_fields
+from services.runtime.outbox import PENDING, OutboxEntry, ensure_outbox_indexes, outbox_fields
 from services.runtime.uow import UnitOfWork
 from tests.infrastructure import Endpoints
 from tests.kit import new_id
@@ -50,8 +50,13 @@ class Wire:
 async def collection(infra: Endpoints) -> AsyncIterator[Counting]:
     client: AsyncMongoClient[Document] = AsyncMongoClient(infra.mongodb_url)
     database = client[new_id("batch")]
+    things = Counting(database["things"])
+    # As a store declares them: every query the services send is served by an index
+    # (tests/integration/test_zz_query_plans.py checks these too).
+    await ensure_outbox_indexes(things)
+    await things.ensure_index("group")
     try:
-        yield Counting(database["things"])
+        yield things
     finally:
         await client.drop_database(database.name)
         await client.close()
