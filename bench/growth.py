@@ -52,7 +52,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -69,7 +68,7 @@ from services.runtime.documents import MongoDocuments
 from services.runtime.due import CLOCK_SKEW, DueBuckets, due_bucket
 from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.kafka import Publishers, ensure_topics
-from services.runtime.kafka_access import client_options, security_from_env
+from services.runtime.kafka_access import security_from_env
 from services.runtime.outbox import PENDING, OutboxEntry, ensure_outbox_indexes
 from services.runtime.requests import Requests
 from services.runtime.uow import Stored, UnitOfWork
@@ -90,6 +89,7 @@ from .common import (
     today,
 )
 from .throughput import measure_ours
+from .watch import Watcher
 
 Document = dict[str, Any]
 BATCH = 2000
@@ -351,62 +351,7 @@ async def asking(topic: str) -> AsyncIterator[Requests]:
         await broker.stop()
 
 
-class Expiries:
-    """Reads offers.events from its current end and notes when the OfferExpired of each of
-    `wanted` arrives (perf_counter seconds)."""
-
-    def __init__(self, wanted: set[str]) -> None:
-        self.wanted = wanted
-        self.arrived: dict[str, float] = {}
-        self._consumer = AIOKafkaConsumer(
-            **client_options(INFRA.kafka), fetch_max_wait_ms=5, max_partition_fetch_bytes=4 << 20
-        )
-        self._task: asyncio.Task[None] | None = None
-        self._all = asyncio.Event()
-
-    async def start(self) -> None:
-        counts = await ensure_topics(INFRA.kafka, [topics.OFFERS_EVENTS])
-        partitions = [
-            TopicPartition(topics.OFFERS_EVENTS, n) for n in range(counts[topics.OFFERS_EVENTS])
-        ]
-        await self._consumer.start()
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        for partition in partitions:
-            await self._consumer.position(partition)
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=5000)
-            now = time.perf_counter()
-            for records in batches.values():
-                for record in records:
-                    key = (record.key or b"").decode()
-                    if key not in self.wanted or key in self.arrived:
-                        continue
-                    if json.loads(record.value or b"{}").get("type") == "OfferExpired":
-                        self.arrived[key] = now
-            if len(self.arrived) >= len(self.wanted):
-                self._all.set()
-
-    async def wait(self, within: float, label: str) -> float | None:
-        """The arrival of the last one, or None if not all arrived within `within` seconds;
-        a progress line every 5 s."""
-        deadline = time.perf_counter() + within
-        while not self._all.is_set() and (left := deadline - time.perf_counter()) > 0:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._all.wait(), timeout=min(5, left))
-            if not self._all.is_set():
-                say(f"{label}: {len(self.arrived):,}/{len(self.wanted):,} OfferExpired so far")
-        return max(self.arrived.values()) if self._all.is_set() else None
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
+EXPIRED = "OfferExpired"
 
 
 async def sweep(
@@ -510,8 +455,8 @@ async def sweep(
     # offer_service on this database; its own sweep runs once at its start, when the cursor
     # is past the due offers (put there below), then not again within the run.
     await cursor_at(due_bucket(utc_now() - CLOCK_SKEW))
-    wanted = {offer_id(tag, i) for i in range(0, size, DUE_EVERY)}
-    expiries = Expiries(wanted)
+    # Only the due offers expire: OfferExpired of the run's offers are theirs.
+    expiries = Watcher(topics.OFFERS_EVENTS, offer_id(tag, 0)[:-1], kind_field="type")
     service = Services(
         f"{tag}x{size}",
         ("offer_service",),
@@ -544,8 +489,12 @@ async def sweep(
                 f"ahead in {result.ahead_s:.2f} s by the pass before; this pass "
                 f"{result.ask_pass_s:.2f} s)"
             )
-            last = await expiries.wait(expire_within, label)
-            result.expired = len(expiries.arrived)
+            last: float | None = None
+            with suppress(TimeoutError):
+                last = await expiries.wait_for(
+                    result.due, kind=EXPIRED, within=expire_within, label=label, since=started
+                )
+            result.expired = expiries.count(EXPIRED)
             if last is None:
                 result.expire_note = (
                     f"{result.expired:,} of {result.due:,} expired within {expire_within:.0f} s"

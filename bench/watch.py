@@ -1,5 +1,5 @@
 """A topic watcher: reads a topic from its current end and notes when each of the bench's
-records arrives (keyed by record key, and `kind` for notifications)."""
+records arrives (keyed by record key, and `kind` for notifications or `type` for events)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from .common import INFRA, say
 
 
 class Watcher:
-    def __init__(self, topic: str, key_prefix: str) -> None:
+    def __init__(self, topic: str, key_prefix: str, kind_field: str = "kind") -> None:
         self.topic = topic
         self.prefix = key_prefix.encode()
+        # What tells records apart: a notification's `kind`, an event's `type`.
+        self.kind_field = kind_field
         # Small fetch wait: the watcher's own delay is part of every latency it measures.
         self._consumer = AIOKafkaConsumer(
             **client_options(INFRA.kafka), fetch_max_wait_ms=5, max_partition_fetch_bytes=4 << 20
@@ -49,7 +51,7 @@ class Watcher:
                         continue
                     kind = ""
                     with suppress(ValueError, AttributeError):
-                        kind = str(json.loads(record.value or b"{}").get("kind", ""))
+                        kind = str(json.loads(record.value or b"{}").get(self.kind_field, ""))
                     self.arrived.setdefault((key.decode(), kind), now)
             if batches:
                 self._changed.set()
