@@ -323,7 +323,7 @@ class Batch:
     async def _empty_unchanged(self) -> None:
         """The outboxes the batch published of documents it did not change (left by a
         crash): emptied one by one, at the revision read."""
-        by_collection: dict[str, list[UpdateOne]] = {}
+        by_collection: dict[str, tuple[Batched, list[UpdateOne]]] = {}
         for key, outbox in self.outboxes.items():
             if key in self.changes or not outbox.taken:
                 continue
@@ -331,11 +331,9 @@ class Batch:
             if stored is None:
                 continue
             self.cache.put(key, _without_outbox(stored))
-            by_collection.setdefault(key[0], []).append(
-                UpdateOne(_where(stored), {"$set": {"outbox": []}, "$unset": _UNSET})
-            )
-        for name, updates in by_collection.items():
-            documents = next(o.documents for k, o in self.outboxes.items() if k[0] == name)
+            _, updates = by_collection.setdefault(key[0], (outbox.documents, []))
+            updates.append(UpdateOne(_where(stored), {"$set": {"outbox": []}, "$unset": _UNSET}))
+        for documents, updates in by_collection.values():
             await documents.bulk(updates, self.updating)
 
 

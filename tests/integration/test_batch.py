@@ -184,6 +184,8 @@ async def test_a_failed_publish_leaves_the_messages_stored_for_the_next_read(
 
     await in_batch(cache, wire, load())
     assert wire.sent == ["kept"]
+    stored = await collection.collection.find_one({"_id": "p"})
+    assert stored is not None and stored["outbox"] == [] and PENDING not in stored
 
 
 async def test_find_sees_the_batch_own_writes(collection: Counting) -> None:
