@@ -118,16 +118,33 @@ class Built:
     openapi_paths: Json = field(default_factory=dict)
 
 
-def highwater_of(subscribers: Sequence[Any], topic: str, partition: int) -> int | None:
-    """The broker's newest offset of a partition, as this instance's consumer of it last
-    heard (None when no consumer here holds it, or none has fetched it yet)."""
-    wanted = TopicPartition(topic, partition)
-    for subscriber in subscribers:
-        consumer = getattr(subscriber, "consumer", None)
-        if consumer is not None and wanted in consumer.assignment():
-            newest: int | None = consumer.highwater(wanted)
-            return newest
-    return None
+class ConsumedPartitions:
+    """services.runtime.service.Partitions, from the consumers that hold them."""
+
+    def __init__(self) -> None:
+        self.subscribers: Sequence[Any] = ()
+
+    def _holder(self, wanted: TopicPartition) -> Any:
+        for subscriber in self.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is not None and wanted in consumer.assignment():
+                return consumer
+        return None
+
+    def newest(self, topic: str, partition: int) -> int | None:
+        wanted = TopicPartition(topic, partition)
+        consumer = self._holder(wanted)
+        return None if consumer is None else consumer.highwater(wanted)
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        wanted = TopicPartition(topic, partition)
+        consumer = self._holder(wanted)
+        if consumer is None:
+            return None
+        try:
+            return await asyncio.wait_for(consumer.committed(wanted), timeout=5)
+        except (KafkaError, TimeoutError):
+            return None  # not known now: asked again on the next sweep
 
 
 def give_back(message: KafkaMessage, records: Sequence[Any]) -> None:
@@ -161,6 +178,7 @@ def service_app(
     requests = Requests(publishers.publish_together, table.internal_topic)
     kit = Kit(settings, database, uow, refusals, requests, metrics)
     built = build(kit)
+    partitions = ConsumedPartitions()
     records = Records(
         table,
         built.handlers,
@@ -170,11 +188,12 @@ def service_app(
         metrics=metrics,
         max_contract_days=settings.max_contract_days,
         unknown_wait=timedelta(seconds=settings.unknown_offer_wait_seconds),
-        highwater=lambda topic, partition: highwater_of(subscribers, topic, partition),
+        partitions=partitions,
         publish_all=publishers.publish_together,
         cache=StateCache(settings.state_cache_size),
     )
     subscribers = subscribe_all(broker, table.consumed_topics, settings, records.in_flight)
+    partitions.subscribers = subscribers
     for subscriber in subscribers:
 
         @subscriber

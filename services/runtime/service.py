@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from pydantic import TypeAdapter, ValidationError
@@ -147,7 +147,7 @@ class Records:
         metrics: ServiceMetrics,
         max_contract_days: int,
         unknown_wait: timedelta,
-        highwater: Callable[[str, int], int | None] = lambda topic, partition: None,
+        partitions: Partitions,
         publish_all: PublishAll | None = None,
         cache: StateCache | None = None,
     ) -> None:
@@ -165,7 +165,7 @@ class Records:
         self.in_flight = InFlight(parking, self.cache)
         # Where the service's reading stands, per partition: the next offset, and when the
         # last record read was written; and the topics whose records bring aggregates.
-        self.highwater = highwater
+        self.partitions = partitions
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.read_until: dict[tuple[str, int], float] = {}
         self.sources = tuple(on.topic for on in table.consumes if on.releases is not None)
@@ -279,18 +279,25 @@ class Records:
         written = origin.timestamp or self.parking.clock().timestamp()
         self.read_until[where] = max(self.read_until.get(where, 0.0), written)
 
-    def has_read_up_to(self, partition: int, moment: datetime) -> bool:
+    async def has_read_up_to(self, partition: int, moment: datetime) -> bool:
         """Whether every record that could bring an aggregate of this partition into
-        existence and was written before `moment` has been read: the service has read past
-        it, or has read all there is. A parked command is refused only then: its offer may
-        well exist, in a backlog not read yet."""
+        existence and was written before `moment` has been handled: the service has read
+        past it, or all there is has been handled (by this instance, or before it started
+        or took the partition over: the group's committed offset says so). A parked command
+        is refused only then: its offer may well exist, in a backlog not read yet."""
         for topic in self.sources:
             where = (topic, partition)
-            newest = self.highwater(topic, partition)
-            if newest is None or self.next_offsets.get(where, 0) >= newest:
-                continue  # nothing more there
             if self.read_until.get(where, 0.0) >= moment.timestamp():
                 continue  # read past the moment
+            newest = self.partitions.newest(topic, partition)
+            if newest is None:
+                return False  # not fetched yet (just assigned): asked again soon
+            if self.next_offsets.get(where, 0) >= newest:
+                continue  # nothing more there
+            # Nothing (or not all) read here: asked only when a wait has run out, so the
+            # broker round trip is rare.
+            if (await self.partitions.committed(topic, partition) or 0) >= newest:
+                continue
             return False
         return True
 
@@ -380,7 +387,7 @@ class Records:
             except NotYetKnown as unknown:
                 if parked.deadline is None or parked.deadline > self.parking.clock():
                     return False
-                if not self.has_read_up_to(parked.origin.partition, parked.deadline):
+                if not await self.has_read_up_to(parked.origin.partition, parked.deadline):
                     self.parking.remind(parked.key, self.parking.clock() + ASK_AGAIN)
                     log.info(
                         "%s: its wait ran out, but %s are still being read; asked again soon",
@@ -409,6 +416,16 @@ class Records:
         await self.parking.remove(parked)
         self.metrics.count(parked.origin.topic, message.type, outcome, 0.0)
         return True
+
+
+class Partitions(Protocol):
+    """What this instance's consumers know of a partition they hold (None where none does)."""
+
+    def newest(self, topic: str, partition: int) -> int | None:
+        """The broker's newest offset, as last heard (None: not heard yet)."""
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        """The group's committed offset: every record before it has been handled."""
 
 
 class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -72,6 +72,21 @@ class Broker:
         self.dead_letters.append((raw, origin, error))
 
 
+class Partitions:
+    """What a consumer would have heard of each (topic, partition): the broker's newest
+    offset, and the group's committed offset (what was handled before this instance read)."""
+
+    def __init__(self) -> None:
+        self.highwater: dict[tuple[str, int], int] = {}
+        self.committed_at: dict[tuple[str, int], int] = {}
+
+    def newest(self, topic: str, partition: int) -> int | None:
+        return self.highwater.get((topic, partition), 0)  # unless a test says: empty
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        return self.committed_at.get((topic, partition))
+
+
 class Harness:
     def __init__(
         self,
@@ -92,8 +107,8 @@ class Harness:
         self.refusals = Refusals(self.storage.rejections, self.uow, self.metrics)
         self.parking = Parking(self.storage.parked, self.clock)
         self.handlers = make_handlers(self.uow, self.refusals)
-        # The broker's newest offset per (topic, partition), as a consumer would have heard.
-        self.highwater: dict[tuple[str, int], int] = {}
+        self.partitions = Partitions()
+        self.highwater, self.committed = self.partitions.highwater, self.partitions.committed_at
         self.records = Records(
             self.table,
             self.handlers,
@@ -103,7 +118,7 @@ class Harness:
             metrics=self.metrics,
             max_contract_days=180,
             unknown_wait=WAIT,
-            highwater=lambda topic, partition: self.highwater.get((topic, partition)),
+            partitions=self.partitions,
         )
         self._offsets: dict[str, int] = {}
         self._delivered = 0  # of broker.published, how many the service has read back

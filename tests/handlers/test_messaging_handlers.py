@@ -144,6 +144,27 @@ async def test_a_wait_run_out_while_the_offers_events_are_still_unread_refuses_n
     assert len(messaging.out("MessagePosted")) == 1
 
 
+async def test_a_wait_run_out_refuses_when_offers_events_were_all_handled_before_the_start() -> (
+    None
+):
+    """A service started at the end of a busy offers.events reads nothing from it: the
+    group's committed offset, not a record read here, says the offer is not in it."""
+    p = Parties()
+    messaging = await messaging_service()
+    await messaging.send(
+        topics.NEGOTIATIONS_COMMANDS, post(p, p.freelancer_id, "m-1"), key=p.offer_id
+    )
+    messaging.highwater[(topics.OFFERS_EVENTS, 0)] = 7  # written before this instance read
+    messaging.clock.advance(WAIT.total_seconds() + 1)
+    await messaging.sweep_parked()
+    assert messaging.out("CommandRejected") == []  # 7 records not known to be handled
+    messaging.committed[(topics.OFFERS_EVENTS, 0)] = 7  # the group had handled all seven
+    messaging.clock.advance(2)
+    await messaging.sweep_parked()
+    await messaging.sweep_parked()
+    assert messaging.one("CommandRejected")["code"] == "unknown_offer"
+
+
 async def test_parked_messages_survive_a_restart() -> None:
     p, storage = Parties(), ThreadStorage()
     before = await messaging_service(storage)
