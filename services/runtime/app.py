@@ -199,8 +199,12 @@ def service_app(
         @subscriber
         async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
             fetched: tuple[Any, ...] = message.raw_message
-            owned = [r for r in fetched if records.in_flight.owns(r.topic, r.partition)]
-            give_back(message, [r for r in fetched if r not in owned])
+            owned: list[Any] = []
+            not_owned: list[Any] = []
+            for record in fetched:
+                ours = records.in_flight.owns(record.topic, record.partition)
+                (owned if ours else not_owned).append(record)
+            give_back(message, not_owned)
             if owned:
                 await records.handle_batch([(r.value or b"", RecordOrigin.of(r)) for r in owned])
             crash_point("before_commit")
