@@ -70,7 +70,7 @@ from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.kafka import Publishers, ensure_topics
 from services.runtime.kafka_access import security_from_env
 from services.runtime.outbox import PENDING, OutboxEntry, ensure_outbox_indexes
-from services.runtime.requests import Requests
+from services.runtime.requests import Requests, quiet_for
 from services.runtime.uow import Stored, UnitOfWork
 
 from .common import (
@@ -346,7 +346,11 @@ async def asking(topic: str) -> AsyncIterator[Requests]:
     publishers = Publishers(broker, [topic])
     await broker.start()
     try:
-        yield Requests(publishers.publish_together, topic)
+        yield Requests(
+            publishers.publish_together,
+            topic,
+            quiet=quiet_for(SWEEP_INTERVAL.total_seconds()),
+        )
     finally:
         await broker.stop()
 

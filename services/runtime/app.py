@@ -50,7 +50,7 @@ from .openapi import Json, openapi_document
 from .outbox import PENDING, ensure_outbox_indexes
 from .parking import Parking
 from .refusals import Refusals
-from .requests import Requests
+from .requests import Requests, quiet_for
 from .secrets import redact
 from .service import Records, ServiceTable, release_request
 from .streams import Streams
@@ -175,7 +175,11 @@ def service_app(
     uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)
     refusals = Refusals(Batched(database["rejections"]), uow, metrics)
     parking = Parking(Batched(database["parked"]), utc_now)
-    requests = Requests(publishers.publish_together, table.internal_topic)
+    requests = Requests(
+        publishers.publish_together,
+        table.internal_topic,
+        quiet=quiet_for(settings.expiry_sweep_interval_seconds),
+    )
     kit = Kit(settings, database, uow, refusals, requests, metrics)
     built = build(kit)
     partitions = ConsumedPartitions()

@@ -1,7 +1,10 @@
 """The internal commands a service's sweeps send to its own internal topic.
 
 A sweep finds the same due work again on every pass until the aggregate's handler has done
-it, so each command is asked for at most once per `quiet` seconds; a page of asks goes out
+it, so each command is asked for at most once per `quiet` seconds: a service's sweep
+interval (`quiet_for`), so that a pass asks for each piece of work once however long it
+reads (a burst of 10,000 expiries among 1M offers is read for several seconds, and asked
+for meanwhile), and the next pass asks again for what is still not done; a page of asks goes out
 together (services.runtime.kafka.Publishers.publish_together), not one awaited publish at a
 time. What is remembered is bounded: the oldest asks are forgotten first, and forgetting
 one only lets it be asked again sooner, which its handler takes as a no-op.
@@ -17,8 +20,13 @@ from contracts.internal import InternalCommand
 
 from .outbox import OutboxEntry, Publish
 
-QUIET_SECONDS = 5.0
+QUIET_SECONDS = 5.0  # at least: an ask is not repeated sooner, however often a sweep runs
 REMEMBERED = 200_000  # command ids kept to stay quiet about; about 30 MB at most
+
+
+def quiet_for(sweep_interval_seconds: float) -> float:
+    """How long a service's sweeps stay quiet about an ask: until their next pass."""
+    return max(QUIET_SECONDS, sweep_interval_seconds)
 
 
 class Requests:

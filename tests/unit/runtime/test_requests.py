@@ -9,7 +9,7 @@ import pytest
 
 from contracts.internal import ExpireOffer
 from services.runtime.outbox import OutboxEntry
-from services.runtime.requests import Requests
+from services.runtime.requests import QUIET_SECONDS, Requests, quiet_for
 
 TOPIC = "offer_service.internal"
 
@@ -87,3 +87,17 @@ async def test_a_failed_publish_is_not_remembered() -> None:
     requests.publish = published
     assert await requests.send(expire(1))  # asked again at once: the first never went out
     assert published.ids == ["expire-1"]
+
+
+async def test_a_sweep_asks_once_per_pass_however_long_the_pass_reads() -> None:
+    """A pass that reads for longer than QUIET_SECONDS (a burst among 1M offers) finds the
+    same due work again later in the pass: with its interval as the quiet period it is not
+    asked for twice, and the next pass asks again."""
+    published, clock = Recorded(), Clock()
+    requests = Requests(published, TOPIC, quiet=quiet_for(60), clock=clock)
+    assert quiet_for(60) == 60 and quiet_for(1) == QUIET_SECONDS
+    assert await requests.send_many([expire(1)]) == 1
+    clock.now += 8.0  # the same pass, still reading its buckets
+    assert await requests.send_many([expire(1)]) == 0
+    clock.now += 52.0  # the next pass
+    assert await requests.send_many([expire(1)]) == 1
