@@ -134,6 +134,9 @@ class Batch:
     outboxes: dict[tuple[str, str], _Outbox] = field(default_factory=dict)
     # Every message of the batch, in the order the handlers made them.
     messages: list[OutboxEntry] = field(default_factory=list)
+    # Records dead-lettered in the batch, sent once it is stored: a batch handled again, or
+    # fetched again after a crash, dead-letters each once.
+    dead_letters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # What the batch read from the database.
     read: set[tuple[str, str]] = field(default_factory=set)
     # Marks the documents whose outboxes the batch empties once it has published them.
@@ -264,6 +267,7 @@ class Batch:
         crash_point("after_write")
         if self.messages:
             await self.publish_all(self.messages)
+        await asyncio.gather(*(send() for send in self.dead_letters))
         await asyncio.gather(
             *(self._empty_outboxes(name, changes) for name, changes in by_collection.items()),
             self._empty_unchanged(),

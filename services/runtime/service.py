@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from functools import partial
 from typing import Any, Final, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -248,15 +249,22 @@ class Records:
                     topics.COMMANDS_DEAD_LETTER,
                     exc_info=error,
                 )
-                await dead_letter_record(
-                    self.dead_letter, raw, origin, f"failed {ATTEMPTS} times: {cause}"
-                )
+                await self._dead_letter(raw, origin, f"failed {ATTEMPTS} times: {cause}")
         return outcomes.DEAD_LETTERED
+
+    async def _dead_letter(self, raw: bytes, origin: RecordOrigin, error: str) -> None:
+        """Dead-letters the record; in a batch, once the batch is stored."""
+        send = partial(dead_letter_record, self.dead_letter, raw, origin, error)
+        batch = current.get()
+        if batch is None:
+            await send()
+        else:
+            batch.dead_letters.append(send)
 
     async def _decide(self, on: On, message: Any, raw: bytes, origin: RecordOrigin) -> str:
         if isinstance(message, Unreadable):
             log.warning("dead-lettered record %s: %s", origin, message.error)
-            await dead_letter_record(self.dead_letter, raw, origin, message.error)
+            await self._dead_letter(raw, origin, message.error)
             return outcomes.DEAD_LETTERED
         if isinstance(message, InvalidCommand):
             await self.refusals.refuse_invalid(message, origin)
@@ -269,7 +277,7 @@ class Records:
                 await self.refusals.refuse_misplaced(message, origin, misplaced)
                 return outcomes.INVALID
             log.warning("dead-lettered record %s: %s", origin, misplaced)
-            await dead_letter_record(self.dead_letter, raw, origin, misplaced)
+            await self._dead_letter(raw, origin, misplaced)
             return outcomes.DEAD_LETTERED
         return await self._handle(on, message, raw, origin)
 
@@ -406,8 +414,8 @@ class Records:
                 outcome = outcomes.REFUSED_AFTER_WAIT
             else:
                 if failure is not None:
-                    await dead_letter_record(
-                        self.dead_letter, parked.raw, parked.origin, f"handler failed: {failure!r}"
+                    await self._dead_letter(
+                        parked.raw, parked.origin, f"handler failed: {failure!r}"
                     )
                     outcome = outcomes.DEAD_LETTERED
                 else:

@@ -150,11 +150,35 @@ async def test_a_write_behind_the_batch_is_a_conflict_not_a_lost_write(
         await collection.replace({**stored, "n": 1, "revision": 2}, revision=1)
     finally:
         current.reset(token)
+    dead_lettered: list[str] = []
+    batch.dead_letters.append(lambda: _append(dead_lettered, "poison"))
     await collection.collection.update_one({"_id": "x"}, {"$set": {"revision": 2, "n": 99}})
     with pytest.raises(BatchWriteConflict):
         await batch.commit()
+    assert dead_lettered == []  # the batch is handled again: its dead letters go out then
     stored = await collection.collection.find_one({"_id": "x"})
     assert stored is not None and stored["n"] == 99
+
+
+async def _append(into: list[str], item: str) -> None:
+    into.append(item)
+
+
+async def test_a_batch_dead_letters_once_it_is_stored_after_its_messages(
+    collection: Counting,
+) -> None:
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
+    token = current.set(batch)
+    try:
+        await uow.insert_once(collection, {"_id": "d"}, [entry("stored")])
+        batch.dead_letters.append(lambda: _append(wire.sent, "dead letter"))
+    finally:
+        current.reset(token)
+    assert wire.sent == []
+    await batch.commit()
+    assert wire.sent == ["stored", "dead letter"]
 
 
 async def test_a_failed_publish_leaves_the_messages_stored_for_the_next_read(
