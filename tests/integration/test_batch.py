@@ -169,15 +169,15 @@ async def test_a_batch_dead_letters_once_it_is_stored_after_its_messages(
 ) -> None:
     cache, wire = StateCache(), Wire()
     uow = UnitOfWork(wire.publish_all, lambda: NOW)
-    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
-    token = current.set(batch)
-    try:
+
+    async def handle() -> None:
         await uow.insert_once(collection, {"_id": "d"}, [entry("stored")])
+        batch = current.get()
+        assert batch is not None
         batch.dead_letters.append(lambda: _append(wire.sent, "dead letter"))
-    finally:
-        current.reset(token)
-    assert wire.sent == []
-    await batch.commit()
+        assert wire.sent == []  # held until the batch is stored
+
+    await in_batch(cache, wire, handle())
     assert wire.sent == ["stored", "dead letter"]
 
 
