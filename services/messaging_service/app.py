@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from contracts import NEGOTIATION_COMMAND_ADAPTER, OFFER_EVENT_ADAPTER, topics
+from contracts import (
+    NEGOTIATION_COMMAND_ADAPTER,
+    OFFER_EVENT_ADAPTER,
+    PostMessage,
+    ProposeTerms,
+    topics,
+)
 from services.runtime.app import Built, Kit, service_app
 from services.runtime.config import Settings
-from services.runtime.service import Kind, On, ServiceTable, internal_on
+from services.runtime.service import Kind, On, ServiceTable, each_offer_event, handles, internal_on
 from services.runtime.streams import Streams
 
 from .handlers import MessagingHandlers
@@ -25,15 +31,18 @@ TABLE = ServiceTable(
         On(
             topics.OFFERS_EVENTS,
             OFFER_EVENT_ADAPTER,
-            MessagingHandlers.on_offer_event,
             Kind.EVENT,
+            each_offer_event(MessagingHandlers.on_offer_event),
             releases=lambda event: event.offer_id,  # a thread's first event: its commands go on
         ),
         On(
             topics.NEGOTIATIONS_COMMANDS,
             NEGOTIATION_COMMAND_ADAPTER,
-            MessagingHandlers.on_command,
             Kind.COMMAND,
+            (
+                handles(PostMessage, MessagingHandlers.on_command),
+                handles(ProposeTerms, MessagingHandlers.on_command),
+            ),
         ),
         internal_on(NAME),
     ),

@@ -7,15 +7,34 @@ from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 
-from contracts import EVENT_ADAPTERS, NOTIFICATION_COMMAND_ADAPTER, topics
-from contracts.internal import SendReminder
+from contracts import (
+    EVENT_ADAPTERS,
+    NOTIFICATION_COMMAND_ADAPTER,
+    ContractActivated,
+    MarkNotificationsRead,
+    MessagePosted,
+    SetNotificationPreferences,
+    TalentCloudMemberAdded,
+    TermsProposed,
+    ThreadClosed,
+    TimeLogged,
+    topics,
+)
+from contracts.internal import CloseEmails, Notify, SendReminder
 from services.rules import derived_id
 from services.runtime.app import Built, Kit, service_app
 from services.runtime.clock import utc_now
 from services.runtime.config import Settings
 from services.runtime.documents import Document
 from services.runtime.due import DueBuckets
-from services.runtime.service import Kind, On, ServiceTable, internal_on
+from services.runtime.service import (
+    Kind,
+    On,
+    ServiceTable,
+    each_offer_event,
+    handles,
+    internal_on,
+)
 from services.runtime.streams import Streams
 
 from .email import EmailMetrics, EmailSender, EmailSettings, Ownership
@@ -28,26 +47,58 @@ NAME = "notification_service"
 HTTP_PORT = 8003
 
 
-def _source(topic: str, **kwargs: object) -> On:
-    return On(topic, EVENT_ADAPTERS[topic], NotificationHandlers.on_event, Kind.EVENT, **kwargs)  # type: ignore[arg-type]
-
-
 TABLE = ServiceTable(
     NAME,
     HTTP_PORT,
     consumes=(
-        # An offer's first event: the messages parked for it go on.
-        _source(topics.OFFERS_EVENTS, releases=lambda event: event.offer_id),
-        _source(topics.CONTRACTS_EVENTS),
-        _source(topics.TALENT_CLOUDS_EVENTS),
-        _source(topics.NEGOTIATIONS_EVENTS),
+        On(
+            topics.OFFERS_EVENTS,
+            EVENT_ADAPTERS[topics.OFFERS_EVENTS],
+            Kind.EVENT,
+            each_offer_event(NotificationHandlers.on_offer_event),
+            # An offer's first event: the messages parked for it go on.
+            releases=lambda event: event.offer_id,
+        ),
+        On(
+            topics.CONTRACTS_EVENTS,
+            EVENT_ADAPTERS[topics.CONTRACTS_EVENTS],
+            Kind.EVENT,
+            (
+                handles(ContractActivated, NotificationHandlers.on_event),
+                handles(TimeLogged, NotificationHandlers.on_event),
+            ),
+        ),
+        On(
+            topics.TALENT_CLOUDS_EVENTS,
+            EVENT_ADAPTERS[topics.TALENT_CLOUDS_EVENTS],
+            Kind.EVENT,
+            (handles(TalentCloudMemberAdded, NotificationHandlers.on_event),),
+        ),
+        On(
+            topics.NEGOTIATIONS_EVENTS,
+            EVENT_ADAPTERS[topics.NEGOTIATIONS_EVENTS],
+            Kind.EVENT,
+            (
+                handles(MessagePosted, NotificationHandlers.on_chat_event),
+                handles(TermsProposed, NotificationHandlers.on_chat_event),
+                handles(ThreadClosed, NotificationHandlers.on_event),
+            ),
+        ),
         On(
             topics.NOTIFICATIONS_COMMANDS,
             NOTIFICATION_COMMAND_ADAPTER,
-            NotificationHandlers.on_command,
             Kind.COMMAND,
+            (
+                handles(MarkNotificationsRead, NotificationHandlers.mark_read),
+                handles(SetNotificationPreferences, NotificationHandlers.set_preferences),
+            ),
         ),
-        internal_on(NAME, NotificationHandlers.on_internal),
+        internal_on(
+            NAME,
+            handles(Notify, NotificationHandlers.notify),
+            handles(SendReminder, NotificationHandlers.send_reminder),
+            handles(CloseEmails, NotificationHandlers.close_emails),
+        ),
     ),
     publishes=(
         topics.NOTIFICATIONS_EVENTS,

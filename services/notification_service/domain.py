@@ -31,10 +31,9 @@ from contracts import (
 )
 from services.rules import TERMINAL, OfferEvent, OfferStatus, status_after
 
-NegotiationEvent = MessagePosted | TermsProposed | ThreadClosed
-SourceEvent = (
-    OfferEvent | ContractActivated | TimeLogged | TalentCloudMemberAdded | NegotiationEvent
-)
+# The events whose notifications need no projected offer.
+OtherSourceEvent = ContractActivated | TimeLogged | TalentCloudMemberAdded | ThreadClosed
+SourceEvent = OfferEvent | OtherSourceEvent | MessagePosted | TermsProposed
 Terms = HourlyTerms | FixedTerms
 
 PENDING: Final = OfferStatus.PENDING

@@ -25,13 +25,13 @@ from contracts import (
     TermsProposed,
 )
 from contracts.internal import CloseEmails, Notify, SendReminder
-from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
+from services.rules import OfferEvent, Rejection, derived_id
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
 
 from . import domain
-from .domain import EmailPlan, OfferInfo, Planned, Preferences, SourceEvent
+from .domain import EmailPlan, OfferInfo, OtherSourceEvent, Planned, Preferences, SourceEvent
 from .store import (
     CANCELLED,
     DIGEST,
@@ -133,28 +133,29 @@ class NotificationHandlers:
 
     # --- source events (their own partitions) -----------------------------------------------
 
-    async def on_event(self, event: SourceEvent) -> None:
-        if isinstance(event, OFFER_EVENTS):
-            await self._on_offer_event(event)
-            return
-        offer: OfferInfo | None = None
-        if isinstance(event, MessagePosted | TermsProposed):
-            # It names the other party only through the offer: wait for it if need be.
-            offer = (
-                await self.uow.require(
-                    self.store.offers,
-                    event.offer_id,
-                    code=RejectionCode.UNKNOWN_OFFER,
-                    message=f"offer {event.offer_id} is not projected yet",
-                )
-            ).value
+    async def on_chat_event(self, event: MessagePosted | TermsProposed) -> None:
+        # It names the other party only through the offer: wait for it if need be.
+        offer = (
+            await self.uow.require(
+                self.store.offers,
+                event.offer_id,
+                code=RejectionCode.UNKNOWN_OFFER,
+                message=f"offer {event.offer_id} is not projected yet",
+            )
+        ).value
+        await self._ask_inboxes(event, offer)
+
+    async def on_event(self, event: OtherSourceEvent) -> None:
+        await self._ask_inboxes(event, None)
+
+    async def _ask_inboxes(self, event: SourceEvent, offer: OfferInfo | None) -> None:
         plans = domain.notifications_for(event, offer, None)
         # Published, not stored: the same event asks for the same notifications again.
         await self.uow.publish(
             [notify_command(plan, source_id=event.event_id, uow=self.uow) for plan in plans]
         )
 
-    async def _on_offer_event(self, event: OfferEvent) -> None:
+    async def on_offer_event(self, event: OfferEvent) -> None:
         stored = await self.uow.load(self.store.offers, event.offer_id)
         if stored is not None and event.event_id in stored.handled:
             log.info("offer %s: %s %s already applied", event.offer_id, event.type, event.event_id)
@@ -225,14 +226,6 @@ class NotificationHandlers:
 
     # --- the inbox (the recipient's partition) ----------------------------------------------
 
-    async def on_internal(self, command: Notify | SendReminder | CloseEmails) -> None:
-        if isinstance(command, SendReminder):
-            await self.send_reminder(command)
-        elif isinstance(command, CloseEmails):
-            await self.close_emails(command)
-        else:
-            await self.notify(command)
-
     async def notify(self, command: Notify) -> None:
         created = command.notification
         stored = await self.store.preferences.get(created.recipient_id)
@@ -271,12 +264,6 @@ class NotificationHandlers:
         log.debug("%d email(s) of %s closed as %s", closed, command.recipient_id, command.outcome)
 
     # --- notifications.commands (the recipient's partition) ----------------------------------
-
-    async def on_command(self, command: MarkNotificationsRead | SetNotificationPreferences) -> None:
-        if isinstance(command, SetNotificationPreferences):
-            await self.set_preferences(command)
-        else:
-            await self.mark_read(command)
 
     async def set_preferences(self, command: SetNotificationPreferences) -> None:
         if command.actor_id != command.recipient_id:

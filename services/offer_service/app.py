@@ -6,15 +6,25 @@ from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 
-from contracts import CONTRACT_COMMAND_ADAPTER, OFFER_COMMAND_ADAPTER, topics
-from contracts.internal import ExpireOffer
+from contracts import (
+    CONTRACT_COMMAND_ADAPTER,
+    OFFER_COMMAND_ADAPTER,
+    AcceptOffer,
+    ChangeOffer,
+    DeclineOffer,
+    ExtendOffer,
+    LogTime,
+    WithdrawOffer,
+    topics,
+)
+from contracts.internal import ActivateContract, ExpireOffer, JoinTalentCloud
 from services.rules import derived_id
 from services.runtime.app import Built, Kit, service_app
 from services.runtime.clock import utc_now
 from services.runtime.config import Settings
 from services.runtime.documents import Document
 from services.runtime.due import DueBuckets
-from services.runtime.service import Kind, On, ServiceTable, internal_on
+from services.runtime.service import Kind, On, ServiceTable, handles, internal_on
 
 from .clouds import TalentClouds
 from .domain.offer import Policy
@@ -32,18 +42,26 @@ TABLE = ServiceTable(
         On(
             topics.OFFERS_COMMANDS,
             OFFER_COMMAND_ADAPTER,
-            OfferHandlers.on_offer_command,
             Kind.COMMAND,
+            (
+                handles(ExtendOffer, OfferHandlers.on_offer_command),
+                handles(ChangeOffer, OfferHandlers.on_offer_command),
+                handles(WithdrawOffer, OfferHandlers.on_offer_command),
+                handles(AcceptOffer, OfferHandlers.on_offer_command),
+                handles(DeclineOffer, OfferHandlers.on_offer_command),
+            ),
         ),
         On(
             topics.CONTRACTS_COMMANDS,
             CONTRACT_COMMAND_ADAPTER,
-            OfferHandlers.log_time,
             Kind.COMMAND,
+            (handles(LogTime, OfferHandlers.log_time),),
         ),
         internal_on(
             NAME,
-            OfferHandlers.on_internal,
+            handles(ExpireOffer, OfferHandlers.expire),
+            handles(ActivateContract, OfferHandlers.activate_contract),
+            handles(JoinTalentCloud, OfferHandlers.join_talent_cloud),
             # A contract's activation: the time logged on it meanwhile goes on.
             releases=lambda command: command.key,
         ),

@@ -197,11 +197,3 @@ class OfferHandlers:
                 command.freelancer_id,
                 command.talent_cloud_id,
             )
-
-    async def on_internal(self, command: ExpireOffer | ActivateContract | JoinTalentCloud) -> None:
-        if isinstance(command, ExpireOffer):
-            await self.expire(command)
-        elif isinstance(command, ActivateContract):
-            await self.activate_contract(command)
-        else:
-            await self.join_talent_cloud(command)

@@ -26,15 +26,26 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from functools import partial
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from contracts import Command, InvalidCommand, parse_command, topics
+from contracts import (
+    Command,
+    InvalidCommand,
+    OfferAccepted,
+    OfferChanged,
+    OfferDeclined,
+    OfferExpired,
+    OfferExtended,
+    OfferWithdrawn,
+    parse_command,
+    topics,
+)
 from contracts import UnreadableCommand as Unreadable
 from contracts.internal import INTERNAL_ADAPTERS, ReleaseParked
-from services.rules import Rejection, derived_id
+from services.rules import OfferEvent, Rejection, derived_id
 
 from . import metrics as outcomes
 from .batch import Batch, PublishAll, StateCache, current
@@ -55,21 +66,85 @@ class Kind(Enum):
     INTERNAL = "internal"  # the service's own commands to itself
 
 
-Handler = Callable[[Any, Any], Awaitable[None]]
+H = TypeVar("H")
+M = TypeVar("M")
+
+
+@dataclass(frozen=True, slots=True)
+class TypeHandler:
+    """One message type and the handler that decides it (made by `handles`)."""
+
+    type: type
+    handle: Callable[[Any, Any], Awaitable[None]]
+
+
+def handles(type_: type[M], handle: Callable[[H, M], Awaitable[None]]) -> TypeHandler:
+    """A row's handler of one message type; mypy checks that the handler takes the type.
+    (A function, not the class: its result names no type variable, so a table's expected
+    type cannot turn them into Any; and one type per call, as mypy would join several into
+    their base class.)"""
+    return TypeHandler(type_, handle)
 
 
 @dataclass(frozen=True, slots=True)
 class On:
-    """One row of a service's table: records of `topic`, read with `adapter`, go to
-    `handle(handlers, message)`."""
+    """One row of a service's table: records of `topic` are read with `adapter`, and each
+    message goes to the handler of its type, the one place a type is dispatched."""
 
     topic: str
     adapter: TypeAdapter[Any]
-    handle: Handler
     kind: Kind
+    handles: tuple[TypeHandler, ...] = ()
     # The aggregate a message may bring into existence: what is parked for it is released
     # right after the message is handled.
     releases: Callable[[Any], str] | None = None
+    by_type: dict[type, Callable[[Any, Any], Awaitable[None]]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        by_type = {row.type: row.handle for row in self.handles}
+        carried = set(types_of(self.adapter)) - {ReleaseParked}  # Records handles that
+        if set(by_type) != carried or len(by_type) != len(self.handles):
+            names = sorted(t.__name__ for t in carried ^ set(by_type))
+            raise TypeError(
+                f"the row of {self.topic} must name one handler for each type the topic "
+                f"carries, no more: {', '.join(names) or 'a type named twice'}"
+            )
+        object.__setattr__(self, "by_type", by_type)
+
+    async def handle(self, handlers: Any, message: Any) -> None:
+        await self.by_type[type(message)](handlers, message)
+
+
+def each_offer_event(
+    handle: Callable[[H, OfferEvent], Awaitable[None]],
+) -> tuple[TypeHandler, ...]:
+    """The rows of offers.events for a service whose one handler takes every offer event."""
+    return (
+        handles(OfferExtended, handle),
+        handles(OfferChanged, handle),
+        handles(OfferWithdrawn, handle),
+        handles(OfferDeclined, handle),
+        handles(OfferExpired, handle),
+        handles(OfferAccepted, handle),
+    )
+
+
+def types_of(adapter: TypeAdapter[Any]) -> list[type]:
+    """The message types a contract's adapter reads: its discriminated union's members."""
+    schema = adapter.core_schema
+    definitions: dict[str, Any] = {}
+    if schema["type"] == "definitions":
+        definitions = {d["ref"]: d for d in schema["definitions"]}
+        schema = schema["schema"]
+    choices = schema["choices"].values() if schema["type"] == "tagged-union" else [schema]
+    found = []
+    for choice in choices:
+        if choice["type"] == "definition-ref":
+            choice = definitions[choice["schema_ref"]]
+        if choice["type"] != "model":
+            raise TypeError(f"not a union of message types: {choice['type']} in {adapter}")
+        found.append(choice["cls"])
+    return found
 
 
 # A record whose handling fails for another reason than an outage is tried this many times,
@@ -123,14 +198,10 @@ class ServiceTable:
         return tuple(dict.fromkeys((*self.consumed_topics, *self.publishes)))
 
 
-async def _release_only(handlers: Any, command: Any) -> None:
-    raise TypeError(f"{command.type} has no handler: this topic carries only ReleaseParked")
-
-
-def internal_on(service: str, handle: Handler = _release_only, **kwargs: Any) -> On:
+def internal_on(service: str, *rows: TypeHandler, **kwargs: Any) -> On:
     """The row of the service's internal topic: its own commands, and ReleaseParked (which
     Records handles itself)."""
-    return On(INTERNAL_TOPIC, INTERNAL_ADAPTERS[service], handle, Kind.INTERNAL, **kwargs)
+    return On(INTERNAL_TOPIC, INTERNAL_ADAPTERS[service], Kind.INTERNAL, rows, **kwargs)
 
 
 class Records:
