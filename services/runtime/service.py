@@ -31,21 +31,10 @@ from typing import Any, Final, Protocol, TypeVar
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from contracts import (
-    Command,
-    InvalidCommand,
-    OfferAccepted,
-    OfferChanged,
-    OfferDeclined,
-    OfferExpired,
-    OfferExtended,
-    OfferWithdrawn,
-    parse_command,
-    topics,
-)
+from contracts import Command, InvalidCommand, parse_command, topics
 from contracts import UnreadableCommand as Unreadable
 from contracts.internal import INTERNAL_ADAPTERS, ReleaseParked
-from services.rules import OfferEvent, Rejection, derived_id
+from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 
 from . import metrics as outcomes
 from .batch import Batch, PublishAll, StateCache, current
@@ -118,15 +107,9 @@ class On:
 def each_offer_event(
     handle: Callable[[H, OfferEvent], Awaitable[None]],
 ) -> tuple[TypeHandler, ...]:
-    """The rows of offers.events for a service whose one handler takes every offer event."""
-    return (
-        handles(OfferExtended, handle),
-        handles(OfferChanged, handle),
-        handles(OfferWithdrawn, handle),
-        handles(OfferDeclined, handle),
-        handles(OfferExpired, handle),
-        handles(OfferAccepted, handle),
-    )
+    """The rows of offers.events for a service whose one handler takes every offer event
+    (typed by `handle`'s own signature: OFFER_EVENTS are OfferEvent's members)."""
+    return tuple(TypeHandler(event_type, handle) for event_type in OFFER_EVENTS)
 
 
 def types_of(adapter: TypeAdapter[Any]) -> list[type]:
