@@ -357,10 +357,11 @@ class Records:
             if self.next_offsets.get(where, 0) >= newest:
                 continue  # nothing more there
             # Nothing (or not all) read here: asked only when a wait has run out, so the
-            # broker round trip is rare.
-            if (await self.partitions.committed(topic, partition) or 0) >= newest:
-                continue
-            return False
+            # broker round trip is rare, and kept: everything before it was handled.
+            committed = await self.partitions.committed(topic, partition) or 0
+            self.next_offsets[where] = max(self.next_offsets.get(where, 0), committed)
+            if committed < newest:
+                return False
         return True
 
     def _read(self, on: On, raw: bytes, origin: RecordOrigin) -> Any:

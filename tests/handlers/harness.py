@@ -79,11 +79,13 @@ class Partitions:
     def __init__(self) -> None:
         self.highwater: dict[tuple[str, int], int] = {}
         self.committed_at: dict[tuple[str, int], int] = {}
+        self.committed_asked = 0  # broker round trips a real consumer would make
 
     def newest(self, topic: str, partition: int) -> int | None:
         return self.highwater.get((topic, partition), 0)  # unless a test says: empty
 
     async def committed(self, topic: str, partition: int) -> int | None:
+        self.committed_asked += 1
         return self.committed_at.get((topic, partition))
 
 

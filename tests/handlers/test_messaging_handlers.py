@@ -151,18 +151,23 @@ async def test_a_wait_run_out_refuses_when_offers_events_were_all_handled_before
     group's committed offset, not a record read here, says the offer is not in it."""
     p = Parties()
     messaging = await messaging_service()
-    await messaging.send(
-        topics.NEGOTIATIONS_COMMANDS, post(p, p.freelancer_id, "m-1"), key=p.offer_id
-    )
+    for text in ("m-1", "m-2"):
+        await messaging.send(
+            topics.NEGOTIATIONS_COMMANDS, post(p, p.freelancer_id, text), key=p.offer_id
+        )
     messaging.highwater[(topics.OFFERS_EVENTS, 0)] = 7  # written before this instance read
     messaging.clock.advance(WAIT.total_seconds() + 1)
     await messaging.sweep_parked()
     assert messaging.out("CommandRejected") == []  # 7 records not known to be handled
     messaging.committed[(topics.OFFERS_EVENTS, 0)] = 7  # the group had handled all seven
+    asked = messaging.partitions.committed_asked
     messaging.clock.advance(2)
     await messaging.sweep_parked()
     await messaging.sweep_parked()
-    assert messaging.one("CommandRejected")["code"] == "unknown_offer"
+    rejected = messaging.out("CommandRejected")
+    assert [r["code"] for r in rejected] == ["unknown_offer", "unknown_offer"]
+    # Known once, for both: what the group had handled is not asked of the broker again.
+    assert messaging.partitions.committed_asked == asked + 1
 
 
 async def test_parked_messages_survive_a_restart() -> None:
