@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 
+from contracts import topics
 from services.runtime.kafka_access import client_options
 
 from .common import (
@@ -41,6 +42,7 @@ from .common import (
     stamp,
     table,
 )
+from .hops import hop_rows
 from .watch import Watcher
 
 NAMES = ("offer_service", "messaging_service", "notification_service")
@@ -107,19 +109,23 @@ def latencies(sent: dict[str, float], watcher: Watcher, kind: str) -> list[float
     return out
 
 
-async def measure(tag: str, rate: float, seconds: float) -> list[Latencies]:
+async def measure(
+    tag: str, rate: float, seconds: float
+) -> tuple[list[Latencies], list[tuple[str, ...]]]:
     count = max(10, int(rate * seconds))
     terms = hourly_terms()
     extends = [extend_offer(tag, i, terms) for i in range(count)]
     watcher = Watcher("notifications.events", f"bench-free-{tag}-")
     producer = AIOKafkaProducer(**client_options(INFRA.kafka), linger_ms=0)
     results = []
-    async with Services(tag, NAMES):
+    hops: list[tuple[str, ...]] = []
+    async with Services(tag, NAMES) as services:
         await watcher.start()
         await producer.start()
         try:
             label = "latency ExtendOffer"
             say(f"{label}: {count} commands at {rate:.1f}/s")
+            started_ms = int(time.time() * 1000) - 1000
             sent = await steady(
                 producer,
                 "offers.commands",
@@ -142,6 +148,8 @@ async def measure(tag: str, rate: float, seconds: float) -> list[Latencies]:
                     latencies(sent, watcher, "offer_received"),
                 )
             )
+            internal = topics.internal(services.group("notification_service"))
+            hops = await hop_rows([c["offer_id"] for c in extends], internal, started_ms)
             # The client writes in each offer's thread; the freelancer is notified.
             label = "latency PostMessage"
             posts = [
@@ -181,15 +189,16 @@ async def measure(tag: str, rate: float, seconds: float) -> list[Latencies]:
         finally:
             await producer.stop()
             await watcher.stop()
-    return results
+    return results, hops
 
 
 async def run(rate: float, seconds: float, keep: bool, tag: str | None = None) -> list[Latencies]:
     tag = tag or run_id()
     say(f"latency: run {tag}, {rate:.1f} commands/s for {seconds:.0f}s per path")
     results: list[Latencies] = []
+    hops: list[tuple[str, ...]] = []
     try:
-        results.extend(await measure(tag, rate, seconds))
+        results, hops = await measure(tag, rate, seconds)
     finally:
         if not keep:
             await drop_databases([f"bench_{name}_{tag}" for name in NAMES])
@@ -206,6 +215,14 @@ async def run(rate: float, seconds: float, keep: bool, tag: str | None = None) -
                 "max ms",
             ),
             [result.row() for result in results],
+        )
+    )
+    print(
+        table(
+            f"Where the ExtendOffer path's time goes, between the records' Kafka timestamps "
+            f"(bench/hops.py; {rate:.1f}/s)",
+            ("hop", "offers", "p50 ms", "p99 ms"),
+            hops,
         )
     )
     return results

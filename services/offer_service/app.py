@@ -44,7 +44,7 @@ TABLE = ServiceTable(
             OFFER_COMMAND_ADAPTER,
             Kind.COMMAND,
             (
-                handles(ExtendOffer, OfferHandlers.on_offer_command),
+                handles(ExtendOffer, OfferHandlers.on_offer_command, creates=True),
                 handles(ChangeOffer, OfferHandlers.on_offer_command),
                 handles(WithdrawOffer, OfferHandlers.on_offer_command),
                 handles(AcceptOffer, OfferHandlers.on_offer_command),
@@ -60,7 +60,7 @@ TABLE = ServiceTable(
         internal_on(
             NAME,
             handles(ExpireOffer, OfferHandlers.expire),
-            handles(ActivateContract, OfferHandlers.activate_contract),
+            handles(ActivateContract, OfferHandlers.activate_contract, creates=True),
             handles(JoinTalentCloud, OfferHandlers.join_talent_cloud),
             # A contract's activation: the time logged on it meanwhile goes on.
             releases=lambda command: command.key,

@@ -21,6 +21,15 @@ batch, and bounded in size). That is safe because each document has one writer, 
 consumer of its aggregate's partition (services.runtime.service). Within a batch, a read
 sees the batch's own writes.
 
+A message that creates its aggregate (an ExtendOffer, the first event of an offer) almost
+always finds none, so the aggregate is not read: it is guessed new (`Batch.new_ids`), and
+the guess is checked by the database before the batch writes anything else. Every guessed
+document the batch writes is inserted first, on its own (its unique `_id` is the check),
+and every one it only read is read then. If one was there after all, the batch undoes its
+own inserts (nobody else writes them, and nothing is published yet) and raises
+`GuessedWrong`: Records handles the batch again, reading first. A redelivered or repeated
+creation costs one batch handled twice; nothing is decided on a wrong guess.
+
 FerretDB 1.24 cannot serve a bulk of many updates in one command (it holds a PostgreSQL
 connection per statement until the command ends: 50 statements exhaust its pool and the
 command never returns), and pushes no `$in` down (a read of many ids is a scan of the
@@ -60,6 +69,11 @@ DUPLICATE_KEY: Final = 11000
 class BatchWriteConflict(RuntimeError):
     """A write of the batch found its document changed by someone else: a second writer,
     which the partition layout rules out. The batch is handled again from fresh reads."""
+
+
+class GuessedWrong(Exception):
+    """A document the batch took to be new (unread) exists: nothing of the batch is stored,
+    and it is handled again, reading first."""
 
 
 PublishAll = Callable[[Sequence[OutboxEntry]], Awaitable[None]]
@@ -107,6 +121,8 @@ class _Change:
     # Inserted without a read (a write-once document: a notification, a reminder): `before`
     # is not known; the insert finds out, or a read of it in the batch does.
     blind: bool = False
+    # Guessed new, not read (`Batch.new_ids`): inserted before anything else is written.
+    guessed: bool = False
 
 
 @dataclass
@@ -139,13 +155,18 @@ class Batch:
     dead_letters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # What the batch read from the database.
     read: set[tuple[str, str]] = field(default_factory=set)
+    # Whether aggregates being created may be guessed new; the ids of those being created
+    # now (Records adds each around its creating message); what was guessed so.
+    guess: bool = True
+    new_ids: set[str] = field(default_factory=set)
+    guessed: dict[tuple[str, str], Batched] = field(default_factory=dict)
     # Marks the documents whose outboxes the batch empties once it has published them.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def forget(self) -> None:
         """After a failure: what the batch read or wrote may be ahead of the database (or
         behind it, after a partial write), so it is read again next time."""
-        self.cache.forget([*self.changes, *self.outboxes, *self.read])
+        self.cache.forget([*self.changes, *self.outboxes, *self.read, *self.guessed])
 
     # --- what the handlers' collections ask ----------------------------------------------
 
@@ -161,6 +182,10 @@ class Batch:
                 if stored is not None:
                     self._existed(key, stored)
         elif change is None and not self.cache.get(key)[0]:
+            if document_id in self.new_ids:
+                self.guessed[key] = documents  # checked when the batch is stored
+                self.cache.put(key, None)
+                return None
             async with self.reads:
                 stored = await documents.read(document_id)
             if key not in self.changes:  # (another aggregate's run may have written it)
@@ -219,6 +244,7 @@ class Batch:
         if change is None:
             _, before = self.cache.get(key)
             change = self.changes[key] = _Change(documents, before, None)
+            change.guessed = key in self.guessed
         outbox = self.outboxes.get(key)
         if outbox is not None and outbox.taken:
             # What the batch took of its outbox is not published yet: it stays stored with
@@ -263,6 +289,11 @@ class Batch:
             if change.now and change.now.get("outbox") and outbox and not outbox.fresh(change.now):
                 # Wholly published below: emptied then by one statement for the batch.
                 change.now = {**change.now, OUTBOX_BATCH: self.token}
+        try:
+            await self._check_guesses()
+        except GuessedWrong:
+            self.forget()  # the guesses are in the cache: read next time
+            raise
         await asyncio.gather(*(self._store(changes) for changes in by_collection.values()))
         crash_point("after_write")
         if self.messages:
@@ -275,10 +306,48 @@ class Batch:
         for (name, document_id), change in self.changes.items():
             self.cache.put((name, document_id), change.now)
 
+    async def _check_guesses(self) -> None:
+        """Step 0: the documents guessed new, checked before anything else is written: the
+        ones written are inserted (the unique `_id` is the check), the ones only read are
+        read. If one exists, what this step inserted is deleted again and GuessedWrong
+        raised."""
+        inserts: dict[str, list[_Change]] = {}
+        unwritten: list[tuple[Batched, str]] = []
+        for key, documents in self.guessed.items():
+            change = self.changes.get(key)
+            if change is not None and change.guessed and change.now is not None:
+                inserts.setdefault(key[0], []).append(change)
+            else:
+                unwritten.append((documents, key[1]))
+
+        async def exists(documents: Batched, document_id: str) -> bool:
+            async with self.reads:
+                return await documents.read(document_id) is not None
+
+        if any(await asyncio.gather(*(exists(d, i) for d, i in unwritten))):
+            raise GuessedWrong("an aggregate taken to be new (not read) exists already")
+
+        async def insert(changes: list[_Change]) -> tuple[Batched, list[str], list[str]]:
+            documents = changes[0].documents
+            ids = [c.now["_id"] for c in changes if c.now is not None]
+            taken = set(await documents.insert_all([c.now for c in changes if c.now]))
+            there = [i for n, i in enumerate(ids) if n in taken]
+            return documents, [i for n, i in enumerate(ids) if n not in taken], there
+
+        inserted = await asyncio.gather(*(insert(c) for c in inserts.values()))
+        there = [i for _, _, found in inserted for i in found]
+        if there:
+            for documents, ids, _ in inserted:  # this batch's own, unpublished: undone
+                await documents.bulk([DeleteOne({"_id": i}) for i in ids], self.updating)
+            raise GuessedWrong(
+                f"{len(there)} aggregate(s) taken to be new exist already "
+                f"({', '.join(map(repr, there[:3]))}{', ...' if len(there) > 3 else ''})"
+            )
+
     async def _store(self, changes: list[_Change]) -> None:
         """Step 1: new documents in one insert_many, changed ones replaced."""
         documents = changes[0].documents
-        inserts = [c for c in changes if c.before is None and c.now is not None]
+        inserts = [c for c in changes if c.before is None and c.now is not None and not c.guessed]
         replaces = [ReplaceOne(_where(c.before), c.now) for c in changes if c.before and c.now]
         if inserts:
             for index in await documents.insert_all([c.now for c in inserts if c.now]):
@@ -474,4 +543,4 @@ class Batched(MongoDocuments):
         return matched
 
 
-__all__ = ["Batch", "BatchWriteConflict", "Batched", "StateCache", "current"]
+__all__ = ["Batch", "BatchWriteConflict", "Batched", "GuessedWrong", "StateCache", "current"]

@@ -31,13 +31,13 @@ from typing import Any, Final, Protocol, TypeVar
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from contracts import Command, InvalidCommand, parse_command, topics
+from contracts import Command, InvalidCommand, OfferExtended, parse_command, topics
 from contracts import UnreadableCommand as Unreadable
 from contracts.internal import INTERNAL_ADAPTERS, ReleaseParked
 from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 
 from . import metrics as outcomes
-from .batch import Batch, PublishAll, StateCache, current
+from .batch import Batch, GuessedWrong, PublishAll, StateCache, current
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
 from .logs import message_context
 from .metrics import ServiceMetrics
@@ -65,14 +65,25 @@ class TypeHandler:
 
     type: type
     handle: Callable[[Any, Any], Awaitable[None]]
+    creates: bool = False
 
 
-def handles(type_: type[M], handle: Callable[[H, M], Awaitable[None]]) -> TypeHandler:
+def handles(
+    type_: type[M], handle: Callable[[H, M], Awaitable[None]], *, creates: bool = False
+) -> TypeHandler:
     """A row's handler of one message type; mypy checks that the handler takes the type.
     (A function, not the class: its result names no type variable, so a table's expected
     type cannot turn them into Any; and one type per call, as mypy would join several into
-    their base class.)"""
-    return TypeHandler(type_, handle)
+    their base class.)
+
+    `creates`: the message brings its aggregate (the one its key names) into existence, so
+    in a batch the aggregate is guessed new instead of read (services.runtime.batch checks
+    the guess before anything is written). A creating command is then not looked up among
+    the refused ones either: whether it is refused must depend only on the command and on
+    its aggregate being new (and on facts that never change once set), so a second refusal
+    is the first one again, found by its derived id, and an acceptance after a refusal
+    cannot happen."""
+    return TypeHandler(type_, handle, creates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,7 @@ class On:
     # right after the message is handled.
     releases: Callable[[Any], str] | None = None
     by_type: dict[type, Callable[[Any, Any], Awaitable[None]]] = field(init=False)
+    creates: frozenset[type] = field(init=False)
 
     def __post_init__(self) -> None:
         by_type = {row.type: row.handle for row in self.handles}
@@ -99,6 +111,7 @@ class On:
                 f"carries, no more: {', '.join(names) or 'a type named twice'}"
             )
         object.__setattr__(self, "by_type", by_type)
+        object.__setattr__(self, "creates", frozenset(r.type for r in self.handles if r.creates))
 
     async def handle(self, handlers: Any, message: Any) -> None:
         await self.by_type[type(message)](handlers, message)
@@ -108,8 +121,12 @@ def each_offer_event(
     handle: Callable[[H, OfferEvent], Awaitable[None]],
 ) -> tuple[TypeHandler, ...]:
     """The rows of offers.events for a service whose one handler takes every offer event
-    (typed by `handle`'s own signature: OFFER_EVENTS are OfferEvent's members)."""
-    return tuple(TypeHandler(event_type, handle) for event_type in OFFER_EVENTS)
+    (typed by `handle`'s own signature: OFFER_EVENTS are OfferEvent's members). An offer's
+    first event, OfferExtended, creates what the service keeps of the offer."""
+    return tuple(
+        TypeHandler(event_type, handle, creates=event_type is OfferExtended)
+        for event_type in OFFER_EVENTS
+    )
 
 
 def types_of(adapter: TypeAdapter[Any]) -> list[type]:
@@ -227,12 +244,25 @@ class Records:
 
     async def handle_batch(self, records: Sequence[tuple[bytes, RecordOrigin]]) -> None:
         """A fetched batch: each aggregate's records in order, the aggregates side by side,
-        and the I/O of all of them done by one Batch. An outage is raised (the batch is
-        fetched again); a batch whose writes fail otherwise is handled again a record at a
-        time, straight against the database, so that the record at fault is dead-lettered
-        alone and the others go through."""
+        and the I/O of all of them done by one Batch. Aggregates being created are guessed
+        new; if a guess was wrong (a redelivered creation), the batch is handled again,
+        reading them."""
+        try:
+            await self._handle_as_batch(records, guess=True)
+        except GuessedWrong as wrong:
+            log.info(
+                "%s; handling the batch of %d record(s) again, reading first", wrong, len(records)
+            )
+            await self._handle_as_batch(records, guess=False)
+
+    async def _handle_as_batch(
+        self, records: Sequence[tuple[bytes, RecordOrigin]], *, guess: bool
+    ) -> None:
+        """An outage is raised (the batch is fetched again); a batch whose writes fail
+        otherwise is handled again a record at a time, straight against the database, so
+        that the record at fault is dead-lettered alone and the others go through."""
         assert self.publish_all is not None, "Records made without publish_all"
-        batch = Batch(self.cache, self.publish_all, self.updating)
+        batch = Batch(self.cache, self.publish_all, self.updating, guess=guess)
         token = current.set(batch)
         try:
             async with self.in_flight:
@@ -243,6 +273,9 @@ class Records:
                 except BaseExceptionGroup as failed:
                     raise failed.exceptions[0] from None
                 await batch.commit()
+        except GuessedWrong:
+            batch.forget()
+            raise
         except Exception as error:
             batch.forget()  # its documents may be ahead of the database: read them again
             if is_outage(error):
@@ -390,17 +423,28 @@ class Records:
             await self.release(message.aggregate_id)
             return outcomes.HANDLED
         key = message.key
-        if isinstance(message, Command) and await self.refusals.already_refused(
-            key, message.command_id
+        batch = current.get()
+        guessed = (
+            batch if batch is not None and batch.guess and type(message) in on.creates else None
+        )
+        if (
+            isinstance(message, Command)
+            and guessed is None  # (see `handles`: a creating command's refusal repeats itself)
+            and await self.refusals.already_refused(key, message.command_id)
         ):
             return outcomes.HANDLED
         if on.releases is None and self.parking.holds(key):
             await self.release(key)  # its aggregate may be here now: they go first
+        if guessed is not None:
+            guessed.new_ids.add(key)
         try:
             await on.handle(self.handlers, message)
         except NotYetKnown as unknown:
             await self._park(on, message, raw, origin, unknown)
             return outcomes.PARKED
+        finally:
+            if guessed is not None:
+                guessed.new_ids.discard(key)
         if on.releases is not None:
             released_key = on.releases(message)
             if self.parking.holds(released_key):

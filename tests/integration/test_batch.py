@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.runtime.batch import Batch, Batched, BatchWriteConflict, StateCache, current
+from services.runtime.batch import (
+    Batch,
+    Batched,
+    BatchWriteConflict,
+    GuessedWrong,
+    StateCache,
+    current,
+)
 from services.runtime.documents import Document
 from services.runtime.outbox import PENDING, OutboxEntry, ensure_outbox_indexes, outbox_fields
 from services.runtime.uow import UnitOfWork
@@ -66,8 +73,10 @@ def entry(message_id: str, key: str = "k") -> OutboxEntry:
     return OutboxEntry("t", key, "Happened", message_id, "{}")
 
 
-async def in_batch(cache: StateCache, wire: Wire, work: object) -> Batch:
-    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
+async def in_batch(
+    cache: StateCache, wire: Wire, work: object, *, new_ids: set[str] | None = None
+) -> Batch:
+    batch = Batch(cache, wire.publish_all, asyncio.Semaphore(), new_ids=new_ids or set())
     token = current.set(batch)
     try:
         await work  # type: ignore[misc]
@@ -229,3 +238,63 @@ async def test_find_sees_the_batch_own_writes(collection: Counting) -> None:
     assert found == ["c"]
     stored = await collection.collection.find({"group": "g"}).to_list()
     assert [d["_id"] for d in stored] == ["c"]
+
+
+async def created(collection: Counting, uow: UnitOfWork, document_id: str) -> None:
+    """What a creating handler does: load its aggregate, and store it when there is none."""
+    if await collection.get(document_id) is None:
+        assert await collection.insert({"_id": document_id, "revision": 1, "handled": ["c"]})
+        await uow.publish([entry(f"made-{document_id}")])
+
+
+async def test_an_aggregate_guessed_new_is_not_read_and_is_stored_with_the_batch(
+    collection: Counting,
+) -> None:
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    Counting.reads = 0
+    await in_batch(cache, wire, created(collection, uow, "new"), new_ids={"new"})
+    assert Counting.reads == 0
+    assert await collection.collection.find_one({"_id": "new"}) is not None
+    assert wire.sent == ["made-new"]
+
+
+async def test_a_wrong_guess_stores_and_sends_nothing_of_the_batch(collection: Counting) -> None:
+    await collection.collection.insert_one({"_id": "there", "revision": 3, "v": "stored"})
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+
+    async def work() -> None:
+        await created(collection, uow, "fresh")  # right
+        await created(collection, uow, "there")  # wrong: it exists
+        await uow.insert_once(collection, {"_id": "once"}, [entry("once")])
+
+    with pytest.raises(GuessedWrong, match="'there'"):
+        await in_batch(cache, wire, work(), new_ids={"fresh", "there"})
+    assert wire.sent == []
+    stored = await collection.collection.find({}).to_list()
+    assert stored == [{"_id": "there", "revision": 3, "v": "stored"}]  # "fresh" undone
+
+
+async def test_a_guess_only_read_is_checked_before_anything_is_written(
+    collection: Counting,
+) -> None:
+    await collection.collection.insert_one({"_id": "there", "revision": 1})
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+
+    async def work() -> None:
+        assert await collection.get("there") is None  # guessed, so not written: checked
+        await uow.insert_once(collection, {"_id": "other"}, [entry("other")])
+
+    with pytest.raises(GuessedWrong):
+        await in_batch(cache, wire, work(), new_ids={"there"})
+    assert wire.sent == []
+    assert await collection.collection.find_one({"_id": "other"}) is None
+    # Nothing of the wrong guess is kept: the next batch reads it.
+    again = Batch(cache, wire.publish_all, asyncio.Semaphore())
+    token = current.set(again)
+    try:
+        assert await collection.get("there") is not None
+    finally:
+        current.reset(token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
 
 from contracts import topics
 from services.offer_service.app import create_app
@@ -35,9 +37,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def api(infra: Endpoints) -> AsyncIterator[httpx.AsyncClient]:
-    settings = await fresh_settings(infra, "offer_service")
-    async with running(create_app(settings)) as client:
+async def app(infra: Endpoints) -> Starlette:
+    return create_app(await fresh_settings(infra, "offer_service"))
+
+
+@pytest.fixture(scope="module")
+async def api(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app) as client:
         yield client
 
 
@@ -246,6 +252,43 @@ async def test_a_repeated_command_has_no_second_effect(
         "OfferExtended",
         "TalentCloudMemberAdded",
     ]
+
+
+async def test_a_repeated_extend_among_new_ones_changes_nothing_and_they_go_through_once(
+    app: Starlette,
+    api: httpx.AsyncClient,
+    producer: Producer,
+    probe: Probe,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A new offer is guessed new, not read (services.runtime.batch); a repeat beside new
+    # ones makes that guess wrong for its batch, which is handled again, reading.
+    first = Parties()
+    extend = first.extend()
+    await send(producer, extend)
+    await probe.wait_for(of_type("OfferExtended", offer_id=first.offer_id))
+    app.state.records.cache.clear()  # as after a restart or a rebalance: not known here
+    caplog.set_level(logging.INFO, logger="services.runtime.service")
+    others = [Parties() for _ in range(6)]
+    same_offer = first.extend()  # another command for the same offer: refused
+    for message in (
+        *(p.extend() for p in others[:3]),
+        extend,
+        same_offer,
+        *(p.extend() for p in others[3:]),
+    ):
+        await send(producer, message)
+    for parties in others:
+        await probe.wait_for(of_type("OfferExtended", offer_id=parties.offer_id))
+    await probe.wait_for(rejected(same_offer["command_id"], code="offer_exists"))
+    await probe.quiet()
+    for parties in [first, *others]:
+        assert len(probe.matching(of_type("OfferExtended", offer_id=parties.offer_id))) == 1
+    assert probe.matching(rejected(extend["command_id"])) == []
+    assert len(probe.matching(rejected(same_offer["command_id"]))) == 1
+    for parties in others:
+        stored = await api.get(f"/offers/{parties.offer_id}", headers=as_(parties.client_id))
+        assert stored.status_code == 200 and stored.json()["version"] == 1
 
 
 async def test_second_extend_with_the_same_offer_id_is_refused(
