@@ -76,10 +76,15 @@ class OfferHandlers:
 
     async def on_offer_command(self, command: OfferCommand) -> None:
         stored = await self.uow.load(self.store.offers, command.offer_id)
+        now = self.uow.clock()
         if stored is not None and command.command_id in stored.handled:
             log.info("%s %s already handled; not repeated", command.type, command.command_id)
+            # A crash may have come between the offer's write and its cloud's claim (a
+            # batch stores an offer first): the claim is made again (once, by its _id).
+            cloud = stored.value.terms.talent_cloud_id
+            if isinstance(command, ExtendOffer | ChangeOffer) and cloud is not None:
+                await self.clouds.claim(cloud, stored.value.client_id, command.offer_id, now)
             return
-        now = self.uow.clock()
         if isinstance(command, ExtendOffer):
             outcome = (
                 offer_rules.extend(command, now=now, policy=self.policy)

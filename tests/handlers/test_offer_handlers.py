@@ -45,6 +45,18 @@ async def test_an_offer_is_extended_once_however_often_its_command_comes() -> No
     assert service.out("CommandRejected") == []
 
 
+async def test_a_redelivered_extend_claims_its_cloud_if_a_crash_lost_the_claim() -> None:
+    service, p = await offer_service(), Parties()
+    extend = p.extend()
+    await service.send(topics.OFFERS_COMMANDS, extend, key=p.offer_id)
+    clouds = service.handlers.clouds.documents
+    await clouds.delete(p.talent_cloud_id)  # the offer stored, the process gone before the claim
+    await service.send(topics.OFFERS_COMMANDS, extend, key=p.offer_id)  # redelivered
+    claimed = await clouds.get(p.talent_cloud_id)
+    assert claimed is not None and claimed["owner_id"] == p.client_id
+    assert len(service.out("OfferExtended", offer_id=p.offer_id)) == 1
+
+
 async def test_a_second_extend_of_the_same_offer_is_refused() -> None:
     service, p = await offer_service(), Parties()
     await service.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
