@@ -327,7 +327,6 @@ def service_app(
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await broker.stop()
-            await records.emptied()
             await mongo.close()
             log.info("%s stopped", table.name)
 

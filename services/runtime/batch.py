@@ -10,12 +10,10 @@ broker until the batch is over; then `Batch.commit` does, in this order:
      awaited together (nothing is published before it is stored);
   3. the outboxes emptied, and what the batch deleted (a released parked record), deleted;
 
-and Records then lets FastStream commit the batch's offsets once. Step 3 runs behind the next
-fetch (`store_and_send`, then `empty`): the next batch starts once it is done, and a
-rebalance waits for it. A crash anywhere in between loses and doubles nothing, as with one
-record: the batch is delivered again, each redelivered command finds its aggregate already
-changed (its command id remembered), and what an outbox still holds is published (again,
-with the same ids) when its document is next read.
+and Records then lets FastStream commit the batch's offsets once. A crash anywhere in
+between loses and doubles nothing, as with one record: the batch is delivered again, each
+redelivered command finds its aggregate already changed (its command id remembered), and
+what an outbox still holds is published when its document is next read.
 
 Reads: a document is read from the database once, then kept in the `StateCache` while its
 partition is owned by this process (the cache is dropped on a rebalance, on any failure of a
@@ -46,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -164,8 +162,6 @@ class Batch:
     guessed: dict[tuple[str, str], Batched] = field(default_factory=dict)
     # Marks the documents whose outboxes the batch empties once it has published them.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
-    # Step 3's I/O, made by `store_and_send` and run by `empty`.
-    _emptying: list[Coroutine[Any, Any, object]] = field(default_factory=list)
 
     def forget(self) -> None:
         """After a failure: what the batch read or wrote may be ahead of the database (or
@@ -286,12 +282,6 @@ class Batch:
     # --- the batch's I/O ----------------------------------------------------------------
 
     async def commit(self) -> None:
-        await self.store_and_send()
-        await self.empty()
-
-    async def store_and_send(self) -> None:
-        """Steps 0 to 2. The cache then holds the batch's documents as they will be once
-        `empty` has run: the next batch may start on them before it has."""
         by_collection: dict[str, list[_Change]] = {}
         for key, change in self.changes.items():
             by_collection.setdefault(key[0], []).append(change)
@@ -309,23 +299,12 @@ class Batch:
         if self.messages:
             await self.publish_all(self.messages)
         await asyncio.gather(*(send() for send in self.dead_letters))
-        self._emptying = [
-            *(self._plan_emptying(changes) for changes in by_collection.values()),
-            *self._plan_emptying_unchanged(),
-        ]
+        await asyncio.gather(
+            *(self._empty_outboxes(name, changes) for name, changes in by_collection.items()),
+            self._empty_unchanged(),
+        )
         for (name, document_id), change in self.changes.items():
             self.cache.put((name, document_id), change.now)
-
-    async def empty(self) -> None:
-        """Step 3: the published outboxes emptied, and what the batch deleted, deleted.
-        Records runs it behind the next fetch, and waits for it before the next batch.
-        Until it has run, a crash leaves the messages in their outboxes, published again
-        (same ids) when their documents are next read, as after any crash."""
-        try:
-            await asyncio.gather(*self._emptying)
-        except Exception:
-            self.cache.forget([*self.changes, *self.outboxes])  # read them as stored
-            raise
 
     async def _check_guesses(self) -> None:
         """Step 0: the documents guessed new, checked before anything else is written: the
@@ -391,36 +370,30 @@ class Batch:
                     "again"
                 )
 
-    def _plan_emptying(self, changes: list[_Change]) -> Coroutine[Any, Any, None]:
-        """Step 3 of one collection: the outboxes this batch wrote and published, emptied
-        by one statement (an equality on the batch's token, which an index serves); then
-        what it deleted: a released parked record goes only once what it caused is stored
-        and sent. The batch's documents are marked emptied now; the I/O is returned."""
-        documents = changes[0].documents
+    async def _empty_outboxes(self, name: str, changes: list[_Change]) -> None:
+        """Empties the outboxes this batch wrote and published, in one statement (an
+        equality on the batch's token, which an index serves), then deletes what it deleted:
+        a released parked record goes only once what it caused is stored and sent."""
         emptied = 0
         for change in changes:
-            key = (documents.name, change.now["_id"]) if change.now is not None else None
-            if key is None or self.changes.get(key) is not change:
+            if change.now is None or self.changes.get((name, change.now["_id"])) is not change:
                 continue  # deleted, or a repeat of a stored write-once document (_existed)
-            if change.now is not None and change.now.get(OUTBOX_BATCH) == self.token:
+            if change.now.get(OUTBOX_BATCH) == self.token:
                 change.now = _without_outbox(change.now)
                 emptied += 1
+        documents = changes[0].documents
+        if emptied:
+            matched = await documents.empty_outboxes(self.token)
+            if matched < emptied:
+                raise BatchWriteConflict(
+                    f"{emptied - matched} document(s) of {name} changed behind this batch "
+                    "before their outboxes were emptied"
+                )
         deleted = [DeleteOne({"_id": c.before["_id"]}) for c in changes if c.before and not c.now]
+        if deleted:
+            await documents.bulk(deleted, self.updating)
 
-        async def run() -> None:
-            if emptied:
-                matched = await documents.empty_outboxes(self.token)
-                if matched < emptied:
-                    raise BatchWriteConflict(
-                        f"{emptied - matched} document(s) of {documents.name} changed behind "
-                        "this batch before their outboxes were emptied"
-                    )
-            if deleted:
-                await documents.bulk(deleted, self.updating)
-
-        return run()
-
-    def _plan_emptying_unchanged(self) -> list[Coroutine[Any, Any, int]]:
+    async def _empty_unchanged(self) -> None:
         """The outboxes the batch published of documents it did not change (left by a
         crash): emptied one by one, at the revision read."""
         by_collection: dict[str, tuple[Batched, list[UpdateOne]]] = {}
@@ -433,9 +406,8 @@ class Batch:
             self.cache.put(key, _without_outbox(stored))
             _, updates = by_collection.setdefault(key[0], (outbox.documents, []))
             updates.append(UpdateOne(_where(stored), {"$set": {"outbox": []}, "$unset": _UNSET}))
-        return [
-            documents.bulk(updates, self.updating) for documents, updates in by_collection.values()
-        ]
+        for documents, updates in by_collection.values():
+            await documents.bulk(updates, self.updating)
 
 
 def _without_outbox(document: Document) -> Document:

@@ -241,15 +241,12 @@ class Records:
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.read_until: dict[tuple[str, int], float] = {}
         self.sources = tuple(on.topic for on in table.consumes if on.releases is not None)
-        # The stored and sent batches whose outboxes are being emptied (Batch.empty).
-        self.emptying: set[asyncio.Task[None]] = set()
 
     async def handle_batch(self, records: Sequence[tuple[bytes, RecordOrigin]]) -> None:
         """A fetched batch: each aggregate's records in order, the aggregates side by side,
         and the I/O of all of them done by one Batch. Aggregates being created are guessed
         new; if a guess was wrong (a redelivered creation), the batch is handled again,
         reading them."""
-        await self.emptied()
         try:
             await self._handle_as_batch(records, guess=True)
         except GuessedWrong as wrong:
@@ -275,8 +272,7 @@ class Records:
                             group.create_task(self._handle_in_order(run))
                 except BaseExceptionGroup as failed:
                     raise failed.exceptions[0] from None
-                await batch.store_and_send()
-                self._empty_behind(batch)
+                await batch.commit()
         except GuessedWrong:
             batch.forget()
             raise
@@ -296,35 +292,6 @@ class Records:
                 await self.handle(raw, origin)
         finally:
             current.reset(token)
-
-    def _empty_behind(self, batch: Batch) -> None:
-        """Empties the batch's outboxes while FastStream commits its offsets and fetches
-        the next one: off each hop's way. The partitions stay held until it is done (a
-        rebalance waits for it), and the next batch starts only then (`emptied`)."""
-        self.in_flight.enter()
-
-        async def empty() -> None:
-            try:
-                await batch.empty()
-            except Exception as error:
-                # Left in their outboxes: published again (same ids) when next read.
-                log.warning(
-                    "the outboxes of a stored and sent batch could not be emptied (%s); "
-                    "their messages go out again when their documents are next read",
-                    _cause(error),
-                    exc_info=error,
-                )
-            finally:
-                self.in_flight.exit()
-
-        task = asyncio.create_task(empty(), name="empty-outboxes")
-        self.emptying.add(task)
-        task.add_done_callback(self.emptying.discard)
-
-    async def emptied(self) -> None:
-        """Returns once the outboxes of every batch stored so far are emptied."""
-        while self.emptying:
-            await asyncio.gather(*self.emptying)
 
     async def _handle_in_order(self, run: Sequence[tuple[bytes, RecordOrigin]]) -> None:
         for raw, origin in run:
@@ -589,16 +556,10 @@ class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
         return TopicPartition(topic, partition) in self.owned
 
     async def __aenter__(self) -> None:
-        self.enter()
-
-    async def __aexit__(self, *_: object) -> None:
-        self.exit()
-
-    def enter(self) -> None:
         self.count += 1
         self._idle.clear()
 
-    def exit(self) -> None:
+    async def __aexit__(self, *_: object) -> None:
         self.count -= 1
         if self.count == 0:
             self._idle.set()

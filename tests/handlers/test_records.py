@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import replace
 from typing import Annotated, Any
 
 import pytest
-from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import PlainValidator, TypeAdapter
 
@@ -243,31 +241,3 @@ def test_a_table_row_names_one_handler_for_each_type_its_topic_carries() -> None
 
 async def _expire(handlers: Any, command: ExpireOffer) -> None:
     raise AssertionError("never called")
-
-
-class SlowEmptying:
-    """A stored and sent batch whose outboxes are emptied when the test says so."""
-
-    def __init__(self) -> None:
-        self.go = asyncio.Event()
-        self.done = False
-
-    async def empty(self) -> None:
-        await self.go.wait()
-        self.done = True
-
-
-async def test_a_batch_outboxes_are_emptied_behind_it_and_hold_its_partitions() -> None:
-    service = await offer_service()
-    records, slow = service.records, SlowEmptying()
-    records._empty_behind(slow)  # type: ignore[arg-type]  # (what handle_batch does)
-    partition = TopicPartition(topics.OFFERS_COMMANDS, 0)
-    records.in_flight.owned.add(partition)
-    revoked = asyncio.create_task(records.in_flight.on_partitions_revoked({partition}))
-    next_batch = asyncio.create_task(records.emptied())
-    await asyncio.sleep(0.01)
-    # Neither a new owner nor the next batch may touch the documents being emptied.
-    assert not revoked.done() and not next_batch.done()
-    slow.go.set()
-    await asyncio.wait_for(asyncio.gather(revoked, next_batch), timeout=1)
-    assert slow.done and records.in_flight.count == 0 and not records.emptying

@@ -298,27 +298,3 @@ async def test_a_guess_only_read_is_checked_before_anything_is_written(
         assert await collection.get("there") is not None
     finally:
         current.reset(token)
-
-
-async def test_outboxes_are_emptied_after_the_send_the_cache_knowing_them_emptied_at_once(
-    collection: Counting,
-) -> None:
-    cache, wire = StateCache(), Wire()
-    uow = UnitOfWork(wire.publish_all, lambda: NOW)
-    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
-    token = current.set(batch)
-    try:
-        assert await uow.insert_once(collection, {"_id": "d"}, [entry("e")])
-    finally:
-        current.reset(token)
-
-    await batch.store_and_send()
-    assert wire.sent == ["e"]
-    stored = await collection.collection.find_one({"_id": "d"})
-    assert stored is not None and len(stored["outbox"]) == 1  # Records empties it behind
-    kept = cache.get(("things", "d"))[1]
-    assert kept is not None and kept["outbox"] == []  # the next batch sends nothing again
-
-    await batch.empty()
-    stored = await collection.collection.find_one({"_id": "d"})
-    assert stored is not None and stored["outbox"] == [] and PENDING not in stored
