@@ -172,10 +172,10 @@ def parsed_extend(tag: str, n: int) -> ExtendOffer:
 async def commit_offer(
     store: OfferStore, uow: UnitOfWork, recorder: Recorder, command: ExtendOffer
 ) -> tuple[Stored[Any], float, float]:
-    """The commit of the command's new offer, as on_offer_command writes it (`recorder` is
+    """The commit of the command's new offer, as OfferHandlers._decide writes it (`recorder` is
     the unit of work's publish); returns what was stored and the seconds of the insert (up
     to the publish) and of the rest (the publish, a no-op here, and the outbox cleared)."""
-    decision = offer_rules.extend(command, now=uow.clock(), policy=Policy())
+    decision = offer_rules.extend(None, command, uow.clock(), Policy())
     assert not isinstance(decision, Rejection), decision
     started = time.perf_counter()
     stored = await uow.commit(

@@ -44,11 +44,11 @@ TABLE = ServiceTable(
             OFFER_COMMAND_ADAPTER,
             Kind.COMMAND,
             (
-                handles(ExtendOffer, OfferHandlers.on_offer_command, creates=True),
-                handles(ChangeOffer, OfferHandlers.on_offer_command),
-                handles(WithdrawOffer, OfferHandlers.on_offer_command),
-                handles(AcceptOffer, OfferHandlers.on_offer_command),
-                handles(DeclineOffer, OfferHandlers.on_offer_command),
+                handles(ExtendOffer, OfferHandlers.extend, creates=True),
+                handles(ChangeOffer, OfferHandlers.change),
+                handles(WithdrawOffer, OfferHandlers.withdraw),
+                handles(AcceptOffer, OfferHandlers.accept),
+                handles(DeclineOffer, OfferHandlers.decline),
             ),
         ),
         On(

@@ -11,6 +11,9 @@ document it already created.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
 
 from contracts import (
     AcceptOffer,
@@ -32,12 +35,13 @@ from services.runtime.uow import UnitOfWork
 from .clouds import TalentClouds
 from .domain import contract as contract_rules
 from .domain import offer as offer_rules
-from .domain.offer import Decision, Policy
+from .domain.offer import Decision, Offer, Outcome, Policy
 from .store import OfferStore, time_entry_document, time_entry_id
 
 log = logging.getLogger(__name__)
 
-OfferCommand = ExtendOffer | ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer
+# The offer commands, each decided by its own rule (services.offer_service.domain.offer).
+C = TypeVar("C", bound=ExtendOffer | ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer)
 
 
 def activation_of(decision: Decision, uow: UnitOfWork) -> list[OutboxEntry]:
@@ -74,7 +78,30 @@ class OfferHandlers:
 
     # --- offers (the offer's partition) -----------------------------------------------------
 
-    async def on_offer_command(self, command: OfferCommand) -> None:
+    async def extend(self, command: ExtendOffer) -> None:
+        await self._decide(command, offer_rules.extend, names_cloud=True)
+
+    async def change(self, command: ChangeOffer) -> None:
+        await self._decide(command, offer_rules.change, names_cloud=True)
+
+    async def withdraw(self, command: WithdrawOffer) -> None:
+        await self._decide(command, offer_rules.withdraw)
+
+    async def accept(self, command: AcceptOffer) -> None:
+        await self._decide(command, offer_rules.accept)
+
+    async def decline(self, command: DeclineOffer) -> None:
+        await self._decide(command, offer_rules.decline)
+
+    async def _decide(
+        self,
+        command: C,
+        rule: Callable[[Offer | None, C, datetime, Policy], Outcome],
+        *,
+        names_cloud: bool = False,
+    ) -> None:
+        """A command's rule applied to its offer, once: the outcome stored with its events,
+        or refused. The Talent Cloud of terms it sends must be the client's (`clouds.vet`)."""
         stored = await self.uow.load(self.store.offers, command.offer_id)
         now = self.uow.clock()
         if stored is not None and command.command_id in stored.handled:
@@ -82,28 +109,12 @@ class OfferHandlers:
             # A crash may have come between the offer's write and its cloud's claim (a
             # batch stores an offer first): the claim is made again (once, by its _id).
             cloud = stored.value.terms.talent_cloud_id
-            if isinstance(command, ExtendOffer | ChangeOffer) and cloud is not None:
+            if names_cloud and cloud is not None:
                 await self.clouds.claim(cloud, stored.value.client_id, command.offer_id, now)
             return
-        if isinstance(command, ExtendOffer):
-            outcome = (
-                offer_rules.extend(command, now=now, policy=self.policy)
-                if stored is None
-                else Rejection(
-                    RejectionCode.OFFER_EXISTS,
-                    f"offer {command.offer_id!r} already exists (status "
-                    f"{stored.value.status}); use ChangeOffer to send different terms",
-                    status=stored.value.status,
-                )
-            )
-        elif stored is None:
-            outcome = Rejection(
-                RejectionCode.UNKNOWN_OFFER, f"there is no offer {command.offer_id!r}"
-            )
-        else:
-            outcome = offer_rules.decide(stored.value, command, now=now, policy=self.policy)
-        if isinstance(command, ExtendOffer | ChangeOffer) and not isinstance(outcome, Rejection):
-            outcome = await self.clouds.vet(outcome, now)  # the cloud it names is the client's
+        outcome = rule(None if stored is None else stored.value, command, now, self.policy)
+        if names_cloud and isinstance(outcome, Decision):
+            outcome = await self.clouds.vet(outcome, now)
         if isinstance(outcome, Rejection):
             await self.refusals.refuse(command, outcome)
             return

@@ -1,7 +1,8 @@
 """The offer's state machine (SPEC §4): extend, change, withdraw, accept, decline, expire.
 
-Each decision takes the current offer and a command (or the clock) and returns the new
-offer with the events it produced, or a Rejection. The caller stores and publishes.
+Each command has one rule, a pure function of the offer as stored (None: there is none), the
+command, the clock and the policy, which returns the new offer with the events it produced,
+or a Rejection; the expiry takes the offer and the clock. The caller stores and publishes.
 Commands arrive already checked against every rule they can break on their own (terms,
 dates against the day they are sent: contracts.parse_command); the rules here are the
 ones that need the offer's state.
@@ -87,14 +88,20 @@ class Decision:
 
 
 Outcome = Decision | Rejection
-OfferCommand = ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer
 
 
 def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def extend(command: ExtendOffer, *, now: datetime, policy: Policy) -> Outcome:
+def extend(offer: Offer | None, command: ExtendOffer, now: datetime, policy: Policy) -> Outcome:
+    if offer is not None:
+        return Rejection(
+            RejectionCode.OFFER_EXISTS,
+            f"offer {command.offer_id!r} already exists (status {offer.status}); use "
+            "ChangeOffer to send different terms",
+            status=offer.status,
+        )
     if command.actor_id != command.client_id:
         return Rejection(
             RejectionCode.NOT_AUTHORIZED,
@@ -163,20 +170,13 @@ def _closed(offer: Offer, status: OfferStatus, now: datetime, reason: str | None
     return replace(offer, status=status, closed_at=now, close_reason=reason)
 
 
-def decide(offer: Offer, command: OfferCommand, *, now: datetime, policy: Policy) -> Outcome:
-    """The outcome of a command on an existing offer."""
-    match command:
-        case ChangeOffer():
-            return _change(offer, command, now, policy)
-        case WithdrawOffer():
-            return _withdraw(offer, command, now)
-        case AcceptOffer():
-            return _accept(offer, command, now)
-        case DeclineOffer():
-            return _decline(offer, command, now)
+def _unknown(command: ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer) -> Rejection:
+    return Rejection(RejectionCode.UNKNOWN_OFFER, f"there is no offer {command.offer_id!r}")
 
 
-def _change(offer: Offer, command: ChangeOffer, now: datetime, policy: Policy) -> Outcome:
+def change(offer: Offer | None, command: ChangeOffer, now: datetime, policy: Policy) -> Outcome:
+    if offer is None:
+        return _unknown(command)
     if rejection := (
         _only(offer, command.actor_id, "client", "change")
         or _must_be_pending(offer, "be changed", now)
@@ -209,7 +209,9 @@ def _change(offer: Offer, command: ChangeOffer, now: datetime, policy: Policy) -
     return Decision(changed, (event,))
 
 
-def _withdraw(offer: Offer, command: WithdrawOffer, now: datetime) -> Outcome:
+def withdraw(offer: Offer | None, command: WithdrawOffer, now: datetime, _: Policy) -> Outcome:
+    if offer is None:
+        return _unknown(command)
     if rejection := (
         _only(offer, command.actor_id, "client", "withdraw")
         or _must_be_pending(offer, "be withdrawn", now)
@@ -228,7 +230,9 @@ def _withdraw(offer: Offer, command: WithdrawOffer, now: datetime) -> Outcome:
     return Decision(_closed(offer, OfferStatus.WITHDRAWN, now, command.reason), (event,))
 
 
-def _accept(offer: Offer, command: AcceptOffer, now: datetime) -> Outcome:
+def accept(offer: Offer | None, command: AcceptOffer, now: datetime, _: Policy) -> Outcome:
+    if offer is None:
+        return _unknown(command)
     if rejection := (
         _only(offer, command.actor_id, "freelancer", "accept")
         or _must_be_pending(offer, "be accepted", now)
@@ -255,7 +259,9 @@ def _accept(offer: Offer, command: AcceptOffer, now: datetime) -> Outcome:
     return Decision(_closed(offer, OfferStatus.ACCEPTED, now, None), (event,))
 
 
-def _decline(offer: Offer, command: DeclineOffer, now: datetime) -> Outcome:
+def decline(offer: Offer | None, command: DeclineOffer, now: datetime, _: Policy) -> Outcome:
+    if offer is None:
+        return _unknown(command)
     if rejection := (
         _only(offer, command.actor_id, "freelancer", "decline")
         or _must_be_pending(offer, "be declined", now)

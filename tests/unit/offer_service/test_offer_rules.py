@@ -64,25 +64,39 @@ def extend_command(actor: str = "client-1") -> ExtendOffer:
 
 
 def pending_offer() -> Offer:
-    decision = offer_rules.extend(extend_command(), now=NOW, policy=POLICY)
+    decision = offer_rules.extend(None, extend_command(), NOW, POLICY)
     assert isinstance(decision, Decision)
     return decision.offer
 
 
+# Each command's rule, as the service's table names it.
+RULES: dict[type, Any] = {
+    ChangeOffer: offer_rules.change,
+    WithdrawOffer: offer_rules.withdraw,
+    AcceptOffer: offer_rules.accept,
+    DeclineOffer: offer_rules.decline,
+}
+
+
+def decide(offer: Offer | None, command: Any, now: datetime = NOW) -> Decision | Rejection:
+    outcome: Decision | Rejection = RULES[type(command)](offer, command, now, POLICY)
+    return outcome
+
+
 def decided(offer: Offer, command: Any, now: datetime = NOW) -> Decision:
-    outcome = offer_rules.decide(offer, command, now=now, policy=POLICY)
+    outcome = decide(offer, command, now)
     assert isinstance(outcome, Decision), outcome
     return outcome
 
 
-def refused(offer: Offer, command: Any, now: datetime = NOW) -> Rejection:
-    outcome = offer_rules.decide(offer, command, now=now, policy=POLICY)
+def refused(offer: Offer | None, command: Any, now: datetime = NOW) -> Rejection:
+    outcome = decide(offer, command, now)
     assert isinstance(outcome, Rejection), outcome
     return outcome
 
 
 def test_extend_opens_version_one_for_thirty_days() -> None:
-    decision = offer_rules.extend(extend_command(), now=NOW, policy=POLICY)
+    decision = offer_rules.extend(None, extend_command(), NOW, POLICY)
     assert isinstance(decision, Decision)
     assert decision.offer.status is OfferStatus.PENDING and decision.offer.version == 1
     assert decision.offer.expires_at == NOW + timedelta(days=30)
@@ -92,7 +106,7 @@ def test_extend_opens_version_one_for_thirty_days() -> None:
 
 
 def test_only_the_named_client_may_extend() -> None:
-    outcome = offer_rules.extend(extend_command(actor="someone"), now=NOW, policy=POLICY)
+    outcome = offer_rules.extend(None, extend_command(actor="someone"), NOW, POLICY)
     assert isinstance(outcome, Rejection) and outcome.code is RejectionCode.NOT_AUTHORIZED
 
 
@@ -166,7 +180,7 @@ def test_past_expiry_nothing_can_be_accepted_even_before_the_sweep() -> None:
     assert isinstance(accept, AcceptOffer)
     assert refused(offer, accept, at_expiry).code is RejectionCode.OFFER_EXPIRED
     assert isinstance(
-        offer_rules.decide(offer, accept, now=at_expiry - timedelta(seconds=1), policy=POLICY),
+        decide(offer, accept, at_expiry - timedelta(seconds=1)),
         Decision,
     )
 
@@ -287,3 +301,18 @@ def test_membership_only_when_the_terms_name_a_cloud() -> None:
     assert join.freelancer_id == contract.freelancer_id and join.causation_id == "evt"
     without = active_contract(talent_cloud_id=None)
     assert contract_rules.talent_cloud_join(without, causation_id="evt") is None
+
+
+def test_an_offer_is_extended_once_and_the_other_commands_need_one() -> None:
+    offer = pending_offer()
+    again = offer_rules.extend(offer, extend_command(), NOW, POLICY)
+    assert isinstance(again, Rejection) and again.code is RejectionCode.OFFER_EXISTS
+    assert again.status is OfferStatus.PENDING
+    for type_, actor, fields in (
+        ("ChangeOffer", "client-1", {"terms": hourly()}),
+        ("WithdrawOffer", "client-1", {}),
+        ("AcceptOffer", "free-1", {"version": 1}),
+        ("DeclineOffer", "free-1", {}),
+    ):
+        command = make(type_, actor, offer_id="offer-1", **fields)
+        assert refused(None, command).code is RejectionCode.UNKNOWN_OFFER
