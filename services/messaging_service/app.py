@@ -40,8 +40,8 @@ TABLE = ServiceTable(
             NEGOTIATION_COMMAND_ADAPTER,
             Kind.COMMAND,
             (
-                handles(PostMessage, MessagingHandlers.on_command),
-                handles(ProposeTerms, MessagingHandlers.on_command),
+                handles(PostMessage, MessagingHandlers.post_message),
+                handles(ProposeTerms, MessagingHandlers.propose_terms),
             ),
         ),
         internal_on(NAME),

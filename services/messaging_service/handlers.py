@@ -9,9 +9,12 @@ message stored, a redelivered offer event teaches the thread nothing new.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
+from typing import TypeVar
 
-from contracts import PostMessage, ProposeTerms, RejectionCode
+from contracts import MessagePosted, PostMessage, ProposeTerms, RejectionCode, TermsProposed
 from services.rules import OfferEvent, Rejection
 from services.runtime.outbox import MessageLike, OutboxEntry
 from services.runtime.refusals import Refusals
@@ -21,6 +24,9 @@ from . import domain
 from .store import ThreadStore, message_document
 
 log = logging.getLogger(__name__)
+
+# What a party says in a thread, each decided by its own rule (services.messaging_service.domain).
+S = TypeVar("S", bound=PostMessage | ProposeTerms)
 
 
 def stream_entry(event: MessageLike, seq: int | None) -> OutboxEntry:
@@ -61,7 +67,23 @@ class MessagingHandlers:
             " (closed)" if outcome.closed else "",
         )
 
-    async def on_command(self, command: PostMessage | ProposeTerms) -> None:
+    async def post_message(self, command: PostMessage) -> None:
+        await self._speak(command, domain.post_message)
+
+    async def propose_terms(self, command: ProposeTerms) -> None:
+        await self._speak(
+            command,
+            lambda thread, proposal, now: domain.propose_terms(
+                thread, proposal, now, today=now.date(), max_contract_days=self.max_contract_days
+            ),
+        )
+
+    async def _speak(
+        self,
+        command: S,
+        rule: Callable[[domain.Thread, S, datetime], Rejection | MessagePosted | TermsProposed],
+    ) -> None:
+        """A message or proposal in the offer's thread, once, numbered in its stream."""
         stored = await self.uow.require(
             self.store.threads,
             command.offer_id,
@@ -80,13 +102,7 @@ class MessagingHandlers:
             return
         now = self.uow.clock()
         thread = stored.value
-        outcome = (
-            domain.post_message(thread, command, now)
-            if isinstance(command, PostMessage)
-            else domain.propose_terms(
-                thread, command, now, today=now.date(), max_contract_days=self.max_contract_days
-            )
-        )
+        outcome = rule(thread, command, now)
         if isinstance(outcome, Rejection):
             await self.refusals.refuse(command, outcome)
             return
