@@ -146,6 +146,9 @@ class Hub:
         if not clients:
             del self._by_key[client.key]
 
+    def follows(self, key: str) -> bool:
+        return key in self._by_key
+
     def deliver(self, key: str, item: Item) -> None:
         for client in tuple(self._by_key.get(key, ())):
             client.offer(item)
@@ -270,11 +273,14 @@ class LiveFeed:
     def _deliver(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.key is None or record.value is None:
             return
+        key = record.key.decode(errors="replace")
+        if not self.hub.follows(key):
+            return  # nobody here follows it: not worth reading
         headers = {name: value.decode(errors="replace") for name, value in record.headers}
         raw = headers.get(STREAM_ID_HEADER)
         position = int(raw) if raw is not None and raw.isdigit() else None
         item = Item(position, headers.get("type", "message"), record.value.decode())
-        self.hub.deliver(record.key.decode(), item)
+        self.hub.deliver(key, item)
 
 
 class Streams:
