@@ -22,12 +22,30 @@ CONTEXT_FIELDS = ("offer_id", "contract_id", "command_id", "event_id", "recipien
 _context: ContextVar[dict[str, str] | None] = ContextVar("message_context", default=None)
 
 
+_fields_by_type: dict[type, tuple[str, ...]] = {}
+
+
+def _context_fields_of(message_type: type) -> tuple[str, ...]:
+    """The context fields a message type can have: a pydantic model's own fields (asking a
+    model for a field it lacks costs an exception), else all of them."""
+    found = _fields_by_type.get(message_type)
+    if found is None:
+        declared = getattr(message_type, "model_fields", None)
+        found = (
+            CONTEXT_FIELDS
+            if declared is None
+            else tuple(name for name in CONTEXT_FIELDS if name in declared)
+        )
+        _fields_by_type[message_type] = found
+    return found
+
+
 @contextmanager
 def message_context(message: object) -> Iterator[None]:
     """Every line logged while `message` is handled carries its type and ids."""
     fields = {
         name: str(value)
-        for name in CONTEXT_FIELDS
+        for name in _context_fields_of(type(message))
         if (value := getattr(message, name, None)) is not None
     }
     message_type = getattr(message, "type", None) or getattr(message, "command_type", None)
