@@ -156,7 +156,7 @@ class NotificationStore:
 
     async def add_reminder(self, reminder_id: str, fields: Document) -> None:
         """Schedules a reminder (once: a redelivered event finds it scheduled)."""
-        await self.reminders.insert(
+        await self.reminders.insert_write_once(
             {
                 "_id": reminder_id,
                 **fields,

@@ -5,8 +5,11 @@ offer by another client that names the cloud is refused `not_authorized`, the er
 
 The claim is one insert of the cloud's document (`talent_clouds`, _id = the cloud): the
 database's unique _id decides between two first offers on different partitions. It is made
-only for an offer that is otherwise accepted, before the offer is stored; a crash between
-the two leaves the cloud with the client that named it, which a redelivery finds so.
+only for an offer that is otherwise accepted, and decides with `insert`'s answer, which is
+true (never `insert_write_once`'s). A batch inserts the claim and the new offer together,
+before anything else, and keeps neither if another partition claimed the cloud meanwhile
+(services.runtime.batch); a repeated command claims again, should a crash have come
+between the two inserts.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ collection a handler writes (a `Batched` collection) reads through the batch and
 it, and the unit of work's publishes are held by it. Nothing reaches the database or the
 broker until the batch is over; then `Batch.commit` does, in this order:
 
-  1. the batch's new and changed documents, each with its outbox, in bulk writes;
+  0. the documents the batch believes new, inserted on their own (their unique `_id` is
+     the check, see below);
+  1. the batch's write-once and changed documents, each with its outbox, in bulk writes;
   2. every message of the batch, sent together in the order the handlers made them, and
      awaited together (nothing is published before it is stored);
   3. the outboxes emptied, and what the batch deleted (a released parked record), deleted;
@@ -23,11 +25,14 @@ sees the batch's own writes.
 
 A message that creates its aggregate (an ExtendOffer, the first event of an offer) almost
 always finds none, so the aggregate is not read: it is guessed new (`Batch.new_ids`), and
-the guess is checked by the database before the batch writes anything else. Every guessed
-document the batch writes is inserted first, on its own (its unique `_id` is the check),
-and every one it only read is read then. If one was there after all, the batch undoes its
-own inserts (nobody else writes them, and nothing is published yet) and raises
-`GuessedWrong`: Records handles the batch again, reading first. A redelivered or repeated
+the guess is checked by the database before the batch writes anything else. Every new
+document the batch writes, guessed or read and found absent, is inserted first, on its own
+(its unique `_id` is the check), and every guessed one it only read is read then. If one
+was there after all, the batch undoes its own inserts (nobody else writes them, and
+nothing is published yet) and raises `GuessedWrong`: Records handles the batch again,
+reading first. A document read and found absent can be there only if another partition
+wrote it (two offers naming one new Talent Cloud): the batch raises BatchWriteConflict,
+also with nothing of it stored. A redelivered or repeated
 creation costs one batch handled twice; nothing is decided on a wrong guess.
 
 FerretDB 1.24 cannot serve a bulk of many updates in one command (it holds a PostgreSQL
@@ -290,8 +295,8 @@ class Batch:
                 # Wholly published below: emptied then by one statement for the batch.
                 change.now = {**change.now, OUTBOX_BATCH: self.token}
         try:
-            await self._check_guesses()
-        except GuessedWrong:
+            await self._insert_new()
+        except (GuessedWrong, BatchWriteConflict):
             self.forget()  # the guesses are in the cache: read next time
             raise
         await asyncio.gather(*(self._store(changes) for changes in by_collection.values()))
@@ -306,18 +311,22 @@ class Batch:
         for (name, document_id), change in self.changes.items():
             self.cache.put((name, document_id), change.now)
 
-    async def _check_guesses(self) -> None:
-        """Step 0: the documents guessed new, checked before anything else is written: the
-        ones written are inserted (the unique `_id` is the check), the ones only read are
-        read. If one exists, what this step inserted is deleted again and GuessedWrong
-        raised."""
+    async def _insert_new(self) -> None:
+        """Step 0: the documents the batch believes new (read and found absent, or guessed
+        new), inserted before anything else is written, on their own: their unique `_id` is
+        the check. Guessed documents the batch only read are read now. If one is there
+        after all, what this step inserted is deleted again (the batch's own, unpublished)
+        and GuessedWrong is raised for a guess, BatchWriteConflict for a document written
+        by someone else since it was read (the one such writer there may be: another
+        partition's offer claiming the same new Talent Cloud)."""
         inserts: dict[str, list[_Change]] = {}
         unwritten: list[tuple[Batched, str]] = []
+        for change in self.changes.values():
+            if change.before is None and change.now is not None and not change.blind:
+                inserts.setdefault(change.documents.name, []).append(change)
         for key, documents in self.guessed.items():
             change = self.changes.get(key)
-            if change is not None and change.guessed and change.now is not None:
-                inserts.setdefault(key[0], []).append(change)
-            else:
+            if change is None or not change.guessed or change.now is None:
                 unwritten.append((documents, key[1]))
 
         async def exists(documents: Batched, document_id: str) -> bool:
@@ -327,36 +336,37 @@ class Batch:
         if any(await asyncio.gather(*(exists(d, i) for d, i in unwritten))):
             raise GuessedWrong("an aggregate taken to be new (not read) exists already")
 
-        async def insert(changes: list[_Change]) -> tuple[Batched, list[str], list[str]]:
+        async def insert(changes: list[_Change]) -> tuple[Batched, list[str], list[_Change]]:
             documents = changes[0].documents
-            ids = [c.now["_id"] for c in changes if c.now is not None]
             taken = set(await documents.insert_all([c.now for c in changes if c.now]))
-            there = [i for n, i in enumerate(ids) if n in taken]
-            return documents, [i for n, i in enumerate(ids) if n not in taken], there
+            ids = [c.now["_id"] for n, c in enumerate(changes) if c.now and n not in taken]
+            return documents, ids, [c for n, c in enumerate(changes) if n in taken]
 
         inserted = await asyncio.gather(*(insert(c) for c in inserts.values()))
-        there = [i for _, _, found in inserted for i in found]
-        if there:
-            for documents, ids, _ in inserted:  # this batch's own, unpublished: undone
+        there = [change for _, _, found in inserted for change in found]
+        if not there:
+            return
+        for documents, ids, _ in inserted:
+            if ids:
                 await documents.bulk([DeleteOne({"_id": i}) for i in ids], self.updating)
-            raise GuessedWrong(
-                f"{len(there)} aggregate(s) taken to be new exist already "
-                f"({', '.join(map(repr, there[:3]))}{', ...' if len(there) > 3 else ''})"
-            )
+        named = ", ".join(f"{c.documents.name} {c.now and c.now['_id']!r}" for c in there[:3])
+        named += ", ..." if len(there) > 3 else ""
+        if any(change.guessed for change in there):
+            raise GuessedWrong(f"{len(there)} document(s) taken to be new exist already ({named})")
+        raise BatchWriteConflict(
+            f"{named} exist(s) already: written by someone else since this batch read it"
+        )
 
     async def _store(self, changes: list[_Change]) -> None:
-        """Step 1: new documents in one insert_many, changed ones replaced."""
+        """Step 1: write-once documents in one insert_many (a repeat keeps the stored one),
+        changed ones replaced."""
         documents = changes[0].documents
-        inserts = [c for c in changes if c.before is None and c.now is not None and not c.guessed]
+        inserts = [c for c in changes if c.before is None and c.now is not None and c.blind]
         replaces = [ReplaceOne(_where(c.before), c.now) for c in changes if c.before and c.now]
         if inserts:
             for index in await documents.insert_all([c.now for c in inserts if c.now]):
                 change = inserts[index]
-                if not change.blind or change.now is None:
-                    raise BatchWriteConflict(
-                        f"{documents.name} {change.now and change.now['_id']!r} exists "
-                        "already: written by someone else since this batch read it"
-                    )
+                assert change.now is not None
                 async with self.reads:
                     stored = await documents.read(change.now["_id"])
                 if stored is not None:
@@ -447,13 +457,17 @@ class Batched(MongoDocuments):
         batch = current.get()
         if batch is None:
             return await super().insert(document)
-        if batch.insert_blind(self, document):
-            return True
         await batch.get(self, document["_id"])
         if batch.peek(self, document["_id"]) is not None:
             return False
         batch.write(self, document)
         return True
+
+    async def insert_write_once(self, document: Document) -> bool:
+        batch = current.get()
+        if batch is not None and batch.insert_blind(self, document):
+            return True
+        return await self.insert(document)
 
     async def replace(self, document: Document, *, revision: int) -> bool:
         batch = current.get()

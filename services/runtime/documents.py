@@ -38,6 +38,14 @@ class Documents(Protocol):
         """Stores a new document; False when its `_id` exists already."""
         ...
 
+    async def insert_write_once(self, document: Document) -> bool:
+        """Stores a write-once document, whose repeat can only be the same document (a
+        redelivery's): False when it exists already, as far as is known now. A batch
+        inserts it without reading first, and if it was there keeps the stored one when it
+        stores; so act on the answer only in ways a repeat may take back (a log line), never
+        decide with it: `insert` answers truly."""
+        ...
+
     async def replace(self, document: Document, *, revision: int) -> bool:
         """Replaces the stored document of the same `_id` if it is still at `revision`."""
         ...
@@ -86,6 +94,9 @@ class MongoDocuments:
         except DuplicateKeyError:
             return False
         return True
+
+    async def insert_write_once(self, document: Document) -> bool:
+        return await self.insert(document)
 
     async def replace(self, document: Document, *, revision: int) -> bool:
         result = await self.collection.replace_one(
@@ -152,6 +163,9 @@ class MemoryDocuments:
             return False
         self.documents[document["_id"]] = copy.deepcopy(document)
         return True
+
+    async def insert_write_once(self, document: Document) -> bool:
+        return await self.insert(document)
 
     async def replace(self, document: Document, *, revision: int) -> bool:
         stored = self.documents.get(document["_id"])

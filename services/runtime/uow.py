@@ -187,11 +187,12 @@ class UnitOfWork:
     ) -> bool:
         """Stores a write-once document (a message, a notification, a membership) with its
         messages; when it exists already (a redelivery), publishes what it left instead.
-        Returns whether it was new."""
+        Returns whether it was new as far as is known now (`insert_write_once`): enough for
+        a log line, not for a decision."""
         now = self.clock()
         entries = _entries(messages)
         new = {"revision": 1, "created_at": now, **document, **outbox_fields(entries, now)}
-        if await documents.insert(new):
+        if await documents.insert_write_once(new):
             await self.flush(documents, new)
             return True
         existing = await documents.get(document["_id"])

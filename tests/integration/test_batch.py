@@ -298,3 +298,40 @@ async def test_a_guess_only_read_is_checked_before_anything_is_written(
         assert await collection.get("there") is not None
     finally:
         current.reset(token)
+
+
+async def test_an_insert_answers_truly_for_a_document_the_batch_has_not_read(
+    collection: Counting,
+) -> None:
+    # A Talent Cloud's claim decides with this answer: a cloud claimed before the cache
+    # was dropped (a restart, a rebalance) is not new.
+    await collection.collection.insert_one({"_id": "claimed", "owner": "a"})
+    cache, wire = StateCache(), Wire()
+    answers: list[bool] = []
+
+    async def claim() -> None:
+        answers.append(await collection.insert({"_id": "claimed", "owner": "b"}))
+
+    await in_batch(cache, wire, claim())
+    assert answers == [False]
+    assert await collection.collection.find({}).to_list() == [{"_id": "claimed", "owner": "a"}]
+
+
+async def test_a_new_document_written_by_another_meanwhile_leaves_nothing_of_the_batch(
+    collection: Counting,
+) -> None:
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    batch = Batch(cache, wire.publish_all, asyncio.Semaphore(), new_ids={"fresh"})
+    token = current.set(batch)
+    try:
+        await created(collection, uow, "fresh")  # guessed new, rightly
+        assert await collection.insert({"_id": "cloud", "owner": "a"})  # read: nobody's
+    finally:
+        current.reset(token)
+    # Another partition's offer claims the same cloud first.
+    await collection.collection.insert_one({"_id": "cloud", "owner": "b"})
+    with pytest.raises(BatchWriteConflict, match="'cloud'"):
+        await batch.commit()
+    assert wire.sent == []
+    assert await collection.collection.find({}).to_list() == [{"_id": "cloud", "owner": "b"}]
