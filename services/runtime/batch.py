@@ -325,8 +325,8 @@ class Batch:
             if change.before is None and change.now is not None and not change.blind:
                 inserts.setdefault(change.documents.name, []).append(change)
         for key, documents in self.guessed.items():
-            change = self.changes.get(key)
-            if change is None or not change.guessed or change.now is None:
+            written = self.changes.get(key)
+            if written is None or not written.guessed or written.now is None:
                 unwritten.append((documents, key[1]))
 
         async def exists(documents: Batched, document_id: str) -> bool:
