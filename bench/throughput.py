@@ -65,6 +65,7 @@ from .common import (
     stamp,
     table,
 )
+from .cpu import BENCH, SERVERS, CpuClock, spent_between
 from .watch import Watcher
 
 Document = dict[str, Any]
@@ -83,6 +84,8 @@ class Rate:
     # `started` is the first publish.
     started: float = 0.0
     arrivals: list[float] = field(default_factory=list)
+    # CPU seconds each part spent from the first publish to the last arrival (bench.cpu).
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
@@ -136,8 +139,10 @@ async def measure_ours(
     async with Services(tag, ("offer_service", "notification_service"), **services) as running:
         await watcher.start()
         try:
+            clock = CpuClock({p.name: p.process.pid for p in running.processes if p.process})
             async with around(running) if around else nullcontext():
                 say(f"{label}: publishing {n} ExtendOffer commands")
+                before = clock.read()
                 started = await publish_all("offers.commands", commands)
                 published = time.perf_counter() - started
                 try:
@@ -150,13 +155,14 @@ async def measure_ours(
                     # What completed within the time limit.
                     n, last = watcher.count("offer_received"), started + within
                     say(f"{label}: time limit reached; {n} completed")
+                cpu = spent_between(before, clock.read())
             handling = await running.handling_ms()
         finally:
             await watcher.stop()
     for (service, type_), (count, ms) in sorted(handling.items()):
         say(f"{label}: {service} handled {count} {type_} in {ms:.1f} ms each on average")
     arrivals = sorted(t for (_, kind), t in watcher.arrived.items() if kind == "offer_received")
-    rate = Rate(label, n, last - started, published, started, arrivals)
+    rate = Rate(label, n, last - started, published, started, arrivals, cpu)
     say(f"{label}: {rate.per_second:.1f} offers/s ({n} in {rate.seconds:.1f}s)")
     return rate
 
@@ -313,11 +319,14 @@ async def measure_plain(label: str, tag: str, n: int) -> Rate:
         # Both groups' first assignment, so that the clock does not include it.
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in plain.ready)), timeout=60)
         say(f"{label}: publishing {n} commands to {plain.topics[0]}")
+        clock = CpuClock()
+        before = clock.read()
         started = await publish_all(plain.topics[0], commands)
         published = time.perf_counter() - started
         last = await watcher.wait_for(
             n, kind="offer_received", within=300 + n, label=label, since=started
         )
+        cpu = spent_between(before, clock.read())
         await asyncio.gather(*stages)
     finally:
         for stage in stages:
@@ -326,7 +335,7 @@ async def measure_plain(label: str, tag: str, n: int) -> Rate:
         await watcher.stop()
         await plain.close()
     arrivals = sorted(t for (_, kind), t in watcher.arrived.items() if kind == "offer_received")
-    rate = Rate(label, n, last - started, published, started, arrivals)
+    rate = Rate(label, n, last - started, published, started, arrivals, cpu)
     say(f"{label}: {rate.per_second:.1f} offers/s ({n} in {rate.seconds:.1f}s)")
     return rate
 
@@ -417,6 +426,37 @@ def report(repeats: list[Repeat]) -> None:
         "  secondary indexes, one offset commit per fetched batch. (a) awaits each record's\n"
         "  insert_one, then its send; (b) does one insert_many per batch, then all sends\n"
         "  awaited together. Ours: the services as processes."
+    )
+    print(cpu_report(repeats))
+
+
+def cpu_report(repeats: list[Repeat]) -> str:
+    """CPU milliseconds per offer by part, each path of each repeat (bench.cpu)."""
+    services = sorted({k for r in repeats for k in r.ours.cpu} - {BENCH, *SERVERS})
+    parts = (*services, BENCH, *SERVERS)
+    rows = []
+    for r in repeats:
+        for path, rate in (("(a)", r.per_record), ("(b)", r.batched), ("ours", r.ours)):
+            if not rate.cpu:
+                continue
+            per_offer = {part: 1000 * rate.cpu.get(part, 0.0) / rate.n for part in parts}
+            rows.append(
+                (
+                    r.repeat,
+                    path,
+                    *(f"{per_offer[part]:.2f}" if part in rate.cpu else "-" for part in parts),
+                    f"{sum(per_offer.values()):.2f}",
+                )
+            )
+    if not rows:
+        return "(CPU per offer: not measured, no /proc here)"
+    return table(
+        "CPU per offer, ms, from the first publish to the last notification (bench/cpu.py)",
+        ("repeat", "path", *parts, "total"),
+        rows,
+    ) + (
+        f"`{BENCH}`: this process (the plain pipelines' stages, the publisher, the watcher). "
+        "The servers are shared by all paths; every process of theirs on the machine counts."
     )
 
 
