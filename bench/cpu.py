@@ -28,11 +28,15 @@ SERVERS = ("Kafka", "FerretDB", "PostgreSQL")
 def _seconds(pid: int) -> float | None:
     """User + system time of the process and of its reaped children (None: gone)."""
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
+        return seconds_in((PROC / str(pid) / "stat").read_text())
     except OSError:
         return None
-    # After the command name in parentheses (which may hold spaces): state is field 3, so
-    # utime, stime, cutime and cstime (fields 14 to 17) are at 11 to 14 here.
+
+
+def seconds_in(stat: str) -> float:
+    """The CPU seconds a /proc/<pid>/stat line counts: utime, stime, cutime and cstime."""
+    # After the command name in parentheses (which may hold spaces and parentheses): state
+    # is field 3, so fields 14 to 17 are at 11 to 14 here.
     fields = stat.rsplit(")", 1)[1].split()
     return sum(int(value) for value in fields[11:15]) / TICKS
 
