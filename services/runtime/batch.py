@@ -10,12 +10,18 @@ broker until the batch is over; then `Batch.commit` does, in this order:
   1. the batch's write-once and changed documents, each with its outbox, in bulk writes;
   2. every message of the batch, sent together in the order the handlers made them, and
      awaited together (nothing is published before it is stored);
-  3. the outboxes emptied, and what the batch deleted (a released parked record), deleted;
+  3. what the batch deleted (a released parked record), deleted, and the outboxes it
+     published that no record of it marks (left by a crash, or written outside a record)
+     emptied;
 
-and Records then lets FastStream commit the batch's offsets once. A crash anywhere in
-between loses and doubles nothing, as with one record: the batch is delivered again, each
-redelivered command finds its aggregate already changed (its command id remembered), and
-what an outbox still holds is published when its document is next read.
+and Records then lets FastStream commit the batch's offsets once. The outboxes are not
+emptied by a second write: each was stored marked by the record that wrote it
+(OUTBOX_FROM), and once that record's offset is committed (or this process has published
+its batch) a reader takes the outbox as published (services.runtime.outbox). A crash
+anywhere in between loses and doubles nothing, as with one record: the batch is delivered
+again, each redelivered command finds its aggregate already changed (its command id
+remembered), and what an outbox holds under an offset not committed is published (again,
+with its ids) when its document is next read.
 
 Reads: a document is read from the database once, then kept in the `StateCache` while its
 partition is owned by this process (the cache is dropped on a rebalance, on any failure of a
@@ -59,7 +65,7 @@ from pymongo.errors import BulkWriteError
 
 from .crash import crash_point
 from .documents import Document, MongoDocuments, matches, updated
-from .outbox import OUTBOX_BATCH, PENDING, OutboxEntry, outbox_of
+from .outbox import OUTBOX_BATCH, OUTBOX_FROM, PENDING, OutboxEntry, outbox_of
 
 WRITES_PER_COMMAND: Final = 10
 READS_AT_ONCE: Final = 16
@@ -82,6 +88,22 @@ class GuessedWrong(Exception):
 
 
 PublishAll = Callable[[Sequence[OutboxEntry]], Awaitable[None]]
+# Whether the record at (topic, partition, offset) had its batch published: its offset is
+# committed, or this process published that batch (services.runtime.service.Records).
+Published = Callable[[Sequence[Any]], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """The record being handled (the outermost one: a parked record released meanwhile is
+    handled under it, and its offset is committed with it), and how to tell whether an
+    outbox a batch left is published."""
+
+    source: tuple[str, int, int]
+    published: Published
+
+
+handling: ContextVar[Handling | None] = ContextVar("handling", default=None)
 
 
 class StateCache:
@@ -128,6 +150,11 @@ class _Change:
     blind: bool = False
     # Guessed new, not read (`Batch.new_ids`): inserted before anything else is written.
     guessed: bool = False
+    # The record that last wrote it in the batch (None: written outside any record).
+    source: tuple[str, int, int] | None = None
+    # Its outbox is wholly published by the batch, and marked so by `source` (OUTBOX_FROM):
+    # it is not emptied by a second write.
+    marked: bool = False
 
 
 @dataclass
@@ -167,6 +194,8 @@ class Batch:
     guessed: dict[tuple[str, str], Batched] = field(default_factory=dict)
     # Marks the documents whose outboxes the batch empties once it has published them.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Tells an outbox another batch left (OUTBOX_FROM) published (None: never).
+    published: Published | None = None
 
     def forget(self) -> None:
         """After a failure: what the batch read or wrote may be ahead of the database (or
@@ -182,6 +211,7 @@ class Batch:
         if change is not None and change.blind:
             async with self.reads:
                 stored = await documents.read(document_id)
+            stored = await _unpublished_only(stored, self.published)
             if change.blind:
                 change.blind = False
                 if stored is not None:
@@ -193,6 +223,7 @@ class Batch:
                 return None
             async with self.reads:
                 stored = await documents.read(document_id)
+            stored = await _unpublished_only(stored, self.published)
             if key not in self.changes:  # (another aggregate's run may have written it)
                 self.cache.put(key, stored)
                 self.read.add(key)
@@ -227,7 +258,7 @@ class Batch:
         key = (documents.name, document["_id"])
         if key in self.changes or self.cache.get(key)[0]:
             return False
-        self.changes[key] = _Change(documents, None, document, blind=True)
+        self.changes[key] = _Change(documents, None, document, blind=True, source=_source())
         return True
 
     def _existed(self, key: tuple[str, str], stored: Document) -> None:
@@ -250,6 +281,7 @@ class Batch:
             _, before = self.cache.get(key)
             change = self.changes[key] = _Change(documents, before, None)
             change.guessed = key in self.guessed
+        change.source = _source()
         outbox = self.outboxes.get(key)
         if outbox is not None and outbox.taken:
             # What the batch took of its outbox is not published yet: it stays stored with
@@ -292,8 +324,14 @@ class Batch:
             by_collection.setdefault(key[0], []).append(change)
             outbox = self.outboxes.get(key)
             if change.now and change.now.get("outbox") and outbox and not outbox.fresh(change.now):
-                # Wholly published below: emptied then by one statement for the batch.
-                change.now = {**change.now, OUTBOX_BATCH: self.token}
+                # Wholly published below: marked by the record that wrote it, whose offset
+                # is committed only after that; else emptied by one statement for the batch.
+                if change.source is not None:
+                    kept = {k: v for k, v in change.now.items() if k not in _OUTBOX_FIELDS}
+                    change.now = {**kept, OUTBOX_FROM: list(change.source)}
+                    change.marked = True
+                else:
+                    change.now = {**change.now, OUTBOX_BATCH: self.token}
         try:
             await self._insert_new()
         except (GuessedWrong, BatchWriteConflict):
@@ -369,6 +407,7 @@ class Batch:
                 assert change.now is not None
                 async with self.reads:
                     stored = await documents.read(change.now["_id"])
+                stored = await _unpublished_only(stored, self.published)
                 if stored is not None:
                     self._existed((documents.name, change.now["_id"]), stored)
         if replaces:
@@ -388,7 +427,9 @@ class Batch:
         for change in changes:
             if change.now is None or self.changes.get((name, change.now["_id"])) is not change:
                 continue  # deleted, or a repeat of a stored write-once document (_existed)
-            if change.now.get(OUTBOX_BATCH) == self.token:
+            if change.marked:
+                change.now = _without_outbox(change.now)  # kept so: it is published
+            elif change.now.get(OUTBOX_BATCH) == self.token:
                 change.now = _without_outbox(change.now)
                 emptied += 1
         documents = changes[0].documents
@@ -421,9 +462,27 @@ class Batch:
 
 
 def _without_outbox(document: Document) -> Document:
-    emptied = {k: v for k, v in document.items() if k not in _OUTBOX_FIELDS}
+    emptied = {k: v for k, v in document.items() if k not in _OUTBOX_FIELDS and k != OUTBOX_FROM}
     emptied["outbox"] = []
     return emptied
+
+
+def _source() -> tuple[str, int, int] | None:
+    now = handling.get()
+    return None if now is None else now.source
+
+
+async def _unpublished_only(
+    document: Document | None, published: Published | None
+) -> Document | None:
+    """The stored document, its outbox left out if a batch published it (OUTBOX_FROM, and
+    that record's offset committed): as if it had been emptied."""
+    if document is None or not document.get("outbox") or published is None:
+        return document
+    source = document.get(OUTBOX_FROM)
+    if source is None or not await published(source):
+        return document
+    return _without_outbox(document)
 
 
 def _where(document: Mapping[str, Any]) -> Document:
@@ -444,7 +503,9 @@ class Batched(MongoDocuments):
     async def get(self, document_id: str) -> Document | None:
         batch = current.get()
         if batch is None:
-            return await super().get(document_id)
+            now = handling.get()
+            stored = await super().get(document_id)
+            return await _unpublished_only(stored, None if now is None else now.published)
         return await batch.get(self, document_id)
 
     async def find(self, field: str, value: Any) -> list[Document]:
@@ -557,4 +618,14 @@ class Batched(MongoDocuments):
         return matched
 
 
-__all__ = ["Batch", "BatchWriteConflict", "Batched", "GuessedWrong", "StateCache", "current"]
+__all__ = [
+    "Batch",
+    "BatchWriteConflict",
+    "Batched",
+    "GuessedWrong",
+    "Handling",
+    "Published",
+    "StateCache",
+    "current",
+    "handling",
+]

@@ -8,6 +8,13 @@ after the write and then clears it, all before the record that caused it is ackn
 if the process dies in between, the record is handled again after the restart, finds the
 outbox full and publishes it first. Messages keep their ids, so a repeat on the wire is
 harmless to consumers.
+
+A batch (services.runtime.batch) does not clear what it published: that would write every
+document twice, and on FerretDB the second write (the whole document and its indexes again)
+was half of the database's work. It marks the outbox with the record whose batch wrote it
+(`outbox_from`) instead: the batch publishes before its offsets are committed, so a reader
+that finds that offset committed knows the outbox published and leaves it; one that does
+not (a crash between the write and the commit) publishes it again, as above.
 """
 
 from __future__ import annotations
@@ -22,8 +29,12 @@ from contracts import EVENT_TOPICS
 
 PENDING = "outbox_pending"
 # The batch that wrote the outbox, while it is publishing it: the batch empties its outboxes
-# by this one value (services.runtime.batch).
+# by this one value (services.runtime.batch), when it knows no record that wrote them.
 OUTBOX_BATCH = "outbox_batch"
+# The record (topic, partition, offset) whose batch stored and published the outbox: a batch
+# publishes before its offsets are committed, so once that offset is committed the outbox
+# is known published, and the document is not written again to empty it.
+OUTBOX_FROM = "outbox_from"
 # The Kafka header that carries an event's position in its pushed stream (services.runtime.
 # streams): the thread's message number, the recipient's notification number.
 STREAM_ID_HEADER = "stream-id"

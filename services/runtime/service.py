@@ -37,7 +37,7 @@ from contracts.internal import INTERNAL_ADAPTERS, ReleaseParked
 from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 
 from . import metrics as outcomes
-from .batch import Batch, GuessedWrong, PublishAll, StateCache, current
+from .batch import Batch, GuessedWrong, Handling, PublishAll, StateCache, current, handling
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
 from .logs import message_context
 from .metrics import ServiceMetrics
@@ -240,6 +240,10 @@ class Records:
         self.partitions = partitions
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.read_until: dict[tuple[str, int], float] = {}
+        # Per partition, the offset below which every record's batch has published what it
+        # stored (this process's batches, or the group's committed offset): the outboxes
+        # those records wrote are published (services.runtime.outbox, OUTBOX_FROM).
+        self.published_below: dict[tuple[str, int], int] = {}
         self.sources = tuple(on.topic for on in table.consumes if on.releases is not None)
 
     async def handle_batch(self, records: Sequence[tuple[bytes, RecordOrigin]]) -> None:
@@ -262,7 +266,9 @@ class Records:
         otherwise is handled again a record at a time, straight against the database, so
         that the record at fault is dead-lettered alone and the others go through."""
         assert self.publish_all is not None, "Records made without publish_all"
-        batch = Batch(self.cache, self.publish_all, self.updating, guess=guess)
+        batch = Batch(
+            self.cache, self.publish_all, self.updating, guess=guess, published=self.published
+        )
         token = current.set(batch)
         try:
             async with self.in_flight:
@@ -273,6 +279,7 @@ class Records:
                 except BaseExceptionGroup as failed:
                     raise failed.exceptions[0] from None
                 await batch.commit()
+            self._published(records)
         except GuessedWrong:
             batch.forget()
             raise
@@ -297,7 +304,39 @@ class Records:
         for raw, origin in run:
             await self.handle(raw, origin)
 
+    def _published(self, records: Sequence[tuple[bytes, RecordOrigin]]) -> None:
+        for _, origin in records:
+            where = (origin.topic, origin.partition)
+            self.published_below[where] = max(self.published_below.get(where, 0), origin.offset + 1)
+
+    async def published(self, source: Sequence[Any]) -> bool:
+        """Whether the batch of the record at `source` (topic, partition, offset) published
+        what it stored: this process saw it do so, or the group committed past it (a batch
+        publishes before its offsets are committed). Not known: False, so it is published
+        again, with its ids."""
+        topic, partition, offset = source
+        where = (str(topic), int(partition))
+        if int(offset) < self.published_below.get(where, 0):
+            return True
+        committed = await self.partitions.committed(*where) or 0
+        self.published_below[where] = max(self.published_below.get(where, 0), committed)
+        return int(offset) < committed
+
     async def handle(self, raw: bytes, origin: RecordOrigin) -> None:
+        # The outermost record: a parked one released while it is handled writes under it.
+        outer = handling.get() is None
+        token = (
+            handling.set(Handling((origin.topic, origin.partition, origin.offset), self.published))
+            if outer
+            else None
+        )
+        try:
+            await self._handle_record(raw, origin)
+        finally:
+            if token is not None:
+                handling.reset(token)
+
+    async def _handle_record(self, raw: bytes, origin: RecordOrigin) -> None:
         on = self.table.routes[origin.topic]
         async with self.in_flight:
             started = time.perf_counter()

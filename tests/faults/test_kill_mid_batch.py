@@ -2,23 +2,28 @@
 
   A  after_write     its changes are stored (each aggregate with its outbox), nothing of
                      them published yet
-  B  before_commit   stored, published and the outboxes cleared, the offsets not committed:
-                     the whole batch comes again after the restart
+  B  before_commit   stored and published (the outboxes marked by the records that wrote
+                     them, not emptied), the offsets not committed: the whole batch comes
+                     again after the restart
 
 The victim runs with FAULT_CRASH_AT (services.runtime.crash), so it kills itself exactly
 there, on its FAULT_CRASH_AFTER-th pass, in the middle of a burst of ExtendOffer commands.
 At the moment of the kill (the victim is dead: what is stored and what is on the wire no
 longer change on its side) it is judged that nothing was published early:
   - every event of the run the victim published is of something it stored;
-  - at A, the crash left stored messages behind (it struck after a write), and none of
-    them is on the wire, its own internal topic included;
-  - at B, no outbox holds anything (what was stored was published before the commit).
+  - at A, the crash left stored messages that are not on the wire, its own internal
+    topic included (it struck after a write, before the publish);
+  - at B, every message an outbox holds is on the wire (what was stored was published
+    before the commit).
 Then it is started again without the crash point, and the one verdict (faults/verdict.py)
 judges the run once it has settled: every command one outcome, every offer stored once,
 every OfferExtended published, one NotificationCreated per (event, recipient). Repeats of
 the same event_id on a topic, which the verdict allows (the same event), are counted apart
-and must be none at both points: at A nothing of the crashed batch was out before the
-crash, at B the cleared outboxes leave nothing to publish again.
+and must be none at A (nothing of the crashed batch was out before the crash). At B they
+are allowed: the restarted victim finds the batch's outboxes marked by records whose
+offsets were never committed, cannot know that the publish happened, and publishes them
+again with their ids (at-least-once; consumers dedupe by event_id). They must be messages
+of the crashed batch's offers only, which the ledger's scope already narrows them to.
 
 The victims are the fault tests' one system (a second system beside it would handle the
 same topics' records too). While it is to crash, the victim runs one consumer
@@ -63,7 +68,7 @@ async def at_the_kill(
     await recorder.catch_up()
     wire = scope(ledger, recorder.records)
     stored = await databases.read()
-    unpublished = await databases.unpublished(victim)
+    outboxes = await databases.outboxes(victim)
     # (The recorder is shared with the other fault tests: hostile records have no event_id.)
     on_the_wire = {r.value.get("event_id") for r in recorder.records if isinstance(r.value, dict)}
     on_the_wire |= {r.headers["event_id"] for r in recorder.records if "event_id" in r.headers}
@@ -89,25 +94,21 @@ async def at_the_kill(
                     f"NotificationCreated {event['event_id']} published, notification "
                     f"{event['notification_id']} not stored"
                 )
-    # What is still in an outbox was not published (at A), or nothing is (at B).
-    pending = [(c, i, entry) for c, i, outbox in unpublished for entry in outbox]
-    for collection, document_id, entry in pending:
-        if point == "before_commit":
+    # What an outbox holds and is not on the wire: the crashed batch's (at A), none (at B).
+    held = [(c, i, entry) for c, i, outbox in outboxes for entry in outbox]
+    pending = [(c, i, entry) for c, i, entry in held if entry["event_id"] not in on_the_wire]
+    if point == "before_commit":
+        for collection, document_id, entry in pending:
             check.wrong.append(
-                f"{collection} {document_id}: {entry['type']} {entry['event_id']} still in "
-                "its outbox when the offsets were to be committed"
+                f"{collection} {document_id}: {entry['type']} {entry['event_id']} stored, "
+                "not published when the offsets were to be committed"
             )
-        elif entry["event_id"] in on_the_wire:
-            check.wrong.append(
-                f"{collection} {document_id}: {entry['type']} {entry['event_id']} published "
-                "before the crash point after_write (stored, outbox not cleared)"
-            )
-    if point == "after_write" and not pending:
+    elif not pending:
         check.wrong.append("no stored message awaits publishing: the crash was not after a write")
-    check.total = len(published) + len(pending)
+    check.total = len(published) + len(held)
     check.note = (
-        f"{len(published)} of the run's events out, "
-        f"{len(pending)} stored messages unpublished in {len(unpublished)} documents"
+        f"{len(published)} of the run's events out, {len(held)} messages in outboxes, "
+        f"{len(pending)} of them unpublished"
     )
     return check
 
@@ -175,4 +176,5 @@ async def test_kill_mid_batch_loses_doubles_and_publishes_early_nothing(
     )
     assert kill.passed, kill.line()
     assert verdict.passed, verdict.report()
-    assert repeated.passed, repeated.line()
+    if point == "after_write":  # (at B, at-least-once: see the module's docstring)
+        assert repeated.passed, repeated.line()

@@ -18,11 +18,20 @@ from services.runtime.batch import (
     Batched,
     BatchWriteConflict,
     GuessedWrong,
+    Handling,
+    Published,
     StateCache,
     current,
+    handling,
 )
 from services.runtime.documents import Document
-from services.runtime.outbox import PENDING, OutboxEntry, ensure_outbox_indexes, outbox_fields
+from services.runtime.outbox import (
+    OUTBOX_FROM,
+    PENDING,
+    OutboxEntry,
+    ensure_outbox_indexes,
+    outbox_fields,
+)
 from services.runtime.uow import UnitOfWork
 from tests.infrastructure import Endpoints
 from tests.kit import new_id
@@ -74,9 +83,16 @@ def entry(message_id: str, key: str = "k") -> OutboxEntry:
 
 
 async def in_batch(
-    cache: StateCache, wire: Wire, work: object, *, new_ids: set[str] | None = None
+    cache: StateCache,
+    wire: Wire,
+    work: object,
+    *,
+    new_ids: set[str] | None = None,
+    published: Published | None = None,
 ) -> Batch:
-    batch = Batch(cache, wire.publish_all, asyncio.Semaphore(), new_ids=new_ids or set())
+    batch = Batch(
+        cache, wire.publish_all, asyncio.Semaphore(), new_ids=new_ids or set(), published=published
+    )
     token = current.set(batch)
     try:
         await work  # type: ignore[misc]
@@ -335,3 +351,75 @@ async def test_a_new_document_written_by_another_meanwhile_leaves_nothing_of_the
         await batch.commit()
     assert wire.sent == []
     assert await collection.collection.find({}).to_list() == [{"_id": "cloud", "owner": "b"}]
+
+
+class Committed:
+    """The group's committed offsets, as Records.published asks them."""
+
+    def __init__(self, below: int) -> None:
+        self.below = below
+        self.asked: list[tuple[str, int, int]] = []
+
+    async def published(self, source: Sequence[object]) -> bool:
+        topic, partition, offset = source
+        assert isinstance(topic, str) and isinstance(partition, int)
+        assert isinstance(offset, int)
+        self.asked.append((topic, partition, offset))
+        return offset < self.below
+
+
+async def as_record(source: tuple[str, int, int], committed: Committed, work: object) -> None:
+    token = handling.set(Handling(source, committed.published))
+    try:
+        await work  # type: ignore[misc]
+    finally:
+        handling.reset(token)
+
+
+async def test_an_outbox_a_batch_published_is_marked_by_its_record_not_emptied(
+    collection: Counting,
+) -> None:
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    committed = Committed(below=0)
+    write = uow.insert_once(collection, {"_id": "n"}, [entry("e1")])
+    await in_batch(
+        cache, wire, as_record(("t", 2, 7), committed, write), published=committed.published
+    )
+
+    assert wire.sent == ["e1"]
+    stored = await collection.collection.find_one({"_id": "n"})
+    assert stored is not None
+    # Not written a second time: the outbox stays, marked by the record whose batch sent it.
+    assert [e["event_id"] for e in stored["outbox"]] == ["e1"]
+    assert stored[OUTBOX_FROM] == ["t", 2, 7] and PENDING not in stored
+    # The batch's own cache holds it as published.
+    known, cached = cache.get(("things", "n"))
+    assert known and cached is not None
+    assert (cached["revision"], cached["outbox"], OUTBOX_FROM in cached) == (1, [], False)
+
+
+@pytest.mark.parametrize(("below", "sent_again"), [(8, []), (7, ["e1"])])
+async def test_a_marked_outbox_is_sent_again_only_if_its_record_is_not_committed(
+    collection: Counting, below: int, sent_again: list[str]
+) -> None:
+    # Stored and published by a batch of the record at t[2]@7 (as the test above leaves it).
+    marked = {"_id": "n", "revision": 1, "outbox": [entry("e1").to_document()]}
+    await collection.collection.insert_one({**marked, OUTBOX_FROM: ["t", 2, 7]})
+    # Read again by a process that starts afresh (a restart, a rebalance): the record is
+    # redelivered, its write-once document found stored.
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    committed = Committed(below=below)
+    again = uow.insert_once(collection, {"_id": "n"}, [entry("e1")])
+    await in_batch(
+        cache, wire, as_record(("t", 2, 7), committed, again), published=committed.published
+    )
+
+    assert wire.sent == sent_again
+    assert committed.asked == [("t", 2, 7)]
+    stored = await collection.collection.find_one({"_id": "n"})
+    assert stored is not None
+    # Committed: left as it was. Not committed (a crash before the commit): sent again and
+    # emptied, as any outbox left behind.
+    assert stored["outbox"] == ([] if sent_again else marked["outbox"])
