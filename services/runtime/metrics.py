@@ -51,7 +51,8 @@ class ServiceMetrics:
         )
         self.outbox_backlog = Gauge(
             "offers_outbox_backlog",
-            "Documents whose events are stored but not yet published, by collection.",
+            "Documents whose events the per-record path stored and has not published yet, by "
+            "collection (a batch's outboxes are marked by its records' offsets: consumer lag).",
             ("service", "collection"),
             registry=self.registry,
         )
