@@ -43,7 +43,7 @@ import pytest
 from contracts import topics
 from faults.system import System
 from faults.traffic import Ledger
-from faults.verdict import Check, Databases, scope, settle
+from faults.verdict import Check, Databases, scope, sent_ids, settle
 from faults.wire import Recorder, Sender, message_ids
 from services.runtime.crash import POINTS
 
@@ -70,8 +70,7 @@ async def at_the_kill(
     stored = await databases.read()
     outboxes = await databases.outboxes(victim)
     # (The recorder is shared with the other fault tests: hostile records have no event_id.)
-    on_the_wire = {r.value.get("event_id") for r in recorder.records if isinstance(r.value, dict)}
-    on_the_wire |= {r.headers["event_id"] for r in recorder.records if "event_id" in r.headers}
+    on_the_wire = sent_ids(recorder.records)
     internal = topics.internal(system.services[victim].env["KAFKA_GROUP_ID"])
     on_the_wire |= await message_ids(system.bootstrap, internal)
 
