@@ -103,7 +103,8 @@ class Settings:
     # partitions leaves the extra ones idle.
     kafka_consumers: int = 3
     # A consumer's batch (services.runtime.batch): at most this many records, what the
-    # broker has at the moment; with nothing there, it looks again this often.
+    # broker has at the moment; with nothing there, the fetch waits this long for a first
+    # record (one that arrives ends the wait) and then asks again (services.runtime.kafka).
     kafka_batch_max_records: int = 500
     kafka_batch_wait_ms: int = 10
     # Documents kept in memory between batches, per instance (their partitions' only writer).

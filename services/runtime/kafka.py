@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
+from itertools import chain
 
-from aiokafka import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from faststream import AckPolicy
@@ -26,6 +27,24 @@ from .topics import DEAD_LETTER_MAX_BYTES, TopicLayout, warn_if_smaller
 from .wire import RecordOrigin, raw_body
 
 TOPIC_READY_SECONDS = 30
+
+
+async def fetch_batch(
+    self: BatchSubscriber, consumer: AIOKafkaConsumer
+) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+    """FastStream's `BatchSubscriber.get_msg` without its sleep after an empty fetch.
+
+    `getmany` already waits up to `batch_timeout_ms` and answers as soon as a record is
+    there; FastStream then sleeps as long again when it found none, and a record arriving
+    during that sleep waits for it. On a quiet service that was half of all records, each
+    held up to 10 ms on every hop (measured: p50 command -> notification 39 -> 29 ms at 20
+    offers/s without it). Without the sleep, an idle consumer still wakes only once per
+    `batch_timeout_ms`."""
+    fetched = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+    return tuple(chain.from_iterable(fetched.values()))
+
+
+setattr(BatchSubscriber, "get_msg", fetch_batch)  # noqa: B010 (mypy: no assigning a method)
 
 
 def new_broker(settings: Settings, logger: logging.Logger, metrics: ServiceMetrics) -> KafkaBroker:
