@@ -38,9 +38,9 @@ from services.runtime.service import (
 from services.runtime.streams import Streams
 
 from .email import EmailMetrics, EmailSender, EmailSettings, Ownership
-from .handlers import NotificationHandlers
+from .handlers import NotificationHandlers, reminder_id_for
 from .read_api import read_routes
-from .store import PENDING, NotificationStore
+from .store import NotificationStore, adopt_legacy_reminders
 from .stream import OPENAPI_PATHS, stream_routes
 
 NAME = "notification_service"
@@ -125,27 +125,32 @@ def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
         EmailMetrics(kit.metrics.registry, NAME),
         owner=owner,
     )
+    # The projections with a reminder to send, by the minute their first one falls due in.
     due = DueBuckets(
-        kit.database["reminders"],
+        kit.database["offers"],
         kit.database["sweeps"],
         "reminders",
-        fields=("state", "due_at", "offer_id", "version"),  # what `send` reads
+        fields=("reminders", "version"),  # what `send` reads
         ahead=timedelta(seconds=kit.settings.expiry_sweep_interval_seconds),
     )
 
-    def send(reminder: Document, now: datetime) -> SendReminder | None:
-        if reminder["state"] != PENDING or reminder["due_at"] > now:
+    def send(offer: Document, now: datetime) -> SendReminder | None:
+        due_now = [plan for plan in offer.get("reminders") or () if plan["due_at"] <= now]
+        if not due_now:
             return None
+        # The one its handler sends (the due one nearest to expiry: domain.reminder_due).
+        reminder_id = reminder_id_for(offer["_id"], offer["version"], due_now[-1]["lead_seconds"])
         return SendReminder(
-            command_id=derived_id("send-reminder", reminder["_id"]),
-            offer_id=reminder["offer_id"],
-            reminder_id=reminder["_id"],
-            version=reminder["version"],
+            command_id=derived_id("send-reminder", reminder_id),
+            offer_id=offer["_id"],
+            reminder_id=reminder_id,
+            version=offer["version"],
         )
 
     async def prepare() -> None:
         await store.ensure_indexes()
         await due.ensure_ready(utc_now())
+        await adopt_legacy_reminders(kit.database)
 
     streams = Streams(kit.settings, topics.NOTIFICATIONS_EVENTS, kit.metrics)
     notifications = kit.database["notifications"]

@@ -46,6 +46,14 @@ CURRENCY_SYMBOLS: Final = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
 @dataclass(frozen=True, slots=True)
+class ReminderPlan:
+    """An expiry reminder: sent `lead_seconds` before the offer expires, at `due_at`."""
+
+    lead_seconds: int
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class OfferInfo:
     """What this service knows of an offer, from offers.events."""
 
@@ -58,6 +66,8 @@ class OfferInfo:
     summary: str | None = None
     """The current terms in a few words (see `describe_terms`)."""
     expires_at: datetime | None = None
+    # The expiry reminders of the pending version still to send, earliest first.
+    reminders: tuple[ReminderPlan, ...] = ()
 
     @property
     def name(self) -> str:
@@ -125,6 +135,24 @@ def project(current: OfferInfo | None, event: OfferEvent) -> OfferInfo:
     return filled
 
 
+def apply(
+    current: OfferInfo | None, event: OfferEvent, leads_seconds: Sequence[int], now: datetime
+) -> OfferInfo:
+    """The projection after `event`, with its expiry reminders: a new pending version (its
+    OfferExtended or OfferChanged) schedules its own, replacing the older version's; a
+    terminal status drops them; any other event leaves them as they were."""
+    offer = project(current, event)
+    if offer.status in TERMINAL:
+        return replace(offer, reminders=())
+    newer = current is None or event.version > current.version
+    if newer and is_current_pending(offer, event):
+        assert offer.expires_at is not None  # an OfferExtended/OfferChanged carries it
+        return replace(
+            offer, reminders=tuple(reminder_schedule(offer.expires_at, leads_seconds, now))
+        )
+    return offer
+
+
 def is_current_pending(info: OfferInfo, event: OfferEvent) -> bool:
     """Whether `event` (an OfferExtended/OfferChanged) is the offer's live version."""
     return (
@@ -135,12 +163,6 @@ def is_current_pending(info: OfferInfo, event: OfferEvent) -> bool:
 
 
 # --- expiry reminders ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReminderPlan:
-    lead_seconds: int
-    due_at: datetime
 
 
 def reminder_schedule(
@@ -162,6 +184,18 @@ def reminder_schedule(
     past = [plan for plan in plans if plan.due_at <= now]
     late = [ReminderPlan(past[-1].lead_seconds, now)] if past else []
     return late + future
+
+
+def reminder_due(offer: OfferInfo, now: datetime) -> tuple[OfferInfo, ReminderPlan | None]:
+    """The offer with its due reminders taken off, and the one to send of them: the one
+    nearest to expiry (a service down past two lead times sends one late reminder, not a
+    burst), or none once the offer is no longer pending or has expired by the clock."""
+    due = [plan for plan in offer.reminders if plan.due_at <= now]
+    if not due:
+        return offer, None
+    if offer.status != PENDING or offer.expires_at is None or offer.expires_at <= now:
+        return replace(offer, reminders=()), None
+    return replace(offer, reminders=offer.reminders[len(due) :]), due[-1]
 
 
 def human_duration(seconds: float) -> str:

@@ -1,10 +1,10 @@
-"""notification_service's use cases: keep the offers projection and its expiry reminders
+"""notification_service's use cases: keep the offers projection with its expiry reminders
 (the offer's partition), ask each recipient's inbox for the notifications an event means,
 create them (the recipient's partition), and mark them read.
 
-Every path is safe to repeat: a notification's id derives from (source event or reminder,
-recipient), so a redelivered event or a repeated Notify finds it stored and only publishes
-what is still unpublished of it.
+Every path is safe to repeat: the projection remembers the events and asks it has handled,
+and a notification's id derives from (source event or reminder, recipient), so a repeated
+Notify finds it stored and only publishes what is still unpublished of it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from contracts import (
     MessagePosted,
     NotificationCreated,
     NotificationPreferencesChanged,
-    OfferChanged,
-    OfferExtended,
     RejectionCode,
     SetNotificationPreferences,
     TermsProposed,
@@ -32,17 +30,7 @@ from services.runtime.uow import UnitOfWork
 
 from . import domain
 from .domain import EmailPlan, OfferInfo, OtherSourceEvent, Planned, Preferences, SourceEvent
-from .store import (
-    CANCELLED,
-    DIGEST,
-    EMAIL_MODE,
-    EMAIL_STATE,
-    NOW,
-    PENDING,
-    SENT,
-    WAITING,
-    NotificationStore,
-)
+from .store import DIGEST, EMAIL_MODE, EMAIL_STATE, NOW, WAITING, NotificationStore
 
 log = logging.getLogger(__name__)
 
@@ -159,70 +147,55 @@ class NotificationHandlers:
         stored = await self.uow.load(self.store.offers, event.offer_id)
         if stored is not None and event.event_id in stored.handled:
             log.info("offer %s: %s %s already applied", event.offer_id, event.type, event.event_id)
-        else:
-            previous = None if stored is None else stored.value
-            offer = domain.project(previous, event)
-            plans = domain.notifications_for(event, offer, previous)
-            # With the projection, in one write: what changed decides what the notifications
-            # say, so they are asked for exactly once, from the projection they were made of.
-            stored = await self.uow.commit(
-                self.store.offers,
-                offer,
-                expected=stored,
-                messages=[notify_command(p, source_id=event.event_id, uow=self.uow) for p in plans],
-                handled=[event.event_id],
-            )
-        await self._schedule_reminders(event, stored.value)
+            return
+        previous = None if stored is None else stored.value
+        offer = domain.apply(previous, event, self.reminder_leads_seconds, self.uow.clock())
+        plans = domain.notifications_for(event, offer, previous)
+        # With the projection and its reminders, in one write: what changed decides what the
+        # notifications say, so they are asked for exactly once, from the projection they
+        # were made of.
+        await self.uow.commit(
+            self.store.offers,
+            offer,
+            expected=stored,
+            messages=[notify_command(p, source_id=event.event_id, uow=self.uow) for p in plans],
+            handled=[event.event_id],
+        )
 
     # --- expiry reminders (the offer's partition) -------------------------------------------
 
-    async def _schedule_reminders(self, event: OfferEvent, offer: OfferInfo) -> None:
-        now = self.uow.clock()
-        if offer.status.terminal:
-            await self.store.cancel_reminders(event.offer_id, now)
-            return
-        if not isinstance(event, OfferExtended | OfferChanged):
-            return
-        if not domain.is_current_pending(offer, event):
-            return  # a late event of an older version: its reminders would be stale
-        if event.version > 1:  # a change restarts the window: older versions' reminders are void
-            await self.store.cancel_reminders(event.offer_id, now, before_version=event.version)
-        for plan in domain.reminder_schedule(event.expires_at, self.reminder_leads_seconds, now):
-            await self.store.add_reminder(
-                reminder_id_for(event.offer_id, event.version, plan.lead_seconds),
-                {
-                    "offer_id": event.offer_id,
-                    "version": event.version,
-                    "lead_seconds": plan.lead_seconds,
-                    "due_at": plan.due_at,
-                    "expires_at": event.expires_at,
-                    "freelancer_id": event.freelancer_id,
-                    "created_at": now,
-                },
-            )
-
     async def send_reminder(self, command: SendReminder) -> None:
-        """The sweep found the reminder due: send it if its offer version is still open."""
-        reminder = await self.store.reminders.get(command.reminder_id)
-        if reminder is None or reminder["state"] != PENDING:
-            return  # sent or cancelled meanwhile (or asked twice)
-        stored = await self.store.offers.get(command.offer_id)
-        offer = None if stored is None else stored.value
-        now = self.uow.clock()
-        if (
-            offer is None
-            or offer.status != domain.PENDING
-            or offer.version != reminder["version"]
-            or offer.expires_at is None
-            or offer.expires_at <= now
-        ):
-            await self.store.close_reminder(command.reminder_id, CANCELLED, now)
+        """The sweep found the offer's first reminder due: the one due now is sent (if the
+        offer is still open), and the due ones are taken off the projection, in one write."""
+        stored = await self.uow.load(self.store.offers, command.offer_id)
+        if stored is None or command.command_id in stored.handled:
             return
-        plan = domain.expiring_reminder(offer, now)
-        # Asked for before the reminder is closed: a crash in between asks again, and the
-        # inbox keeps one (the id derives from the reminder).
-        await self.uow.publish([notify_command(plan, source_id=command.reminder_id, uow=self.uow)])
-        await self.store.close_reminder(command.reminder_id, SENT, now)
+        now = self.uow.clock()
+        offer, plan = domain.reminder_due(stored.value, now)
+        if offer == stored.value:
+            return  # sent meanwhile (or asked twice)
+        messages = []
+        if plan is not None:
+            reminder_id = reminder_id_for(offer.offer_id, offer.version, plan.lead_seconds)
+            # Its id derives from the reminder: an inbox keeps one, however often it is asked.
+            reminder = domain.expiring_reminder(offer, now)
+            messages.append(notify_command(reminder, source_id=reminder_id, uow=self.uow))
+        await self.uow.commit(
+            self.store.offers,
+            offer,
+            expected=stored,
+            messages=messages,
+            handled=[command.command_id],
+        )
+        log.info(
+            "offer %s: %s",
+            command.offer_id,
+            "no reminder: it is closed or expired"
+            if plan is None
+            else f"reminded {offer.freelancer_id} {domain.human_duration(plan.lead_seconds)} "
+            "before it expires",
+            extra={"offer_id": command.offer_id},
+        )
 
     # --- the inbox (the recipient's partition) ----------------------------------------------
 

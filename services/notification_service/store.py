@@ -1,9 +1,11 @@
 """notification_service's documents.
 
-* `offers`: the local projection of offers.events (parties, title, status, expiry), and
-  `reminders`: one per (offer, version, lead time), `pending` until due, then `sent` or
-  `cancelled`; while pending, in the bucket of the minute it falls due in
-  (services.runtime.due). Both are written only by the handler of the offer's partition.
+* `offers`: the local projection of offers.events (parties, title, status, expiry) with
+  the expiry reminders its pending version still has to send (`reminders`, earliest first);
+  while it has any, it sits in the bucket of the minute the first falls due in
+  (services.runtime.due), where the reminder sweep finds it. Written only by the handler of
+  the offer's partition, which schedules, sends and drops the reminders in the same write
+  as the projection they belong to.
 * `notifications`: the inbox. `_id` = notification_id, derived from (source event or
   reminder, recipient), so a redelivered event cannot create a second one; the
   NotificationCreated event sits in the same document's outbox until published. Written
@@ -19,13 +21,19 @@
   inserted once after the SMTP server's answer; an insert of a unique `_id` is atomic, so
   the sender needs no writer of the inbox to know what it has sent (services.
   notification_service.email).
+
+Before, each reminder was a document of its own in `reminders`; `adopt_legacy_reminders`
+moves the pending ones into their projections once, at start-up.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
+
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.rules import OfferStatus
 from services.runtime.documents import Document, Documents, MemoryDocuments
@@ -34,7 +42,9 @@ from services.runtime.due import due_bucket
 from services.runtime.outbox import ensure_outbox_indexes
 from services.runtime.uow import Repository
 
-from .domain import OfferInfo, Preferences
+from .domain import OfferInfo, Preferences, ReminderPlan
+
+log = logging.getLogger(__name__)
 
 PENDING: Final = "pending"
 # A notification's email: waiting until the sender's outcome is recorded, then sent or failed.
@@ -45,7 +55,6 @@ EMAIL_MODE: Final = "email_mode"
 NOW: Final = "now"
 DIGEST: Final = "digest"
 SENT: Final = "sent"
-CANCELLED: Final = "cancelled"
 
 
 def offer_from_document(document: Document) -> OfferInfo:
@@ -58,6 +67,10 @@ def offer_from_document(document: Document) -> OfferInfo:
         title=document.get("title"),
         summary=document.get("summary"),
         expires_at=document.get("expires_at"),
+        reminders=tuple(
+            ReminderPlan(plan["lead_seconds"], plan["due_at"])
+            for plan in document.get("reminders", ())
+        ),
     )
 
 
@@ -70,12 +83,16 @@ def offer_to_document(offer: OfferInfo) -> Document:
         "title": offer.title,
         "summary": offer.summary,
         "expires_at": offer.expires_at,
+        "reminders": [
+            {"lead_seconds": plan.lead_seconds, "due_at": plan.due_at} for plan in offer.reminders
+        ],
+        # In the bucket of its first reminder while it has one (null matches no bucket).
+        DUE_BUCKET: due_bucket(offer.reminders[0].due_at) if offer.reminders else None,
     }
 
 
 COLLECTIONS: Final = (
     "offers",
-    "reminders",
     "notifications",
     "inboxes",
     "preferences",
@@ -104,7 +121,6 @@ class NotificationStore:
     def __init__(
         self,
         offers: Documents,
-        reminders: Documents,
         notifications: Documents,
         inboxes: Documents,
         preferences: Documents,
@@ -116,7 +132,6 @@ class NotificationStore:
             from_document=offer_from_document,
             id_of=lambda offer: offer.offer_id,
         )
-        self.reminders = reminders
         self.notifications = notifications
         # One counter per recipient (_id = recipient_id): the number of its last
         # notification, the id of the notification in the recipient's stream.
@@ -149,42 +164,6 @@ class NotificationStore:
         # The email sender's waiting list.
         await self.notifications.ensure_index(EMAIL_STATE, EMAIL_MODE)
         await self.preferences.ensure_indexes()
-        # Cancelling an offer's reminders.
-        await self.reminders.ensure_index("offer_id")
-
-    # --- reminders --------------------------------------------------------------------------
-
-    async def add_reminder(self, reminder_id: str, fields: Document) -> None:
-        """Schedules a reminder (once: a redelivered event finds it scheduled)."""
-        await self.reminders.insert_write_once(
-            {
-                "_id": reminder_id,
-                **fields,
-                "state": PENDING,
-                DUE_BUCKET: due_bucket(fields["due_at"]),
-            }
-        )
-
-    async def cancel_reminders(
-        self, offer_id: str, now: datetime, *, before_version: int | None = None
-    ) -> int:
-        """Cancels the offer's pending reminders (of versions before `before_version`)."""
-        cancelled = 0
-        for reminder in await self.reminders.find("offer_id", offer_id):
-            if reminder["state"] != PENDING:
-                continue
-            if before_version is None or reminder["version"] < before_version:
-                await self.close_reminder(reminder["_id"], CANCELLED, now)
-                cancelled += 1
-        return cancelled
-
-    async def close_reminder(self, reminder_id: str, state: str, now: datetime) -> None:
-        await self.reminders.update(
-            reminder_id,
-            {"state": state, "closed_at": now},
-            unset=(DUE_BUCKET,),
-            where={"state": PENDING},
-        )
 
     # --- the inbox --------------------------------------------------------------------------
 
@@ -214,3 +193,39 @@ class NotificationStore:
         for notification_id in dict.fromkeys(ids):
             changed += await self.notifications.update(notification_id, fields, where=where)
         return changed
+
+
+async def adopt_legacy_reminders(database: AsyncDatabase[Document]) -> int:
+    """Moves the pending reminders of the former `reminders` collection into their offers'
+    projections, then drops it; returns how many offers took some. Run at start-up, before
+    the consumers: a projection that has reminders of its own already (written by this
+    version) keeps them, and the notification ids derive from (offer, version, lead) as
+    before, so a reminder moved twice (two instances starting at once) is still notified
+    once."""
+    if "reminders" not in await database.list_collection_names():
+        return 0
+    legacy = database["reminders"]
+    by_offer: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    async for reminder in legacy.find({"state": PENDING}):
+        key = (reminder["offer_id"], reminder["version"])
+        by_offer.setdefault(key, []).append(
+            {"lead_seconds": reminder["lead_seconds"], "due_at": reminder["due_at"]}
+        )
+    adopted = 0
+    for (offer_id, version), plans in by_offer.items():
+        plans.sort(key=lambda plan: plan["due_at"])
+        moved = await database["offers"].update_one(
+            {"_id": offer_id, "version": version, "status": PENDING, "reminders": None},
+            {
+                "$set": {"reminders": plans, DUE_BUCKET: due_bucket(plans[0]["due_at"])},
+                "$inc": {"revision": 1},
+            },
+        )
+        adopted += moved.modified_count
+    await legacy.drop()
+    log.info(
+        "moved the pending reminders of %d offer(s) into their projections; the former "
+        "reminders collection is dropped",
+        adopted,
+    )
+    return adopted

@@ -3,12 +3,13 @@ come from offer_service's and messaging_service's own handlers."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from contracts import topics
 from contracts.internal import SendReminder
-from services.notification_service.handlers import reminder_id_for
+from services.notification_service.handlers import notification_id_for, reminder_id_for
+from services.runtime.due import due_bucket
 from tests.kit import Parties, command
 
 from .harness import Harness
@@ -111,54 +112,108 @@ async def test_a_read_mark_is_not_lost_to_a_later_publish_of_the_same_notificati
     assert still["read"] is True
 
 
+async def projection(notifications: Harness, offer_id: str) -> dict[str, Any]:
+    stored = await notifications.handlers.store.offers.get(offer_id)
+    assert stored is not None
+    document: dict[str, Any] = stored.document
+    return document
+
+
+def leads(projected: dict[str, Any]) -> list[int]:
+    return [plan["lead_seconds"] for plan in projected["reminders"]]
+
+
+async def ask_for_reminder(notifications: Harness, p: Parties, command_id: str) -> None:
+    """What the sweep sends (services.notification_service.app.send)."""
+    projected = await projection(notifications, p.offer_id)
+    reminder_id = reminder_id_for(p.offer_id, projected["version"], leads(projected)[0])
+    ask = SendReminder(
+        command_id=command_id,
+        offer_id=p.offer_id,
+        reminder_id=reminder_id,
+        version=projected["version"],
+    )
+    await notifications.send(notifications.table.internal_topic, ask, key=p.offer_id)
+    await notifications.settle()
+
+
 async def test_a_due_reminder_is_sent_once_by_its_offers_handler() -> None:
     p = Parties()
     _, notifications = await offer_extended(p)
-    reminders = await notifications.handlers.store.reminders.find("offer_id", p.offer_id)
-    assert sorted(r["lead_seconds"] for r in reminders) == [24 * 3600, 72 * 3600]
-    reminder_id = reminder_id_for(p.offer_id, 1, 72 * 3600)
-    ask = SendReminder(command_id="ask-1", offer_id=p.offer_id, reminder_id=reminder_id, version=1)
+    scheduled = await projection(notifications, p.offer_id)
+    assert leads(scheduled) == [72 * 3600, 24 * 3600]  # earliest first
+    assert scheduled["due_bucket"] == due_bucket(scheduled["reminders"][0]["due_at"])
     notifications.clock.advance(timedelta(days=27, hours=1).total_seconds())
-    for _ in range(2):  # both instances' sweeps ask
-        await notifications.send(notifications.table.internal_topic, ask, key=p.offer_id)
-    await notifications.settle()
+    for command_id in ("ask-1", "ask-2"):  # both instances' sweeps ask
+        await ask_for_reminder(notifications, p, command_id)
     [reminder] = notifications.out("NotificationCreated", kind="offer_expiring")
     assert reminder["recipient_id"] == p.freelancer_id and "3 days" in reminder["body"]
-    stored = await notifications.handlers.store.reminders.get(reminder_id)
-    assert stored is not None and stored["state"] == "sent" and "due_bucket" not in stored
+    left = await projection(notifications, p.offer_id)
+    assert leads(left) == [24 * 3600]
+    assert left["due_bucket"] == due_bucket(left["reminders"][0]["due_at"])
 
 
-async def test_a_reminder_of_an_offer_closed_meanwhile_is_cancelled_not_sent() -> None:
+async def test_reminders_all_due_at_once_send_only_the_one_nearest_to_expiry() -> None:
+    p = Parties()
+    _, notifications = await offer_extended(p)
+    notifications.clock.advance(timedelta(days=29, hours=12).total_seconds())  # down 2.5 days
+    await ask_for_reminder(notifications, p, "ask-1")
+    [reminder] = notifications.out("NotificationCreated", kind="offer_expiring")
+    assert "expires in 12 hours" in reminder["body"]
+    late = reminder_id_for(p.offer_id, 1, 24 * 3600)  # not the 3-day one, long past
+    assert reminder["notification_id"] == notification_id_for(late, p.freelancer_id)
+    left = await projection(notifications, p.offer_id)
+    assert left["reminders"] == [] and left["due_bucket"] is None
+
+
+async def test_a_reminder_of_an_offer_closed_meanwhile_is_not_sent() -> None:
     p = Parties()
     offers, notifications = await offer_extended(p)
     withdraw = command("WithdrawOffer", p.client_id, offer_id=p.offer_id)
     await offers.send(topics.OFFERS_COMMANDS, withdraw, key=p.offer_id)
     await forward(offers, notifications, "OfferWithdrawn")
     await notifications.settle()
-    reminders = await notifications.handlers.store.reminders.find("offer_id", p.offer_id)
-    assert {r["state"] for r in reminders} == {"cancelled"}
+    closed = await projection(notifications, p.offer_id)
+    assert closed["reminders"] == [] and closed["due_bucket"] is None
     reminder_id = reminder_id_for(p.offer_id, 1, 24 * 3600)
     ask = SendReminder(command_id="ask-2", offer_id=p.offer_id, reminder_id=reminder_id, version=1)
+    notifications.clock.advance(timedelta(days=29, hours=1).total_seconds())
     await notifications.send(notifications.table.internal_topic, ask, key=p.offer_id)
     await notifications.settle()
     assert notifications.out("NotificationCreated", kind="offer_expiring") == []
+
+
+async def test_a_reminder_due_after_the_offer_expired_by_the_clock_is_dropped_not_sent() -> None:
+    p = Parties()
+    _, notifications = await offer_extended(p)
+    notifications.clock.advance(timedelta(days=30, minutes=1).total_seconds())  # no OfferExpired
+    await ask_for_reminder(notifications, p, "ask-1")
+    assert notifications.out("NotificationCreated", kind="offer_expiring") == []
+    dropped = await projection(notifications, p.offer_id)
+    assert dropped["reminders"] == [] and dropped["due_bucket"] is None  # out of its bucket
 
 
 async def test_a_change_replaces_the_reminders_of_the_older_version() -> None:
     p = Parties()
     offers, notifications = await offer_extended(p)
     [extended_event] = offers.out("OfferExtended")
+    notifications.clock.advance(timedelta(days=1).total_seconds())
     change = command(
         "ChangeOffer",
         p.client_id,
         offer_id=p.offer_id,
         terms={**extended_event["terms"], "hourly_rate": "50.00"},
     )
+    offers.clock.advance(timedelta(days=1).total_seconds())
     await offers.send(topics.OFFERS_COMMANDS, change, key=p.offer_id)
     await forward(offers, notifications, "OfferChanged")
     await notifications.settle()
-    reminders = await notifications.handlers.store.reminders.find("offer_id", p.offer_id)
-    states = {(r["version"], r["state"]) for r in reminders}
-    assert states == {(1, "cancelled"), (2, "pending")}
+    [changed_event] = offers.out("OfferChanged")
+    changed_projection = await projection(notifications, p.offer_id)
+    assert changed_projection["version"] == 2
+    assert [plan["due_at"] for plan in changed_projection["reminders"]] == [
+        datetime.fromisoformat(changed_event["expires_at"]) - timedelta(seconds=lead)
+        for lead in (72 * 3600, 24 * 3600)
+    ]
     changed = notifications.one("NotificationCreated", kind="offer_changed")
     assert "was $45.00/h" in changed["body"]

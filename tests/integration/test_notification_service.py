@@ -28,6 +28,7 @@ from services.notification_service.store import NotificationStore
 from services.runtime.clock import utc_now
 from services.runtime.config import Settings
 from services.runtime.documents import MongoDocuments
+from services.runtime.due import due_bucket
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
@@ -658,6 +659,82 @@ async def test_marking_the_most_notifications_a_command_may_name_read_in_one_go(
         assert changed == 450
         assert await database["notifications"].count_documents({"read": True}) == 450
         assert await asyncio.wait_for(store.mark_read("free-1", ids, utc_now()), 60) == 0
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+async def test_reminders_stored_the_former_way_are_sent_after_an_upgrade(
+    infra: Endpoints, producer: Producer, probe: Probe
+) -> None:
+    """A database written by the version that kept each reminder in `reminders`: at start,
+    the pending ones move into their offers' projections and are sent from there; cancelled
+    ones and projections with reminders of their own are left as they are."""
+    settings = await fresh_settings(
+        infra,
+        "notification_service",
+        database_name=f"test_notification_legacy_{new_id('db')}",
+        offer_reminder_leads_seconds=(60,),
+        expiry_sweep_interval_seconds=1,
+    )
+    pending, cancelled = Parties(), Parties()
+    now = utc_now()
+    expires = now + timedelta(minutes=10)
+
+    def projection(p: Parties) -> dict[str, Any]:
+        return {
+            "_id": p.offer_id,
+            "client_id": p.client_id,
+            "freelancer_id": p.freelancer_id,
+            "status": "pending",
+            "version": 1,
+            "title": "Checkout redesign",
+            "summary": None,
+            "expires_at": expires,
+            "revision": 1,
+            "handled": [],
+            "outbox": [],
+        }
+
+    def reminder(p: Parties, lead: int, state: str) -> dict[str, Any]:
+        due = now + timedelta(seconds=2)
+        return {
+            "_id": reminder_id_for(p.offer_id, 1, lead),
+            "offer_id": p.offer_id,
+            "version": 1,
+            "lead_seconds": lead,
+            "due_at": due,
+            "expires_at": expires,
+            "freelancer_id": p.freelancer_id,
+            "state": state,
+            **({"due_bucket": due_bucket(due)} if state == "pending" else {}),
+        }
+
+    client = AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True)
+    database = client[settings.database_name]
+    try:
+        await database["offers"].insert_many([projection(pending), projection(cancelled)])
+        await database["reminders"].insert_many(
+            [reminder(pending, 3_600, "pending"), reminder(cancelled, 3_600, "cancelled")]
+        )
+        async with running(create_app(settings)):
+            sent = notification_id_for(
+                reminder_id_for(pending.offer_id, 1, 3_600), pending.freelancer_id
+            )
+            [created] = await probe.wait_for(
+                of_type("NotificationCreated", notification_id=sent), within=30
+            )
+            assert created.value["kind"] == "offer_expiring"
+            await probe.quiet(2)
+        assert "reminders" not in await database.list_collection_names()
+        done = await database["offers"].find_one({"_id": pending.offer_id})
+        assert done is not None and done["reminders"] == [] and done["due_bucket"] is None
+        left = await database["offers"].find_one({"_id": cancelled.offer_id})
+        assert left is not None and "reminders" not in left
+        assert (
+            probe.matching(of_type("NotificationCreated", recipient_id=cancelled.freelancer_id))
+            == []
+        )
     finally:
         await client.drop_database(settings.database_name)
         await client.close()

@@ -40,7 +40,7 @@ VARIANTS = 3_000
 INDEXER_WAIT_SECONDS = 15.0
 # The services' collections every full run touches: a run that recorded none of these
 # did not run the integration tier, and proves nothing.
-EXPECTED = {"offers", "contracts", "threads", "messages", "notifications", "reminders"}
+EXPECTED = {"offers", "contracts", "threads", "messages", "notifications"}
 
 Document = dict[str, Any]
 

@@ -380,6 +380,59 @@ def test_of_the_lead_times_already_past_only_the_nearest_is_sent_now() -> None:
     assert plans == [ReminderPlan(86_400, NOW), ReminderPlan(3_600, expires - timedelta(hours=1))]
 
 
+LEADS = (259_200, 86_400)
+
+
+def test_a_new_pending_version_schedules_its_reminders_and_a_late_older_event_keeps_them() -> None:
+    v1 = domain.apply(None, extended(), LEADS, NOW)
+    assert v1.reminders == tuple(domain.reminder_schedule(EXPIRES, LEADS, NOW))
+    later = NOW + timedelta(days=1)
+    v2 = domain.apply(v1, changed(), LEADS, later)
+    assert v2.reminders == tuple(
+        domain.reminder_schedule(EXPIRES + timedelta(days=1), LEADS, later)
+    )
+    assert domain.apply(v2, extended(), LEADS, later).reminders == v2.reminders  # late v1
+
+
+def test_a_terminal_event_drops_the_reminders_whatever_its_order() -> None:
+    v1 = domain.apply(None, extended(), LEADS, NOW)
+    for closing in (withdrawn(), declined(), accepted()):
+        closed = domain.apply(v1, closing, LEADS, NOW)
+        assert closed.reminders == ()
+        assert domain.apply(closed, extended(), LEADS, NOW).reminders == ()  # late, after it
+    assert domain.apply(None, withdrawn(), LEADS, NOW).reminders == ()
+
+
+def test_a_due_reminder_is_taken_off_and_sent() -> None:
+    v1 = domain.apply(None, extended(), LEADS, NOW)
+    assert domain.reminder_due(v1, NOW) == (v1, None)  # nothing due yet
+    three_days_before = EXPIRES - timedelta(hours=72)
+    left, sent = domain.reminder_due(v1, three_days_before)
+    assert sent == v1.reminders[0] and left.reminders == v1.reminders[1:]
+
+
+def test_of_reminders_due_together_only_the_one_nearest_to_expiry_is_sent() -> None:
+    v1 = domain.apply(None, extended(), LEADS, NOW)
+    left, sent = domain.reminder_due(v1, EXPIRES - timedelta(hours=1))
+    assert sent == v1.reminders[1] and left.reminders == ()
+
+
+@pytest.mark.parametrize(
+    "closed",
+    [
+        {"status": OfferStatus.WITHDRAWN},
+        {"expires_at": NOW},  # expired by the clock, its OfferExpired not here yet
+        {"expires_at": None},
+    ],
+)
+def test_a_due_reminder_of_an_offer_no_longer_open_is_dropped_not_sent(
+    closed: dict[str, Any],
+) -> None:
+    due = replace(info(), reminders=(ReminderPlan(86_400, NOW - timedelta(minutes=1)),), **closed)
+    left, sent = domain.reminder_due(due, NOW)
+    assert sent is None and left.reminders == ()
+
+
 def test_expiring_reminder_says_when() -> None:
     planned = domain.expiring_reminder(info(), EXPIRES - timedelta(hours=24))
     assert (planned.recipient_id, planned.kind) == (FREELANCER, "offer_expiring")
