@@ -18,13 +18,18 @@ package main
 // inserted after createIndexes: a find by _id took 10 ms with it, 0.9 ms without; the inserts
 // took 6.4 s instead of 4.8 s.
 //
-// Best effort, never in FerretDB's way: FerretDB does not wait for it (a query in the first tick
+// Best effort, never in FerretDB's way: FerretDB does not wait for it (a query in the first moment
 // after createIndexes is still a Seq Scan, and still right); indexes are built CONCURRENTLY, so
 // writers are not blocked; a lock wait gives up after lockTimeout, below PostgreSQL's
 // deadlock_timeout (1 s), so that when a build and a FerretDB statement (the DROP of a test's
 // database, say) wait for each other, the build is the one that gives up, and is tried again.
-// Steady state costs one metadata query per database per tick; a database's indexes are looked at
-// again only when its metadata changed (or a previous attempt failed).
+//
+// What it looks at: a trigger on each database's metadata table notifies the indexer of every
+// change to it (LISTEN/NOTIFY, see installTriggers), and the indexer reads the metadata of the
+// databases notified alone. It still reads every database's metadata at start, after a reconnection, and every
+// fullSweepEvery, in case a notification was missed, and every tick when the trigger could not be
+// installed. Reading every database every tick, as it did before, cost FerretDB and PostgreSQL
+// 45 % of a core at rest with the 438 databases that test runs had left (measured).
 
 import (
 	"context"
@@ -43,7 +48,9 @@ import (
 )
 
 const (
-	ginTick          = 500 * time.Millisecond
+	ginTick          = 500 * time.Millisecond // how often notifications are waited for
+	fullSweepEvery   = 30 * time.Second
+	notifyChannel    = "ferretdb_gin_indexer"
 	ginRetryAfter    = time.Second      // after a failed attempt on a database
 	ginStuckAfter    = 30 * time.Second // failing this long is logged as a warning, once
 	lockTimeout      = "250ms"
@@ -76,7 +83,47 @@ type ginIndexer struct {
 	conn        *pgx.Conn
 	unreachable bool // an outage was logged; log the recovery too
 	schemas     map[string]*schemaState
+	listening   bool      // the connection listens to the DDL trigger's notifications
+	sweptAt     time.Time // of the last full sweep; zero: one is due
 }
+
+// The triggers that tell the indexer which database's metadata changed: a statement trigger on
+// every _ferretdb_database_metadata table notifies its schema (delivered at commit, when the
+// change is visible), and an event trigger puts that trigger on each such table FerretDB creates
+// (one per new database). A DDL trigger alone would not do: FerretDB creates an index first and
+// writes the metadata that names it afterwards, in a statement of its own. Errors inside are
+// swallowed: the triggers must never fail FerretDB's own statements.
+const installTriggers = `
+CREATE OR REPLACE FUNCTION public.ferretdb_gin_indexer_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('` + notifyChannel + `', TG_TABLE_SCHEMA);
+	RETURN NULL;
+EXCEPTION WHEN OTHERS THEN RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION public.ferretdb_gin_indexer_watch(metadata regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format('CREATE OR REPLACE TRIGGER ` + notifyChannel + ` '
+		'AFTER INSERT OR UPDATE OR DELETE ON %s '
+		'FOR EACH STATEMENT EXECUTE FUNCTION public.ferretdb_gin_indexer_notify()', metadata);
+END $$;
+CREATE OR REPLACE FUNCTION public.ferretdb_gin_indexer_new_table() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM public.ferretdb_gin_indexer_watch(objid::regclass)
+	FROM pg_event_trigger_ddl_commands()
+	WHERE object_type = 'table' AND object_identity LIKE '%.` + metadataTable + `';
+EXCEPTION WHEN OTHERS THEN NULL;
+END $$;
+DROP EVENT TRIGGER IF EXISTS ` + notifyChannel + `;
+CREATE EVENT TRIGGER ` + notifyChannel + ` ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+	EXECUTE FUNCTION public.ferretdb_gin_indexer_new_table();
+SELECT public.ferretdb_gin_indexer_watch(c.oid::regclass)
+FROM pg_class c WHERE c.relname = '` + metadataTable + `' AND c.relkind = 'r';
+DROP FUNCTION IF EXISTS public.ferretdb_gin_indexer_ddl();
+LISTEN ` + notifyChannel + `
+`
 
 // runGINIndexer keeps the GIN indexes of every FerretDB database, once at start and then every
 // tick, until ctx is done.
@@ -98,15 +145,8 @@ func runGINIndexer(ctx context.Context, postgresqlURL string, l *slog.Logger) {
 	ix := &ginIndexer{config: config, l: l, schemas: map[string]*schemaState{}}
 	defer ix.close()
 
-	ticker := time.NewTicker(ginTick)
-	defer ticker.Stop()
-	for {
+	for ctx.Err() == nil {
 		ix.tick(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
 	}
 }
 
@@ -137,14 +177,60 @@ func (ix *ginIndexer) connect(ctx context.Context) *pgx.Conn {
 		ix.unreachable = false
 	}
 	ix.conn = conn
+	// Notifications sent while it was not connected are lost: a full sweep first.
+	ix.sweptAt = time.Time{}
+	_, err = conn.Exec(ctx, installTriggers)
+	ix.listening = err == nil
+	if err != nil && ctx.Err() == nil {
+		ix.l.Warn("GIN indexer: cannot install its triggers; reading every database every tick",
+			"error", err)
+	}
 	return conn
 }
 
+// tick sweeps every database when a full sweep is due, and otherwise waits up to ginTick for the
+// triggers' notifications and syncs the databases they name.
 func (ix *ginIndexer) tick(ctx context.Context) {
 	conn := ix.connect(ctx)
 	if conn == nil {
+		sleep(ctx, ginTick)
 		return
 	}
+	if !ix.listening || time.Since(ix.sweptAt) >= fullSweepEvery {
+		ix.sweep(ctx, conn)
+		ix.sweptAt = time.Now()
+		if !ix.listening {
+			sleep(ctx, ginTick)
+		}
+		return
+	}
+	wait, cancel := context.WithTimeout(ctx, ginTick)
+	notification, err := conn.WaitForNotification(wait)
+	cancel()
+	if err != nil {
+		if !pgconn.Timeout(err) && ctx.Err() == nil {
+			ix.l.Debug("GIN indexer: waiting for notifications failed", "error", err)
+			sleep(ctx, ginTick)
+		}
+		return
+	}
+	for _, schema := range strings.Split(notification.Payload, ",") {
+		if ctx.Err() != nil || conn.IsClosed() {
+			return
+		}
+		ix.syncSchema(ctx, conn, schema)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// sweep syncs every FerretDB database, and forgets the dropped ones.
+func (ix *ginIndexer) sweep(ctx context.Context, conn *pgx.Conn) {
 	rows, _ := conn.Query(ctx, `
 		SELECT n.nspname
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
