@@ -588,14 +588,6 @@ async def test_two_instances_send_each_reminder_exactly_once(
         await probe.wait_for(reminder_of_ours, count=len(ours), within=30)
         await probe.quiet(2)
     sent = [seen.value["notification_id"] for seen in probe.matching(reminder_of_ours)]
-    for seen in probe.matching(reminder_of_ours):
-        print(
-            "DEBUG",
-            seen.headers,
-            seen.value["event_id"],
-            seen.value["notification_id"],
-            seen.value["created_at"],
-        )
     assert sorted(sent) == sorted(ours)
 
 

@@ -41,6 +41,10 @@ INDEXER_WAIT_SECONDS = 15.0
 # The services' collections every full run touches: a run that recorded none of these
 # did not run the integration tier, and proves nothing.
 EXPECTED = {"offers", "contracts", "threads", "messages", "notifications"}
+# Collections read whole on purpose, once: notification_service's start-up moves the pending
+# reminders of its former `reminders` collection into the offers' projections, then drops it
+# (services.notification_service.store.adopt_legacy_reminders). No other code reads them.
+READ_ONCE_WHOLE = {"reminders"}
 
 Document = dict[str, Any]
 
@@ -116,7 +120,10 @@ async def explain(database: AsyncDatabase[Document], collection: str, query: Que
 async def test_every_query_the_services_sent_is_served_by_an_index(
     infra: Endpoints, plans_db: AsyncDatabase[Document]
 ) -> None:
-    queries = sorted(RECORDER.queries.values(), key=lambda q: q.key)
+    queries = sorted(
+        (q for q in RECORDER.queries.values() if q.collection not in READ_ONCE_WHOLE),
+        key=lambda q: q.key,
+    )
     seen = {query.collection for query in queries}
     if missing := EXPECTED - seen:
         pytest.fail(
