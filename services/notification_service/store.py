@@ -46,6 +46,7 @@ from .domain import OfferInfo, Preferences, ReminderPlan
 
 log = logging.getLogger(__name__)
 
+# A pending offer (the projection's status), and a pending reminder of the former collection.
 PENDING: Final = "pending"
 # A notification's email: waiting until the sender's outcome is recorded, then sent or failed.
 WAITING: Final = "waiting"
@@ -54,7 +55,6 @@ EMAIL_STATE: Final = "email_state"
 EMAIL_MODE: Final = "email_mode"
 NOW: Final = "now"
 DIGEST: Final = "digest"
-SENT: Final = "sent"
 
 
 def offer_from_document(document: Document) -> OfferInfo:
