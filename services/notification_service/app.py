@@ -135,11 +135,12 @@ def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
     )
 
     def send(offer: Document, now: datetime) -> SendReminder | None:
-        due_now = [plan for plan in offer.get("reminders") or () if plan["due_at"] <= now]
-        if not due_now:
+        # Its first reminder (earliest) is due: the handler decides what to send of the due
+        # ones (domain.reminder_due); the id only names this ask, so that asks repeat it.
+        first = (offer.get("reminders") or [None])[0]
+        if first is None or first["due_at"] > now:
             return None
-        # The one its handler sends (the due one nearest to expiry: domain.reminder_due).
-        reminder_id = reminder_id_for(offer["_id"], offer["version"], due_now[-1]["lead_seconds"])
+        reminder_id = reminder_id_for(offer["_id"], offer["version"], first["lead_seconds"])
         return SendReminder(
             command_id=derived_id("send-reminder", reminder_id),
             offer_id=offer["_id"],
