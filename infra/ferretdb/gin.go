@@ -72,7 +72,7 @@ type ginIndex struct {
 // schemaState is what the indexer remembers of one FerretDB database.
 type schemaState struct {
 	digest       string    // of the metadata last reconciled in full; "" when not yet
-	retryAt      time.Time // after a failed attempt
+	retryAt      time.Time // after a failed attempt; zero once one succeeds
 	failingSince time.Time // zero while attempts succeed
 	warned       bool      // the failure was logged as a warning
 }
@@ -204,6 +204,7 @@ func (ix *ginIndexer) tick(ctx context.Context) {
 		}
 		return
 	}
+	ix.retryFailed(ctx, conn)
 	wait, cancel := context.WithTimeout(ctx, ginTick)
 	notification, err := conn.WaitForNotification(wait)
 	cancel()
@@ -219,6 +220,20 @@ func (ix *ginIndexer) tick(ctx context.Context) {
 			return
 		}
 		ix.syncSchema(ctx, conn, schema)
+	}
+}
+
+// retryFailed syncs again the databases whose last attempt failed, once their retryAt is past: no
+// notification may come for them before the next full sweep.
+func (ix *ginIndexer) retryFailed(ctx context.Context, conn *pgx.Conn) {
+	now := time.Now()
+	for schema, st := range ix.schemas {
+		if ctx.Err() != nil || conn.IsClosed() {
+			return
+		}
+		if !st.retryAt.IsZero() && !now.Before(st.retryAt) {
+			ix.syncSchema(ctx, conn, schema)
+		}
 	}
 }
 
@@ -281,7 +296,7 @@ func (ix *ginIndexer) syncSchema(ctx context.Context, conn *pgx.Conn, schema str
 		err = ix.reconcile(ctx, conn, schema, want)
 	}
 	if err == nil {
-		st.digest, st.failingSince, st.warned = digest, time.Time{}, false
+		st.digest, st.failingSince, st.warned, st.retryAt = digest, time.Time{}, false, time.Time{}
 		return
 	}
 
@@ -290,7 +305,8 @@ func (ix *ginIndexer) syncSchema(ctx context.Context, conn *pgx.Conn, schema str
 		return
 	}
 	if isGone(err) {
-		// Dropped meanwhile (tests drop databases all the time): the next tick will know.
+		// Dropped meanwhile (tests drop databases all the time): nothing of it to remember.
+		delete(ix.schemas, schema)
 		ix.l.Debug("GIN indexer: database or collection dropped meanwhile", "db", schema, "error", err)
 		return
 	}
