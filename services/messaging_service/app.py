@@ -15,7 +15,9 @@ from services.runtime.app import Built, Kit, service_app
 from services.runtime.config import Settings
 from services.runtime.service import Kind, On, ServiceTable, each_offer_event, handles, internal_on
 from services.runtime.streams import Streams
+from services.runtime.uow import Repository
 
+from .domain import Thread
 from .handlers import MessagingHandlers
 from .read_api import read_routes
 from .store import ThreadStore
@@ -23,6 +25,11 @@ from .stream import OPENAPI_PATHS, stream_routes
 
 NAME = "messaging_service"
 HTTP_PORT = 8002
+
+
+def threads(handlers: MessagingHandlers) -> Repository[Thread]:
+    return handlers.store.threads
+
 
 TABLE = ServiceTable(
     NAME,
@@ -32,7 +39,7 @@ TABLE = ServiceTable(
             topics.OFFERS_EVENTS,
             OFFER_EVENT_ADAPTER,
             Kind.EVENT,
-            each_offer_event(MessagingHandlers.on_offer_event),
+            each_offer_event(MessagingHandlers.on_offer_event, state=threads),
             releases=lambda event: event.offer_id,  # a thread's first event: its commands go on
         ),
         On(

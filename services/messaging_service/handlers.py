@@ -1,5 +1,6 @@
-"""messaging_service's use cases: keep each thread's projection of its offer, and turn
-PostMessage / ProposeTerms into MessagePosted / TermsProposed (or one CommandRejected).
+"""messaging_service's use cases: keep each thread's projection of its offer (a rule that
+only decides, services.runtime.decide), and turn PostMessage / ProposeTerms into
+MessagePosted / TermsProposed (or one CommandRejected).
 
 A thread, its messages and its commands share the offer's partition, so each handler here
 is the thread's one writer. Every path is safe to repeat: a redelivered command finds its
@@ -16,6 +17,7 @@ from typing import TypeVar
 
 from contracts import MessagePosted, PostMessage, ProposeTerms, RejectionCode, TermsProposed
 from services.rules import OfferEvent, Rejection
+from services.runtime.decide import Changed, Outcome, Unchanged
 from services.runtime.outbox import MessageLike, OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
@@ -43,28 +45,19 @@ class MessagingHandlers:
         self.refusals = refusals
         self.max_contract_days = max_contract_days
 
-    async def on_offer_event(self, event: OfferEvent) -> None:
-        stored = await self.uow.load(self.store.threads, event.offer_id)
-        outcome = domain.project(None if stored is None else stored.value, event, self.uow.clock())
+    def on_offer_event(
+        self, thread: domain.Thread | None, event: OfferEvent, now: datetime
+    ) -> Outcome[domain.Thread]:
+        """What the thread keeps of its offer (services.runtime.decide does the I/O)."""
+        outcome = domain.project(thread, event, now)
         if not outcome.changed:
-            log.info(
-                "thread %s: %s v%d taught nothing new", event.offer_id, event.type, event.version
-            )
-            return
+            return Unchanged(f"v{event.version} taught the thread nothing new")
         closed = outcome.closed
-        await self.uow.commit(
-            self.store.threads,
+        return Changed(
             outcome.thread,
-            expected=stored,
-            messages=[] if closed is None else [stream_entry(closed, outcome.thread.closed_seq)],
-        )
-        log.info(
-            "thread %s: %s v%d -> %s%s",
-            event.offer_id,
-            event.type,
-            event.version,
-            outcome.thread.status.value,
-            " (closed)" if outcome.closed else "",
+            [] if closed is None else [stream_entry(closed, outcome.thread.closed_seq)],
+            said=f"thread {event.offer_id}: {event.type} v{event.version} -> "
+            f"{outcome.thread.status.value}{' (closed)' if closed else ''}",
         )
 
     async def post_message(self, command: PostMessage) -> None:

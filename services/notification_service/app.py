@@ -31,12 +31,15 @@ from services.runtime.service import (
     Kind,
     On,
     ServiceTable,
+    decides,
     each_offer_event,
     handles,
     internal_on,
 )
 from services.runtime.streams import Streams
+from services.runtime.uow import Repository
 
+from .domain import OfferInfo, Preferences
 from .email import EmailMetrics, EmailSender, EmailSettings, Ownership
 from .handlers import NotificationHandlers, reminder_id_for
 from .read_api import read_routes
@@ -47,6 +50,14 @@ NAME = "notification_service"
 HTTP_PORT = 8003
 
 
+def offers(handlers: NotificationHandlers) -> Repository[OfferInfo]:
+    return handlers.store.offers
+
+
+def preferences(handlers: NotificationHandlers) -> Repository[Preferences]:
+    return handlers.store.preferences
+
+
 TABLE = ServiceTable(
     NAME,
     HTTP_PORT,
@@ -55,7 +66,7 @@ TABLE = ServiceTable(
             topics.OFFERS_EVENTS,
             EVENT_ADAPTERS[topics.OFFERS_EVENTS],
             Kind.EVENT,
-            each_offer_event(NotificationHandlers.on_offer_event),
+            each_offer_event(NotificationHandlers.on_offer_event, state=offers),
             # An offer's first event: the messages parked for it go on.
             releases=lambda event: event.offer_id,
         ),
@@ -90,13 +101,17 @@ TABLE = ServiceTable(
             Kind.COMMAND,
             (
                 handles(MarkNotificationsRead, NotificationHandlers.mark_read),
-                handles(SetNotificationPreferences, NotificationHandlers.set_preferences),
+                decides(
+                    SetNotificationPreferences,
+                    NotificationHandlers.set_preferences,
+                    state=preferences,
+                ),
             ),
         ),
         internal_on(
             NAME,
             handles(Notify, NotificationHandlers.notify),
-            handles(SendReminder, NotificationHandlers.send_reminder),
+            decides(SendReminder, NotificationHandlers.send_reminder, state=offers),
             handles(CloseEmails, NotificationHandlers.close_emails),
         ),
     ),

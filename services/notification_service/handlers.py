@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Final
 
 from contracts import (
@@ -24,6 +25,7 @@ from contracts import (
 )
 from contracts.internal import CloseEmails, Notify, SendReminder
 from services.rules import OfferEvent, Rejection, derived_id
+from services.runtime.decide import Changed, Outcome, Unchanged
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
@@ -143,58 +145,40 @@ class NotificationHandlers:
             [notify_command(plan, source_id=event.event_id, uow=self.uow) for plan in plans]
         )
 
-    async def on_offer_event(self, event: OfferEvent) -> None:
-        stored = await self.uow.load(self.store.offers, event.offer_id)
-        if stored is not None and event.event_id in stored.handled:
-            log.info("offer %s: %s %s already applied", event.offer_id, event.type, event.event_id)
-            return
-        previous = None if stored is None else stored.value
-        offer = domain.apply(previous, event, self.reminder_leads_seconds, self.uow.clock())
+    def on_offer_event(
+        self, previous: OfferInfo | None, event: OfferEvent, now: datetime
+    ) -> Outcome[OfferInfo]:
+        offer = domain.apply(previous, event, self.reminder_leads_seconds, now)
         plans = domain.notifications_for(event, offer, previous)
         # With the projection and its reminders, in one write: what changed decides what the
         # notifications say, so they are asked for exactly once, from the projection they
         # were made of.
-        await self.uow.commit(
-            self.store.offers,
-            offer,
-            expected=stored,
-            messages=[notify_command(p, source_id=event.event_id, uow=self.uow) for p in plans],
-            handled=[event.event_id],
+        return Changed(
+            offer, [notify_command(p, source_id=event.event_id, uow=self.uow) for p in plans]
         )
 
     # --- expiry reminders (the offer's partition) -------------------------------------------
 
-    async def send_reminder(self, command: SendReminder) -> None:
+    def send_reminder(
+        self, offer: OfferInfo | None, command: SendReminder, now: datetime
+    ) -> Outcome[OfferInfo]:
         """The sweep found the offer's first reminder due: the one due now is sent (if the
         offer is still open), and the due ones are taken off the projection, in one write."""
-        stored = await self.uow.load(self.store.offers, command.offer_id)
-        if stored is None or command.command_id in stored.handled:
-            return
-        now = self.uow.clock()
-        offer, plan = domain.reminder_due(stored.value, now)
-        if offer == stored.value:
-            return  # sent meanwhile (or asked twice)
-        messages = []
-        if plan is not None:
-            reminder_id = reminder_id_for(offer.offer_id, offer.version, plan.lead_seconds)
-            # Its id derives from the reminder: an inbox keeps one, however often it is asked.
-            reminder = domain.expiring_reminder(offer, now)
-            messages.append(notify_command(reminder, source_id=reminder_id, uow=self.uow))
-        await self.uow.commit(
-            self.store.offers,
-            offer,
-            expected=stored,
-            messages=messages,
-            handled=[command.command_id],
-        )
-        log.info(
-            "offer %s: %s",
-            command.offer_id,
-            "no reminder: it is closed or expired"
-            if plan is None
-            else f"reminded {offer.freelancer_id} {domain.human_duration(plan.lead_seconds)} "
-            "before it expires",
-            extra={"offer_id": command.offer_id},
+        if offer is None:
+            return Unchanged("there is no such offer")
+        after, plan = domain.reminder_due(offer, now)
+        if after == offer:
+            return Unchanged("no reminder due: sent meanwhile, or asked twice")
+        if plan is None:
+            return Changed(after, said=f"offer {offer.offer_id}: no reminder, it is closed")
+        # Its id derives from the reminder: an inbox keeps one, however often it is asked.
+        reminder_id = reminder_id_for(after.offer_id, after.version, plan.lead_seconds)
+        reminder = domain.expiring_reminder(after, now)
+        return Changed(
+            after,
+            [notify_command(reminder, source_id=reminder_id, uow=self.uow)],
+            said=f"offer {offer.offer_id}: reminded {offer.freelancer_id} "
+            f"{domain.human_duration(plan.lead_seconds)} before it expires",
         )
 
     # --- the inbox (the recipient's partition) ----------------------------------------------
@@ -238,28 +222,21 @@ class NotificationHandlers:
 
     # --- notifications.commands (the recipient's partition) ----------------------------------
 
-    async def set_preferences(self, command: SetNotificationPreferences) -> None:
+    def set_preferences(
+        self, _: Preferences | None, command: SetNotificationPreferences, now: datetime
+    ) -> Outcome[Preferences]:
         if command.actor_id != command.recipient_id:
-            await self.refusals.refuse(
-                command,
-                Rejection(
-                    RejectionCode.NOT_AUTHORIZED,
-                    f"only {command.recipient_id} can set their notification preferences "
-                    f"({command.actor_id} asked)",
-                ),
+            return Rejection(
+                RejectionCode.NOT_AUTHORIZED,
+                f"only {command.recipient_id} can set their notification preferences "
+                f"({command.actor_id} asked)",
             )
-            return
-        stored = await self.uow.load(self.store.preferences, command.recipient_id)
-        if stored is not None and command.command_id in stored.handled:
-            log.info("%s %s already applied", command.type, command.command_id)
-            return
         chosen = Preferences(
             recipient_id=command.recipient_id,
             email=command.email,
             email_kinds=tuple(dict.fromkeys(command.email_kinds)),
             digest_kinds=tuple(dict.fromkeys(command.digest_kinds)),
         )
-        now = self.uow.clock()
         changed = NotificationPreferencesChanged(
             event_id=derived_id("preferences-changed", command.recipient_id, command.command_id),
             occurred_at=now,
@@ -270,20 +247,9 @@ class NotificationHandlers:
             digest_kinds=list(chosen.digest_kinds),  # type: ignore[arg-type]
             changed_at=now,
         )
-        await self.uow.commit(
-            self.store.preferences,
-            chosen,
-            expected=stored,
-            messages=[changed],
-            handled=[command.command_id],
-        )
-        log.info(
-            "%s: email %s for %s",
-            command.recipient_id,
-            "off" if chosen.email is None else f"to {chosen.email}",
-            ", ".join(chosen.email_kinds) or "no kind",
-            extra={"command_id": command.command_id, "recipient_id": command.recipient_id},
-        )
+        email = "off" if chosen.email is None else f"to {chosen.email}"
+        kinds = ", ".join(chosen.email_kinds) or "no kind"
+        return Changed(chosen, [changed], said=f"{command.recipient_id}: email {email} for {kinds}")
 
     async def mark_read(self, command: MarkNotificationsRead) -> None:
         if command.actor_id != command.recipient_id:

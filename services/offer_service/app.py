@@ -24,16 +24,27 @@ from services.runtime.clock import utc_now
 from services.runtime.config import Settings
 from services.runtime.documents import Document
 from services.runtime.due import DueBuckets
-from services.runtime.service import Kind, On, ServiceTable, handles, internal_on
+from services.runtime.service import Kind, On, ServiceTable, decides, handles, internal_on
+from services.runtime.uow import Repository
 
 from .clouds import TalentClouds
-from .domain.offer import Policy
+from .domain.contract import Contract
+from .domain.offer import Offer, Policy
 from .handlers import OfferHandlers
 from .read_api import OPENAPI_PATHS, read_routes
 from .store import OfferStore
 
 NAME = "offer_service"
 HTTP_PORT = 8001
+
+
+def offers(handlers: OfferHandlers) -> Repository[Offer]:
+    return handlers.store.offers
+
+
+def contracts(handlers: OfferHandlers) -> Repository[Contract]:
+    return handlers.store.contracts
+
 
 TABLE = ServiceTable(
     NAME,
@@ -44,11 +55,19 @@ TABLE = ServiceTable(
             OFFER_COMMAND_ADAPTER,
             Kind.COMMAND,
             (
-                handles(ExtendOffer, OfferHandlers.extend, creates=True),
-                handles(ChangeOffer, OfferHandlers.change),
-                handles(WithdrawOffer, OfferHandlers.withdraw),
-                handles(AcceptOffer, OfferHandlers.accept),
-                handles(DeclineOffer, OfferHandlers.decline),
+                decides(
+                    ExtendOffer,
+                    OfferHandlers.extend,
+                    state=offers,
+                    creates=True,
+                    confirm=OfferHandlers.vet_cloud,
+                ),
+                decides(
+                    ChangeOffer, OfferHandlers.change, state=offers, confirm=OfferHandlers.vet_cloud
+                ),
+                decides(WithdrawOffer, OfferHandlers.withdraw, state=offers),
+                decides(AcceptOffer, OfferHandlers.accept, state=offers),
+                decides(DeclineOffer, OfferHandlers.decline, state=offers),
             ),
         ),
         On(
@@ -59,8 +78,10 @@ TABLE = ServiceTable(
         ),
         internal_on(
             NAME,
-            handles(ExpireOffer, OfferHandlers.expire),
-            handles(ActivateContract, OfferHandlers.activate_contract, creates=True),
+            decides(ExpireOffer, OfferHandlers.expire, state=offers),
+            decides(
+                ActivateContract, OfferHandlers.activate_contract, state=contracts, creates=True
+            ),
             handles(JoinTalentCloud, OfferHandlers.join_talent_cloud),
             # A contract's activation: the time logged on it meanwhile goes on.
             releases=lambda command: command.key,

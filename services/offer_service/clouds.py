@@ -20,7 +20,7 @@ from contracts import FieldError, RejectionCode
 from services.rules import Rejection
 from services.runtime.documents import Documents
 
-from .domain.offer import Decision
+from .domain.offer import Offer
 
 
 class TalentClouds:
@@ -38,15 +38,14 @@ class TalentClouds:
             return client
         return await self.owner(cloud) or client
 
-    async def vet(self, decision: Decision, now: datetime) -> Decision | Rejection:
-        """The decision, if the cloud its offer names is the offer's client's (or no one's
-        yet, and now becomes theirs); else the refusal."""
-        offer = decision.offer
+    async def vet(self, offer: Offer, now: datetime) -> Rejection | None:
+        """None if the cloud the offer names is the offer's client's (or no one's yet, and
+        now becomes theirs); else the refusal. Safe to repeat: a claim is made once."""
         cloud = offer.terms.talent_cloud_id
         if cloud is None:
-            return decision
+            return None
         if await self.claim(cloud, offer.client_id, offer.offer_id, now) == offer.client_id:
-            return decision
+            return None
         # The owner is not named: who runs which cloud is theirs to tell.
         problem = "is another client's Talent Cloud; name one of yours, or none"
         return Rejection(

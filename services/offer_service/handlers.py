@@ -1,19 +1,19 @@
-"""offer_service's use cases: each loads its aggregate, lets the domain decide and commits
-the decision with its events (services.runtime.uow).
+"""offer_service's use cases. An offer's commands, its expiry and a contract's activation
+are rules that only decide (services.runtime.decide: the runtime loads the aggregate, keeps
+idempotency and commits); logging time and joining a Talent Cloud still do their own I/O,
+as each writes a second kind of document.
 
-Each handler runs on its aggregate's own partition, so it is the aggregate's one writer: an
+Each runs on its aggregate's own partition, so it is the aggregate's one writer: an
 offer's commands and its expiry on the offer's, a contract's activation and time log on the
 contract's, a membership on its Talent Cloud's. Every path is safe to repeat: a redelivered
-command is recognised by its command_id, a repeated activation or membership by the
-document it already created.
+command finds its id among the aggregate's handled ones, a repeated time entry or
+membership finds the document it already created.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 from contracts import (
     AcceptOffer,
@@ -27,6 +27,7 @@ from contracts import (
 )
 from contracts.internal import ActivateContract, ExpireOffer, JoinTalentCloud
 from services.rules import Rejection, derived_id
+from services.runtime.decide import Changed, Outcome, Unchanged
 from services.runtime.documents import MemoryDocuments
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
@@ -35,13 +36,13 @@ from services.runtime.uow import UnitOfWork
 from .clouds import TalentClouds
 from .domain import contract as contract_rules
 from .domain import offer as offer_rules
-from .domain.offer import Decision, Offer, Outcome, Policy
+from .domain.contract import Contract
+from .domain.offer import Decision, Offer, Policy
 from .store import OfferStore, time_entry_document, time_entry_id
 
 log = logging.getLogger(__name__)
 
-# The offer commands, each decided by its own rule (services.offer_service.domain.offer).
-C = TypeVar("C", bound=ExtendOffer | ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer)
+OfferCommand = ExtendOffer | ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer
 
 
 def activation_of(decision: Decision, uow: UnitOfWork) -> list[OutboxEntry]:
@@ -78,99 +79,71 @@ class OfferHandlers:
 
     # --- offers (the offer's partition) -----------------------------------------------------
 
-    async def extend(self, command: ExtendOffer) -> None:
-        await self._decide(command, offer_rules.extend, names_cloud=True)
+    def extend(self, offer: Offer | None, command: ExtendOffer, now: datetime) -> Outcome[Offer]:
+        return self._decided(command, offer_rules.extend(offer, command, now, self.policy))
 
-    async def change(self, command: ChangeOffer) -> None:
-        await self._decide(command, offer_rules.change, names_cloud=True)
+    def change(self, offer: Offer | None, command: ChangeOffer, now: datetime) -> Outcome[Offer]:
+        return self._decided(command, offer_rules.change(offer, command, now, self.policy))
 
-    async def withdraw(self, command: WithdrawOffer) -> None:
-        await self._decide(command, offer_rules.withdraw)
+    def withdraw(
+        self, offer: Offer | None, command: WithdrawOffer, now: datetime
+    ) -> Outcome[Offer]:
+        return self._decided(command, offer_rules.withdraw(offer, command, now, self.policy))
 
-    async def accept(self, command: AcceptOffer) -> None:
-        await self._decide(command, offer_rules.accept)
+    def accept(self, offer: Offer | None, command: AcceptOffer, now: datetime) -> Outcome[Offer]:
+        return self._decided(command, offer_rules.accept(offer, command, now, self.policy))
 
-    async def decline(self, command: DeclineOffer) -> None:
-        await self._decide(command, offer_rules.decline)
+    def decline(self, offer: Offer | None, command: DeclineOffer, now: datetime) -> Outcome[Offer]:
+        return self._decided(command, offer_rules.decline(offer, command, now, self.policy))
 
-    async def _decide(
-        self,
-        command: C,
-        rule: Callable[[Offer | None, C, datetime, Policy], Outcome],
-        *,
-        names_cloud: bool = False,
-    ) -> None:
-        """A command's rule applied to its offer, once: the outcome stored with its events,
-        or refused. The Talent Cloud of terms it sends must be the client's (`clouds.vet`)."""
-        stored = await self.uow.load(self.store.offers, command.offer_id)
-        now = self.uow.clock()
-        if stored is not None and command.command_id in stored.handled:
-            log.info("%s %s already handled; not repeated", command.type, command.command_id)
-            # A crash may have come between the offer's write and its cloud's claim (a
-            # batch stores an offer first): the claim is made again (once, by its _id).
-            cloud = stored.value.terms.talent_cloud_id
-            if names_cloud and cloud is not None:
-                await self.clouds.claim(cloud, stored.value.client_id, command.offer_id, now)
-            return
-        outcome = rule(None if stored is None else stored.value, command, now, self.policy)
-        if names_cloud and isinstance(outcome, Decision):
-            outcome = await self.clouds.vet(outcome, now)
+    def _decided(self, command: OfferCommand, outcome: Decision | Rejection) -> Outcome[Offer]:
         if isinstance(outcome, Rejection):
-            await self.refusals.refuse(command, outcome)
-            return
-        await self.uow.commit(
-            self.store.offers,
-            outcome.offer,
-            expected=stored,
-            messages=[*outcome.events, *activation_of(outcome, self.uow)],
-            handled=[command.command_id],
-        )
-        log.info(
-            "offer %s: %s -> %s (v%d)",
-            command.offer_id,
-            command.type,
-            outcome.offer.status,
-            outcome.offer.version,
+            return outcome
+        offer = outcome.offer
+        return Changed(
+            offer,
+            [*outcome.events, *activation_of(outcome, self.uow)],
+            said=f"offer {offer.offer_id}: {command.type} -> {offer.status} (v{offer.version})",
         )
 
-    async def expire(self, command: ExpireOffer) -> None:
+    async def vet_cloud(self, offer: Offer, now: datetime) -> Rejection | None:
+        """The Talent Cloud the terms name must be the client's: the database arbitrates
+        the first claim (services.offer_service.clouds). Made again for a command handled
+        before, as a crash may have come between the offer's write and the claim."""
+        return await self.clouds.vet(offer, now)
+
+    def expire(self, offer: Offer | None, command: ExpireOffer, now: datetime) -> Outcome[Offer]:
         """The sweep found the offer due; it expires if it still is (a command may have
         closed or changed it since)."""
-        stored = await self.uow.load(self.store.offers, command.offer_id)
-        if stored is None or command.command_id in stored.handled:
-            return
-        decision = offer_rules.expire(
-            stored.value, now=self.uow.clock(), sweep_id=command.command_id
-        )
+        if offer is None:
+            return Unchanged("there is no such offer")
+        decision = offer_rules.expire(offer, now=now, sweep_id=command.command_id)
         if decision is None:
-            return
-        await self.uow.commit(
-            self.store.offers,
+            return Unchanged(f"not expired: it is {offer.status}, until {offer.expires_at}")
+        return Changed(
             decision.offer,
-            expected=stored,
-            messages=decision.events,
-            handled=[command.command_id],
-        )
-        log.info(
-            "offer %s expired (was due %s)", command.offer_id, stored.value.expires_at.isoformat()
+            decision.events,
+            said=f"offer {offer.offer_id} expired (was due {offer.expires_at.isoformat()})",
         )
 
     # --- contracts (the contract's partition) -----------------------------------------------
 
-    async def activate_contract(self, command: ActivateContract) -> None:
+    def activate_contract(
+        self, contract: Contract | None, command: ActivateContract, now: datetime
+    ) -> Outcome[Contract]:
         """Activates the accepted offer's one contract; asks its Talent Cloud for the
         freelancer's membership in the same write."""
-        if await self.uow.load(self.store.contracts, command.contract_id) is not None:
-            return  # activated before: what it left unpublished is out now
+        if contract is not None:
+            return Unchanged("activated before")
         contract, activated = contract_rules.activate(
-            command.accepted, job_id=command.job_id, now=self.uow.clock()
+            command.accepted, job_id=command.job_id, now=now
         )
         join = contract_rules.talent_cloud_join(contract, causation_id=command.accepted.event_id)
-        requests = [] if join is None else [self.uow.to_self(join)]
-        await self.uow.commit(
-            self.store.contracts, contract, expected=None, messages=[activated, *requests]
+        return Changed(
+            contract,
+            [activated, *([] if join is None else [self.uow.to_self(join)])],
+            said=f"contract {contract.contract_id} activated for offer {contract.offer_id}",
         )
-        log.info("contract %s activated for offer %s", contract.contract_id, contract.offer_id)
 
     async def log_time(self, command: LogTime) -> None:
         stored = await self.uow.require(

@@ -39,11 +39,12 @@ from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 from . import metrics as outcomes
 from .batch import Batch, GuessedWrong, Handling, PublishAll, StateCache, current, handling
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
+from .decide import Decides, Deciding, Outcome, id_of
 from .logs import message_context
 from .metrics import ServiceMetrics
 from .parking import Parked, Parking
 from .refusals import Refusals
-from .uow import NotYetKnown
+from .uow import NotYetKnown, Repository
 from .wire import RecordOrigin
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ class Kind(Enum):
 
 
 H = TypeVar("H")
+DH = TypeVar("DH", bound=Deciding)
 M = TypeVar("M")
+S = TypeVar("S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,22 @@ def handles(
     is the first one again, found by its derived id, and an acceptance after a refusal
     cannot happen."""
     return TypeHandler(type_, handle, creates)
+
+
+def decides(
+    type_: type[M],
+    rule: Callable[[DH, S | None, M, datetime], Outcome[S]],
+    *,
+    state: Callable[[DH], Repository[S]],
+    creates: bool = False,
+    confirm: Callable[[DH, S, datetime], Awaitable[Rejection | None]] | None = None,
+) -> TypeHandler:
+    """A row whose handler only decides: `rule` is a plain function, and the runtime loads
+    the aggregate the message's key names from `state`, keeps idempotency and commits or
+    refuses what the rule returns (services.runtime.decide). mypy checks that the rule takes
+    the type and the repository's aggregate. `creates` and `confirm`: as in `handles` and
+    `Decides`."""
+    return TypeHandler(type_, Decides(rule, state, confirm), creates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +137,15 @@ class On:
 
 
 def each_offer_event(
-    handle: Callable[[H, OfferEvent], Awaitable[None]],
+    rule: Callable[[DH, S | None, OfferEvent, datetime], Outcome[S]],
+    *,
+    state: Callable[[DH], Repository[S]],
 ) -> tuple[TypeHandler, ...]:
-    """The rows of offers.events for a service whose one handler takes every offer event
-    (typed by `handle`'s own signature: OFFER_EVENTS are OfferEvent's members). An offer's
-    first event, OfferExtended, creates what the service keeps of the offer."""
+    """The rows of offers.events for a service whose one rule decides every offer event
+    (typed by the rule's own signature: OFFER_EVENTS are OfferEvent's members), on what it
+    keeps of the offer. An offer's first event, OfferExtended, creates that."""
     return tuple(
-        TypeHandler(event_type, handle, creates=event_type is OfferExtended)
+        TypeHandler(event_type, Decides(rule, state), creates=event_type is OfferExtended)
         for event_type in OFFER_EVENTS
     )
 
@@ -501,7 +522,7 @@ class Records:
             log.info(
                 "parked %s %s: %s; %s",
                 message.type,
-                _id_of(message),
+                id_of(message),
                 unknown.message,
                 "handled when it arrives"
                 if wait is None
@@ -526,7 +547,7 @@ class Records:
     async def _release_one(self, on: On, message: Any, parked: Parked) -> bool:
         """Whether the record is out of the parking (handled, refused or dead-lettered)."""
         waited = (self.parking.clock() - parked.parked_at).total_seconds()
-        what = f"parked {message.type} {_id_of(message)} for {parked.key}"
+        what = f"parked {message.type} {id_of(message)} for {parked.key}"
         with message_context(message):
             try:
                 failure = await failure_of(what, lambda: on.handle(self.handlers, message))
@@ -633,10 +654,6 @@ def release_request(parked_key: str, asked_at: datetime) -> ReleaseParked:
     )
 
 
-def _id_of(message: Any) -> str:
-    return str(getattr(message, "command_id", None) or getattr(message, "event_id", "?"))
-
-
 def _what(message: Any, origin: RecordOrigin) -> str:
     """The record, for a person reading the log: its type, id, aggregate and position."""
     type_ = getattr(message, "type", None) or getattr(message, "command_type", None)
@@ -644,7 +661,7 @@ def _what(message: Any, origin: RecordOrigin) -> str:
         return f"record {origin}"
     key = getattr(message, "key", None) if not isinstance(message, InvalidCommand) else None
     aggregate = f" for {key}" if isinstance(key, str) else ""
-    return f"{type_} {_id_of(message)}{aggregate} ({origin})"
+    return f"{type_} {id_of(message)}{aggregate} ({origin})"
 
 
 def _expected_key(message: Any) -> str | None:

@@ -192,10 +192,8 @@ async def test_a_message_behind_a_parked_one_waits_behind_it_even_once_the_offer
     await offers.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
     # The thread is stored behind Records' back: no release happened.
     [extended_event] = [e for e in offers.broker.published if e.type == "OfferExtended"]
-    event = messaging.table.routes[topics.OFFERS_EVENTS].adapter.validate_json(
-        extended_event.payload
-    )
-    await messaging.handlers.on_offer_event(event)
+    row = messaging.table.routes[topics.OFFERS_EVENTS]
+    await row.handle(messaging.handlers, row.adapter.validate_json(extended_event.payload))
     await messaging.send(topics.NEGOTIATIONS_COMMANDS, post(p, p.client_id, "m-2"), key=p.offer_id)
     assert [m["message_id"] for m in messaging.out("MessagePosted")] == ["m-1", "m-2"]
 

@@ -1,0 +1,122 @@
+"""Handlers that only decide. A row made by `decides` names a message type, the aggregate
+it is for (the one its key names, read from `state`'s repository) and a rule: a plain
+function from (the handlers, the aggregate or None, the message, the clock's now) to an
+`Outcome`. The rule cannot await, so it does no I/O; the runtime does all of it:
+
+    stored = load the aggregate (publishing what an earlier write left unpublished)
+    the message's id among stored.handled?  -> done before: nothing more
+    outcome = rule(handlers, stored.value, message, now)
+    Changed   -> commit the new state with its messages, the id remembered
+    Unchanged -> nothing written (said in the log)
+    Rejection -> the command refused (services.runtime.refusals)
+
+Idempotency is the runtime's, one way: an aggregate remembers the ids of the messages that
+changed it (services.runtime.uow, MAX_HANDLED), so a redelivered message has no second
+effect whatever its rule. In a batch the load and the commit go through the batch
+(services.runtime.batch), so a rule is the same code whether its record came alone or with
+a thousand others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
+
+from contracts import Command
+from services.rules import Rejection
+
+from .outbox import MessageLike, OutboxEntry
+from .refusals import Refusals
+from .uow import Repository, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Changed(Generic[S]):
+    """The aggregate's new state and the messages it sends, stored in one write. `said`:
+    what happened, for the log (nothing is logged when it is empty)."""
+
+    state: S
+    messages: Sequence[MessageLike | OutboxEntry] = ()
+    said: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """Nothing to write: the message teaches the aggregate nothing (why, for the log)."""
+
+    why: str
+
+
+Outcome: TypeAlias = Changed[S] | Unchanged | Rejection
+
+
+class Deciding(Protocol):
+    """What the runtime needs of a service's handlers object."""
+
+    @property
+    def uow(self) -> UnitOfWork: ...
+
+    @property
+    def refusals(self) -> Refusals: ...
+
+
+H = TypeVar("H", bound=Deciding)
+M = TypeVar("M")
+
+
+@dataclass(frozen=True, slots=True)
+class Decides(Generic[H, S, M]):
+    """One message type's rule and the aggregate it decides on. `confirm`: a check of the
+    new state against another aggregate that only the database can arbitrate (a Talent
+    Cloud's first claim); it runs again for a message handled before, in case a crash came
+    between the two writes, so it must be safe to repeat."""
+
+    rule: Callable[[H, S | None, M, datetime], Outcome[S]]
+    state: Callable[[H], Repository[S]]
+    confirm: Callable[[H, S, datetime], Awaitable[Rejection | None]] | None = None
+
+    async def __call__(self, handlers: H, message: M) -> None:
+        uow = handlers.uow
+        key: str = message.key  # type: ignore[attr-defined]
+        message_id = id_of(message)
+        stored = await uow.load(self.state(handlers), key)
+        now = uow.clock()
+        if stored is not None and message_id in stored.handled:
+            log.info("%s %s for %s handled before; not repeated", _type(message), message_id, key)
+            if self.confirm is not None:
+                await self.confirm(handlers, stored.value, now)
+            return
+        outcome = self.rule(handlers, None if stored is None else stored.value, message, now)
+        if isinstance(outcome, Changed) and self.confirm is not None:
+            outcome = await self.confirm(handlers, outcome.state, now) or outcome
+        if isinstance(outcome, Rejection):
+            assert isinstance(message, Command), f"{_type(message)} is not a command: not refused"
+            await handlers.refusals.refuse(message, outcome)
+        elif isinstance(outcome, Unchanged):
+            log.info("%s %s for %s: %s", _type(message), message_id, key, outcome.why)
+        else:
+            await uow.commit(
+                self.state(handlers),
+                outcome.state,
+                expected=stored,
+                messages=outcome.messages,
+                handled=[message_id],
+            )
+            if outcome.said:
+                log.info("%s", outcome.said)
+
+
+def id_of(message: Any) -> str:
+    """A message's own id: a command's command_id, an event's event_id."""
+    return str(getattr(message, "command_id", None) or getattr(message, "event_id", "?"))
+
+
+def _type(message: Any) -> str:
+    return str(getattr(message, "type", type(message).__name__))

@@ -1,0 +1,129 @@
+"""The runtime of handlers that only decide (services.runtime.decide), on in-memory
+documents: it loads, keeps idempotency, and commits, refuses or leaves alone what a rule
+returns. The aggregate is a counter of withdrawals; any command type would do."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from contracts import RejectionCode, WithdrawOffer
+from services.rules import Rejection
+from services.runtime.decide import Changed, Decides, Outcome, Unchanged
+from services.runtime.documents import MemoryDocuments
+from services.runtime.outbox import OutboxEntry
+from services.runtime.refusals import Refusals
+from services.runtime.uow import Repository, UnitOfWork
+
+NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Tally:
+    offer_id: str
+    count: int
+
+
+@dataclass
+class Counting:
+    """A service's handlers object: its rule, and what the runtime needs of it."""
+
+    published: list[OutboxEntry] = field(default_factory=list)
+    seen: list[Tally | None] = field(default_factory=list)
+    claims: list[Tally] = field(default_factory=list)
+    refuse_in_confirm: bool = False
+
+    def __post_init__(self) -> None:
+        self.uow = UnitOfWork(self._publish, lambda: NOW)
+        self.refusals = Refusals(MemoryDocuments("rejections"), self.uow)
+        self.tallies = Repository[Tally](
+            MemoryDocuments("tallies"),
+            to_document=lambda t: {"offer_id": t.offer_id, "count": t.count},
+            from_document=lambda d: Tally(d["offer_id"], d["count"]),
+            id_of=lambda t: t.offer_id,
+        )
+
+    async def _publish(self, entries: Sequence[OutboxEntry]) -> None:
+        self.published.extend(entries)
+
+    def count(self, tally: Tally | None, command: WithdrawOffer, now: datetime) -> Outcome[Tally]:
+        self.seen.append(tally)
+        if command.actor_id == "stranger":
+            return Rejection(RejectionCode.NOT_AUTHORIZED, "a stranger may not count")
+        if command.reason == "nothing":
+            return Unchanged("nothing to count")
+        counted = Tally(command.offer_id, 1 if tally is None else tally.count + 1)
+        return Changed(counted, said=f"counted {counted.count}")
+
+    async def confirm(self, tally: Tally, now: datetime) -> Rejection | None:
+        self.claims.append(tally)
+        if self.refuse_in_confirm:
+            return Rejection(RejectionCode.NOT_AUTHORIZED, "another aggregate said no")
+        return None
+
+
+def withdraw(actor: str = "client-1", **fields: Any) -> WithdrawOffer:
+    return WithdrawOffer(command_id=str(uuid.uuid4()), actor_id=actor, offer_id="offer-1", **fields)
+
+
+def tallies(handlers: Counting) -> Repository[Tally]:
+    return handlers.tallies
+
+
+def row(*, confirm: bool = False) -> Decides[Counting, Tally, WithdrawOffer]:
+    return Decides(Counting.count, tallies, Counting.confirm if confirm else None)
+
+
+async def stored(handlers: Counting) -> dict[str, Any] | None:
+    return await handlers.tallies.documents.get("offer-1")
+
+
+async def test_a_change_is_stored_with_the_message_id_remembered() -> None:
+    handlers, decide = Counting(), row()
+    first, second = withdraw(), withdraw()
+    await decide(handlers, first)
+    await decide(handlers, second)
+    document = await stored(handlers)
+    assert document is not None and document["count"] == 2
+    assert document["handled"] == [first.command_id, second.command_id]
+    assert handlers.seen == [None, Tally("offer-1", 1)]  # the rule sees what was stored
+
+
+async def test_a_message_handled_before_is_not_decided_again() -> None:
+    handlers, decide = Counting(), row()
+    command = withdraw()
+    for _ in range(3):
+        await decide(handlers, command)
+    document = await stored(handlers)
+    assert document is not None and document["count"] == 1 and document["revision"] == 1
+    assert len(handlers.seen) == 1
+
+
+async def test_unchanged_writes_nothing_and_a_rejection_is_refused_once() -> None:
+    handlers, decide = Counting(), row()
+    await decide(handlers, withdraw(reason="nothing"))
+    assert await stored(handlers) is None
+    refused = withdraw(actor="stranger")
+    await decide(handlers, refused)
+    await decide(handlers, refused)  # redelivered: its rejection is the one stored before
+    assert await stored(handlers) is None
+    [rejected] = [e for e in handlers.published if e.type == "CommandRejected"]
+    assert refused.command_id in rejected.payload
+
+
+async def test_confirm_can_refuse_the_change_and_runs_again_for_a_repeat() -> None:
+    handlers, decide = Counting(refuse_in_confirm=True), row(confirm=True)
+    await decide(handlers, withdraw())
+    assert await stored(handlers) is None  # refused by the other aggregate: nothing stored
+    assert [e.type for e in handlers.published] == ["CommandRejected"]
+
+    handlers.refuse_in_confirm = False
+    command = withdraw()
+    await decide(handlers, command)
+    await decide(handlers, command)  # redelivered: confirmed again, not decided again
+    assert handlers.claims[1:] == [Tally("offer-1", 1), Tally("offer-1", 1)]
+    document = await stored(handlers)
+    assert document is not None and document["count"] == 1
