@@ -99,7 +99,7 @@ def _service_caller() -> str | None:
     # Innermost first: the store method that sent the command, not the handler above it.
     for frame in reversed(traceback.extract_stack()):
         if frame.filename.startswith(SERVICES):
-            return f"services/{frame.filename[len(SERVICES) :]}:{frame.lineno}"
+            return f"services/{frame.filename[len(SERVICES) :]}:{frame.lineno} in {frame.name}"
     return None
 
 

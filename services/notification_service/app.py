@@ -25,7 +25,7 @@ from services.rules import derived_id
 from services.runtime.app import Built, Kit, service_app
 from services.runtime.clock import utc_now
 from services.runtime.config import Settings
-from services.runtime.documents import Document
+from services.runtime.documents import Document, Documents
 from services.runtime.due import DueBuckets
 from services.runtime.service import (
     Kind,
@@ -39,11 +39,11 @@ from services.runtime.service import (
 from services.runtime.streams import Streams
 from services.runtime.uow import Repository
 
-from .domain import OfferInfo, Preferences
+from .domain import Inbox, OfferInfo
 from .email import EmailMetrics, EmailSender, EmailSettings, Ownership
 from .handlers import NotificationHandlers, reminder_id_for
 from .read_api import read_routes
-from .store import NotificationStore, adopt_legacy_reminders
+from .store import NotificationStore, adopt_legacy_preferences, adopt_legacy_reminders
 from .stream import OPENAPI_PATHS, stream_routes
 
 NAME = "notification_service"
@@ -54,8 +54,12 @@ def offers(handlers: NotificationHandlers) -> Repository[OfferInfo]:
     return handlers.store.offers
 
 
-def preferences(handlers: NotificationHandlers) -> Repository[Preferences]:
-    return handlers.store.preferences
+def inboxes(handlers: NotificationHandlers) -> Repository[Inbox]:
+    return handlers.store.inboxes
+
+
+def notifications(handlers: NotificationHandlers) -> Documents:
+    return handlers.store.notifications
 
 
 TABLE = ServiceTable(
@@ -104,13 +108,19 @@ TABLE = ServiceTable(
                 decides(
                     SetNotificationPreferences,
                     NotificationHandlers.set_preferences,
-                    state=preferences,
+                    state=inboxes,
                 ),
             ),
         ),
         internal_on(
             NAME,
-            handles(Notify, NotificationHandlers.notify),
+            decides(
+                Notify,
+                NotificationHandlers.notify,
+                state=inboxes,
+                once=notifications,
+                remembers=False,
+            ),
             decides(SendReminder, NotificationHandlers.send_reminder, state=offers),
             handles(CloseEmails, NotificationHandlers.close_emails),
         ),
@@ -167,6 +177,7 @@ def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
         await store.ensure_indexes()
         await due.ensure_ready(utc_now())
         await adopt_legacy_reminders(kit.database)
+        await adopt_legacy_preferences(kit.database)
 
     streams = Streams(kit.settings, topics.NOTIFICATIONS_EVENTS, kit.metrics)
     notifications = kit.database["notifications"]
@@ -175,10 +186,10 @@ def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
         # The stream's route first: /notifications/stream is not a notification id.
         [
             *stream_routes(streams, notifications),
-            *read_routes(notifications, kit.database["preferences"]),
+            *read_routes(notifications, kit.database["inboxes"]),
         ],
         prepare,
-        outboxes=(store.offers.documents, store.notifications, store.preferences.documents),
+        outboxes=(store.offers.documents, store.notifications, store.inboxes.documents),
         background=(kit.asking_sweep(due, send, "expiry reminders"), streams.run, sender.run),
         streams=streams,
         openapi_paths=OPENAPI_PATHS,

@@ -468,20 +468,33 @@ def expiring_reminder(offer: OfferInfo, now: datetime) -> Planned:
     )
 
 
-# --- email preferences -----------------------------------------------------------------------
+# --- the inbox: its numbering and email preferences --------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Preferences:
-    """What a recipient chose (SetNotificationPreferences); none chosen: no email."""
+    """What a recipient chose (SetNotificationPreferences), and when; none chosen: no
+    email."""
 
     recipient_id: str
     email: str | None
     email_kinds: tuple[str, ...]
     digest_kinds: tuple[str, ...]
+    chosen_at: datetime | None = None
 
     def emails(self, kind: str) -> bool:
         return self.email is not None and (ALL in self.email_kinds or kind in self.email_kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    """A recipient's inbox: the number of its last notification (the id of each in the
+    recipient's stream), and the email preferences chosen for it (None: none, no email).
+    One document, so that a notification costs one read of it."""
+
+    recipient_id: str
+    last_seq: int = 0
+    preferences: Preferences | None = None
 
 
 ALL: Final = "all"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
@@ -25,13 +26,13 @@ from contracts import (
 )
 from contracts.internal import CloseEmails, Notify, SendReminder
 from services.rules import OfferEvent, Rejection, derived_id
-from services.runtime.decide import Changed, Outcome, Unchanged
+from services.runtime.decide import Changed, Outcome, Unchanged, WriteOnce
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
 
 from . import domain
-from .domain import EmailPlan, OfferInfo, OtherSourceEvent, Planned, Preferences, SourceEvent
+from .domain import EmailPlan, Inbox, OfferInfo, OtherSourceEvent, Planned, Preferences, SourceEvent
 from .store import DIGEST, EMAIL_MODE, EMAIL_STATE, NOW, WAITING, NotificationStore
 
 log = logging.getLogger(__name__)
@@ -183,36 +184,31 @@ class NotificationHandlers:
 
     # --- the inbox (the recipient's partition) ----------------------------------------------
 
-    async def notify(self, command: Notify) -> None:
+    def notify(self, inbox: Inbox | None, command: Notify, now: datetime) -> Outcome[Inbox]:
+        """The next number of the recipient's inbox, and the notification under it, written
+        once (its id derives from its source): a repeated Notify leaves a gap in the
+        numbers, harmless, as ids only need to increase."""
         created = command.notification
-        stored = await self.store.preferences.get(created.recipient_id)
+        inbox = inbox or Inbox(created.recipient_id)
+        numbered = replace(inbox, last_seq=inbox.last_seq + 1)
         email = domain.email_plan(
-            None if stored is None else stored.value,
-            created.kind,
-            created.created_at,
-            self.email_digest_seconds,
+            inbox.preferences, created.kind, created.created_at, self.email_digest_seconds
         )
         document = {
             "_id": created.notification_id,
             **created.model_dump(include=set(STORED_FIELDS)),
             "read": False,
-            # Its number in the recipient's stream; a repeated Notify leaves a gap, harmless
-            # (ids only need to increase).
-            "seq": await self.store.inboxes.increment(created.recipient_id, "last_seq"),
+            "seq": numbered.last_seq,  # its number in the recipient's stream
             # Its email, in the same write: stored, it cannot be lost; sent off this path.
             **email_fields(email),
         }
-        entry = OutboxEntry.of(created, stream_id=str(document["seq"]))
-        if await self.uow.insert_once(self.store.notifications, document, [entry]):
-            log.info(
-                "notification %s (%s) for %s",
-                created.notification_id,
-                created.kind,
-                created.recipient_id,
-                extra={"recipient_id": created.recipient_id, "offer_id": created.offer_id},
-            )
-        else:
-            log.info("notification %s exists already; not repeated", created.notification_id)
+        entry = OutboxEntry.of(created, stream_id=str(numbered.last_seq))
+        return Changed(
+            numbered,
+            once=[WriteOnce(document, [entry])],
+            said=f"notification {created.notification_id} ({created.kind}) for "
+            f"{created.recipient_id}",
+        )
 
     async def close_emails(self, command: CloseEmails) -> None:
         closed = await self.store.close_emails(
@@ -223,8 +219,8 @@ class NotificationHandlers:
     # --- notifications.commands (the recipient's partition) ----------------------------------
 
     def set_preferences(
-        self, _: Preferences | None, command: SetNotificationPreferences, now: datetime
-    ) -> Outcome[Preferences]:
+        self, inbox: Inbox | None, command: SetNotificationPreferences, now: datetime
+    ) -> Outcome[Inbox]:
         if command.actor_id != command.recipient_id:
             return Rejection(
                 RejectionCode.NOT_AUTHORIZED,
@@ -236,6 +232,7 @@ class NotificationHandlers:
             email=command.email,
             email_kinds=tuple(dict.fromkeys(command.email_kinds)),
             digest_kinds=tuple(dict.fromkeys(command.digest_kinds)),
+            chosen_at=now,
         )
         changed = NotificationPreferencesChanged(
             event_id=derived_id("preferences-changed", command.recipient_id, command.command_id),
@@ -249,7 +246,11 @@ class NotificationHandlers:
         )
         email = "off" if chosen.email is None else f"to {chosen.email}"
         kinds = ", ".join(chosen.email_kinds) or "no kind"
-        return Changed(chosen, [changed], said=f"{command.recipient_id}: email {email} for {kinds}")
+        return Changed(
+            replace(inbox or Inbox(command.recipient_id), preferences=chosen),
+            [changed],
+            said=f"{command.recipient_id}: email {email} for {kinds}",
+        )
 
     async def mark_read(self, command: MarkNotificationsRead) -> None:
         if command.actor_id != command.recipient_id:

@@ -41,15 +41,15 @@ def _flag(request: Request, name: str) -> bool:
     raise BadRequest(f"{name} must be true or false")
 
 
-def render_preferences(recipient_id: str, document: Document | None) -> dict[str, Any]:
-    if document is None:  # never chosen: no email
+def render_preferences(recipient_id: str, inbox: Document | None) -> dict[str, Any]:
+    if inbox is None or "chosen_at" not in inbox:  # never chosen: no email
         return {"recipient_id": recipient_id, "email": None, "email_kinds": [], "digest_kinds": []}
     return {
         "recipient_id": recipient_id,
-        "email": document.get("email"),
-        "email_kinds": document.get("email_kinds", []),
-        "digest_kinds": document.get("digest_kinds", []),
-        "updated_at": format_utc(document["updated_at"]),
+        "email": inbox.get("email"),
+        "email_kinds": inbox.get("email_kinds", []),
+        "digest_kinds": inbox.get("digest_kinds", []),
+        "updated_at": format_utc(inbox["chosen_at"]),
     }
 
 
@@ -61,14 +61,14 @@ def _recipient(request: Request) -> str:
 
 
 def read_routes(
-    notifications: AsyncCollection[Document], preferences: AsyncCollection[Document]
+    notifications: AsyncCollection[Document], inboxes: AsyncCollection[Document]
 ) -> list[Route]:
     async def get_preferences(request: Request) -> Response:
         actor = reader(request)
         recipient_id = _recipient(request)
         own_list(request, actor, ("recipient_id",))  # their own choices only, like their inbox
-        document = await preferences.find_one({"_id": recipient_id})
-        return JSONResponse(render_preferences(recipient_id, document))
+        inbox = await inboxes.find_one({"_id": recipient_id})
+        return JSONResponse(render_preferences(recipient_id, inbox))
 
     async def list_notifications(request: Request) -> Response:
         actor = reader(request)

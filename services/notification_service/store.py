@@ -10,20 +10,25 @@
   reminder, recipient), so a redelivered event cannot create a second one; the
   NotificationCreated event sits in the same document's outbox until published. Written
   only by the handler of the recipient's partition (contracts.internal.Notify), which also
-  numbers them (`seq`, from the recipient's counter in `inboxes`) for the recipient's stream.
+  numbers them (`seq`, from the recipient's inbox) for the recipient's stream.
   A notification to be emailed carries its email in the same document, in the same write:
   `email_to`, `email_after`, `email_digest`, `email_mode` (now or digest) and `email_state:
   waiting`, until the inbox's
   writer closes it (`sent` or `failed`) on the sender's word (contracts.internal.CloseEmails).
-* `preferences`: one per recipient (_id = recipient_id), written by the handler of the
-  recipient's partition, with the NotificationPreferencesChanged in its outbox.
+* `inboxes`: one per recipient (_id = recipient_id): the number of its last notification
+  (`last_seq`) and the email preferences chosen for it (`email`, `email_kinds`,
+  `digest_kinds`, `chosen_at`; none while `chosen_at` is absent), written by the handler of
+  the recipient's partition, with a NotificationPreferencesChanged in its outbox. One
+  document, so that a notification reads one.
 * `email_sends`: the sender's record of each notification's email (_id = notification_id),
   inserted once after the SMTP server's answer; an insert of a unique `_id` is atomic, so
   the sender needs no writer of the inbox to know what it has sent (services.
   notification_service.email).
 
 Before, each reminder was a document of its own in `reminders`; `adopt_legacy_reminders`
-moves the pending ones into their projections once, at start-up.
+moves the pending ones into their projections once, at start-up. Before, the preferences
+were documents of their own in `preferences`, beside a bare counter in `inboxes`;
+`adopt_legacy_preferences` moves them into the inboxes once, at start-up.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from services.runtime.due import due_bucket
 from services.runtime.outbox import ensure_outbox_indexes
 from services.runtime.uow import Repository
 
-from .domain import OfferInfo, Preferences, ReminderPlan
+from .domain import Inbox, OfferInfo, Preferences, ReminderPlan
 
 log = logging.getLogger(__name__)
 
@@ -95,25 +100,37 @@ COLLECTIONS: Final = (
     "offers",
     "notifications",
     "inboxes",
-    "preferences",
     "email_sends",
 )
 
 
-def preferences_from_document(document: Document) -> Preferences:
-    return Preferences(
+def inbox_from_document(document: Document) -> Inbox:
+    chosen = "chosen_at" in document
+    return Inbox(
         recipient_id=document["_id"],
-        email=document.get("email"),
-        email_kinds=tuple(document.get("email_kinds", ())),
-        digest_kinds=tuple(document.get("digest_kinds", ())),
+        last_seq=document.get("last_seq", 0),
+        preferences=Preferences(
+            recipient_id=document["_id"],
+            email=document.get("email"),
+            email_kinds=tuple(document.get("email_kinds", ())),
+            digest_kinds=tuple(document.get("digest_kinds", ())),
+            chosen_at=document["chosen_at"],
+        )
+        if chosen
+        else None,
     )
 
 
-def preferences_to_document(preferences: Preferences) -> Document:
+def inbox_to_document(inbox: Inbox) -> Document:
+    chosen = inbox.preferences
+    if chosen is None:
+        return {"last_seq": inbox.last_seq}
     return {
-        "email": preferences.email,
-        "email_kinds": list(preferences.email_kinds),
-        "digest_kinds": list(preferences.digest_kinds),
+        "last_seq": inbox.last_seq,
+        "email": chosen.email,
+        "email_kinds": list(chosen.email_kinds),
+        "digest_kinds": list(chosen.digest_kinds),
+        "chosen_at": chosen.chosen_at,
     }
 
 
@@ -123,7 +140,6 @@ class NotificationStore:
         offers: Documents,
         notifications: Documents,
         inboxes: Documents,
-        preferences: Documents,
         email_sends: Documents,
     ) -> None:
         self.offers = Repository(
@@ -133,14 +149,11 @@ class NotificationStore:
             id_of=lambda offer: offer.offer_id,
         )
         self.notifications = notifications
-        # One counter per recipient (_id = recipient_id): the number of its last
-        # notification, the id of the notification in the recipient's stream.
-        self.inboxes = inboxes
-        self.preferences = Repository(
-            preferences,
-            to_document=preferences_to_document,
-            from_document=preferences_from_document,
-            id_of=lambda chosen: chosen.recipient_id,
+        self.inboxes = Repository(
+            inboxes,
+            to_document=inbox_to_document,
+            from_document=inbox_from_document,
+            id_of=lambda inbox: inbox.recipient_id,
         )
         self.email_sends = email_sends
 
@@ -163,7 +176,7 @@ class NotificationStore:
         await self.notifications.ensure_index("recipient_id", "seq")
         # The email sender's waiting list.
         await self.notifications.ensure_index(EMAIL_STATE, EMAIL_MODE)
-        await self.preferences.ensure_indexes()
+        await self.inboxes.ensure_indexes()
 
     # --- the inbox --------------------------------------------------------------------------
 
@@ -229,3 +242,40 @@ async def adopt_legacy_reminders(database: AsyncDatabase[Document]) -> int:
         adopted,
     )
     return adopted
+
+
+# What a former preferences document does not bring into its inbox (which has its own).
+_NOT_MOVED: Final = ("_id", "revision", "created_at", "updated_at")
+
+
+async def adopt_legacy_preferences(database: AsyncDatabase[Document]) -> int:
+    """Moves the documents of the former `preferences` collection into the recipients'
+    inboxes, then drops it; returns how many moved. Run at start-up, before the consumers.
+    Each moves whole (its outbox and the commands it remembers too) beside the inbox's
+    counter, which keeps its number; the counters that had no `revision` (they were written
+    by `$inc`) get one first, as every aggregate needs it. Repeatable: a second run (two
+    instances starting at once) sets the same fields again."""
+    if "preferences" not in await database.list_collection_names():
+        return 0
+    inboxes = database["inboxes"]
+    await inboxes.update_many({"revision": {"$exists": False}}, {"$set": {"revision": 1}})
+    moved = 0
+    async for chosen in database["preferences"].find({}):
+        fields = {k: v for k, v in chosen.items() if k not in _NOT_MOVED}
+        await inboxes.update_one(
+            {"_id": chosen["_id"]},
+            {
+                "$set": {**fields, "chosen_at": chosen["updated_at"]},
+                "$inc": {"revision": 1},
+                "$setOnInsert": {"last_seq": 0},
+            },
+            upsert=True,
+        )
+        moved += 1
+    await database["preferences"].drop()
+    log.info(
+        "moved the notification preferences of %d recipient(s) into their inboxes; the "
+        "former preferences collection is dropped",
+        moved,
+    )
+    return moved

@@ -10,9 +10,10 @@ function from (the handlers, the aggregate or None, the message, the clock's now
     Unchanged -> nothing written (said in the log)
     Rejection -> the command refused (services.runtime.refusals)
 
-Idempotency is the runtime's, one way: an aggregate remembers the ids of the messages that
-changed it (services.runtime.uow, MAX_HANDLED), so a redelivered message has no second
-effect whatever its rule. In a batch the load and the commit go through the batch
+Idempotency is the runtime's: an aggregate remembers the ids of the messages that changed
+it (services.runtime.uow, MAX_HANDLED), so a redelivered message has no second effect
+whatever its rule; a document written once beside it (`WriteOnce`) has an id derived from
+its source, so a repeat finds it stored. In a batch the load and the commit go through the batch
 (services.runtime.batch), so a rule is the same code whether its record came alone or with
 a thousand others.
 """
@@ -28,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 from contracts import Command
 from services.rules import Rejection
 
+from .documents import Document, Documents
 from .outbox import MessageLike, OutboxEntry
 from .refusals import Refusals
 from .uow import Repository, UnitOfWork
@@ -38,13 +40,25 @@ S = TypeVar("S")
 
 
 @dataclass(frozen=True, slots=True)
+class WriteOnce:
+    """A document written once beside the aggregate (a notification beside its inbox), with
+    the messages it sends in its own outbox. Its `_id` derives from what made it, so a
+    repeat finds it stored and only publishes what it left unpublished."""
+
+    document: Document
+    messages: Sequence[MessageLike | OutboxEntry] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Changed(Generic[S]):
-    """The aggregate's new state and the messages it sends, stored in one write. `said`:
-    what happened, for the log (nothing is logged when it is empty)."""
+    """The aggregate's new state and the messages it sends, stored in one write, then the
+    write-once documents beside it (`once`, into the row's `once` collection). `said`: what
+    happened, for the log (nothing is logged when it is empty)."""
 
     state: S
     messages: Sequence[MessageLike | OutboxEntry] = ()
     said: str = ""
+    once: Sequence[WriteOnce] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +87,25 @@ M = TypeVar("M")
 
 @dataclass(frozen=True, slots=True)
 class Decides(Generic[H, S, M]):
-    """One message type's rule and the aggregate it decides on. `confirm`: a check of the
-    new state against another aggregate that only the database can arbitrate (a Talent
-    Cloud's first claim); it runs again for a message handled before, in case a crash came
-    between the two writes, so it must be safe to repeat."""
+    """One message type's rule and the aggregate it decides on.
+
+    `confirm`: a check of the new state against another aggregate that only the database
+    can arbitrate (a Talent Cloud's first claim); it runs again for a message handled
+    before, in case a crash came between the two writes, so it must be safe to repeat.
+
+    `once`: the collection of the rule's write-once documents.
+
+    `remembers=False`: the aggregate does not remember the message's id, because what the
+    message makes is a write-once document whose own id already tells a repeat (a Notify,
+    thousands of which pass through one inbox: remembered, their ids would make the inbox
+    a large document rewritten on every notification). A repeat is then decided again, and
+    its write-once document found stored."""
 
     rule: Callable[[H, S | None, M, datetime], Outcome[S]]
     state: Callable[[H], Repository[S]]
     confirm: Callable[[H, S, datetime], Awaitable[Rejection | None]] | None = None
+    once: Callable[[H], Documents] | None = None
+    remembers: bool = True
 
     async def __call__(self, handlers: H, message: M) -> None:
         uow = handlers.uow
@@ -88,7 +113,7 @@ class Decides(Generic[H, S, M]):
         message_id = id_of(message)
         stored = await uow.load(self.state(handlers), key)
         now = uow.clock()
-        if stored is not None and message_id in stored.handled:
+        if self.remembers and stored is not None and message_id in stored.handled:
             log.info("%s %s for %s handled before; not repeated", _type(message), message_id, key)
             if self.confirm is not None:
                 await self.confirm(handlers, stored.value, now)
@@ -107,8 +132,12 @@ class Decides(Generic[H, S, M]):
                 outcome.state,
                 expected=stored,
                 messages=outcome.messages,
-                handled=[message_id],
+                handled=[message_id] if self.remembers else [],
             )
+            if outcome.once:
+                assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
+                for written in outcome.once:
+                    await uow.insert_once(self.once(handlers), written.document, written.messages)
             if outcome.said:
                 log.info("%s", outcome.said)
 

@@ -40,6 +40,7 @@ from . import metrics as outcomes
 from .batch import Batch, GuessedWrong, Handling, PublishAll, StateCache, current, handling
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
 from .decide import Decides, Deciding, Outcome, id_of
+from .documents import Documents
 from .logs import message_context
 from .metrics import ServiceMetrics
 from .parking import Parked, Parking
@@ -96,13 +97,15 @@ def decides(
     state: Callable[[DH], Repository[S]],
     creates: bool = False,
     confirm: Callable[[DH, S, datetime], Awaitable[Rejection | None]] | None = None,
+    once: Callable[[DH], Documents] | None = None,
+    remembers: bool = True,
 ) -> TypeHandler:
     """A row whose handler only decides: `rule` is a plain function, and the runtime loads
     the aggregate the message's key names from `state`, keeps idempotency and commits or
     refuses what the rule returns (services.runtime.decide). mypy checks that the rule takes
-    the type and the repository's aggregate. `creates` and `confirm`: as in `handles` and
-    `Decides`."""
-    return TypeHandler(type_, Decides(rule, state, confirm), creates)
+    the type and the repository's aggregate. `creates`: as in `handles`; `confirm`, `once`
+    and `remembers`: as in `Decides`."""
+    return TypeHandler(type_, Decides(rule, state, confirm, once, remembers), creates)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ async def test_a_stranger_cannot_change_someones_preferences() -> None:
     assert refused["code"] == "not_authorized"
     assert p.freelancer_id in refused["message"]
     assert notifications.out("NotificationPreferencesChanged") == []
-    assert await notifications.handlers.store.preferences.get(p.freelancer_id) is None
+    assert await notifications.handlers.store.inboxes.get(p.freelancer_id) is None
 
 
 async def test_preferences_are_published_once_however_often_the_command_comes() -> None:

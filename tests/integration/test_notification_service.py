@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient
 
 from contracts import format_utc, topics
 from contracts.internal import Notify
-from services.notification_service.app import create_app
+from services.notification_service.app import TABLE, create_app
 from services.notification_service.domain import Planned
 from services.notification_service.handlers import (
     NotificationHandlers,
@@ -622,8 +622,9 @@ async def test_a_notification_stored_but_not_published_goes_out_when_asked_again
             ),
             reminder_leads_seconds=(),
         )
+        row = TABLE.for_group(settings.kafka_group_id).routes[internal]
         with pytest.raises(ConnectionError):
-            await crashed.notify(NOTIFY.validate_json(ask.payload))
+            await row.handle(crashed, NOTIFY.validate_json(ask.payload))
     finally:
         await client.close()
     await producer.send(
@@ -741,6 +742,96 @@ async def test_reminders_stored_the_former_way_are_sent_after_an_upgrade(
             probe.matching(of_type("NotificationCreated", recipient_id=cancelled.freelancer_id))
             == []
         )
+    finally:
+        await client.drop_database(settings.database_name)
+        await client.close()
+
+
+async def test_preferences_and_counters_stored_the_former_way_are_kept_after_an_upgrade(
+    infra: Endpoints, producer: Producer, probe: Probe
+) -> None:
+    """A database written by the version that kept preferences in `preferences` and a bare
+    counter in `inboxes`: at start, each preferences document moves into its inbox, the
+    numbering goes on from the counter, the email is planned from the moved preferences, and
+    the command they remember is not applied twice."""
+    settings = await fresh_settings(
+        infra,
+        "notification_service",
+        database_name=f"test_notification_legacy_{new_id('db')}",
+    )
+    chose, counted = new_id("free"), new_id("free")
+    chosen_at = utc_now().replace(microsecond=0) - timedelta(days=3)
+    earlier_command, chose_command = str(uuid.uuid4()), str(uuid.uuid4())
+    client = AsyncMongoClient[dict[str, Any]](settings.mongodb_url, tz_aware=True)
+    database = client[settings.database_name]
+    internal = topics.internal(settings.kafka_group_id)
+    asks = UnitOfWork(_never, utc_now, internal)
+    try:
+        await database["preferences"].insert_one(
+            {
+                "_id": chose,
+                "email": "bob@example.com",
+                "email_kinds": ["all"],
+                "digest_kinds": [],
+                "revision": 1,
+                "handled": [earlier_command, chose_command],
+                "outbox": [],
+                "created_at": chosen_at,
+                "updated_at": chosen_at,
+            }
+        )
+        await database["inboxes"].insert_many(
+            [{"_id": chose, "last_seq": 7}, {"_id": counted, "last_seq": 3}]
+        )
+        async with running(create_app(settings)) as service:
+            assert "preferences" not in await database.list_collection_names()
+            shown = await service.get(
+                "/notifications/preferences", params={"recipient_id": chose}, headers=as_(chose)
+            )
+            assert shown.json() == {
+                "recipient_id": chose,
+                "email": "bob@example.com",
+                "email_kinds": ["all"],
+                "digest_kinds": [],
+                "updated_at": format_utc(chosen_at),
+            }
+            for recipient in (chose, counted):
+                plan = Planned(recipient, "new_message", "New message: Logo", "hello")
+                ask = notify_command(plan, source_id=str(uuid.uuid4()), uow=asks)
+                await producer.send(internal, ask.payload.encode(), key=recipient)
+
+            # The command the moved preferences remember, again: not applied twice. (Other
+            # deployments of this module read notifications.commands too, so the proof is
+            # this database's inbox, once a later command behind it has been applied.)
+            def choose(command_id: str, email: str) -> dict[str, Any]:
+                return {
+                    "type": "SetNotificationPreferences",
+                    "command_id": command_id,
+                    "actor_id": chose,
+                    "recipient_id": chose,
+                    "email": email,
+                    "email_kinds": ["all"],
+                    "digest_kinds": [],
+                }
+
+            later = str(uuid.uuid4())
+            for command in (choose(chose_command, "mallory@example.com"), choose(later, "c@d.io")):
+                await publish(producer, topics.NOTIFICATIONS_COMMANDS, command, chose)
+            await probe.wait_for(of_type("NotificationCreated", recipient_id=chose))
+            await probe.wait_for(of_type("NotificationCreated", recipient_id=counted))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while (inbox_now := await database["inboxes"].find_one({"_id": chose})) is None or (
+                inbox_now.get("email") != "c@d.io"
+            ):
+                assert loop.time() < deadline, f"the later preferences never came: {inbox_now}"
+                await asyncio.sleep(0.1)
+        # The ids the moved preferences remembered, then only the later command's.
+        assert inbox_now["handled"] == [earlier_command, chose_command, later]
+        mine = await database["notifications"].find_one({"recipient_id": chose})
+        theirs = await database["notifications"].find_one({"recipient_id": counted})
+        assert mine is not None and mine["seq"] == 8 and mine["email_to"] == "bob@example.com"
+        assert theirs is not None and theirs["seq"] == 4 and "email_to" not in theirs
     finally:
         await client.drop_database(settings.database_name)
         await client.close()

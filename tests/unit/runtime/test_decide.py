@@ -12,7 +12,7 @@ from typing import Any
 
 from contracts import RejectionCode, WithdrawOffer
 from services.rules import Rejection
-from services.runtime.decide import Changed, Decides, Outcome, Unchanged
+from services.runtime.decide import Changed, Decides, Outcome, Unchanged, WriteOnce
 from services.runtime.documents import MemoryDocuments
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
@@ -37,6 +37,7 @@ class Counting:
     refuse_in_confirm: bool = False
 
     def __post_init__(self) -> None:
+        self.notes = MemoryDocuments("notes")
         self.uow = UnitOfWork(self._publish, lambda: NOW)
         self.refusals = Refusals(MemoryDocuments("rejections"), self.uow)
         self.tallies = Repository[Tally](
@@ -57,6 +58,13 @@ class Counting:
             return Unchanged("nothing to count")
         counted = Tally(command.offer_id, 1 if tally is None else tally.count + 1)
         return Changed(counted, said=f"counted {counted.count}")
+
+    def note(self, tally: Tally | None, command: WithdrawOffer, now: datetime) -> Outcome[Tally]:
+        """Counts, and writes a note once per command (its id derives from the command)."""
+        counted = Tally(command.offer_id, 1 if tally is None else tally.count + 1)
+        noted = OutboxEntry("notes", command.offer_id, "Noted", f"noted-{command.command_id}", "{}")
+        note = WriteOnce({"_id": f"note-{command.command_id}"}, [noted])
+        return Changed(counted, once=[note])
 
     async def confirm(self, tally: Tally, now: datetime) -> Rejection | None:
         self.claims.append(tally)
@@ -127,3 +135,21 @@ async def test_confirm_can_refuse_the_change_and_runs_again_for_a_repeat() -> No
     assert handlers.claims[1:] == [Tally("offer-1", 1), Tally("offer-1", 1)]
     document = await stored(handlers)
     assert document is not None and document["count"] == 1
+
+
+def notes(handlers: Counting) -> MemoryDocuments:
+    return handlers.notes
+
+
+async def test_a_row_that_does_not_remember_decides_a_repeat_again_and_writes_once() -> None:
+    """As a Notify: the aggregate keeps no id, the write-once document tells the repeat."""
+    handlers = Counting()
+    decide = Decides(Counting.note, tallies, once=notes, remembers=False)
+    command = withdraw()
+    await decide(handlers, command)
+    await decide(handlers, command)
+    document = await stored(handlers)
+    assert document is not None and document["count"] == 2  # decided twice: a gap
+    assert document["handled"] == []
+    assert await handlers.notes.get(f"note-{command.command_id}") is not None
+    assert [e.message_id for e in handlers.published] == [f"noted-{command.command_id}"]
