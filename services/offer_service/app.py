@@ -113,7 +113,8 @@ def build(kit: Kit) -> Built:
             max_contract_days=kit.settings.max_contract_days,
             max_versions=kit.settings.max_offer_versions,
         ),
-        clouds=TalentClouds(kit.documents("talent_clouds")),
+        # A cloud is claimed by the first offer naming it, from any partition.
+        clouds=TalentClouds(kit.documents("talent_clouds", shared=True)),
     )
     # Pending offers by the minute they expire in.
     expiry = DueBuckets(

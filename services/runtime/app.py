@@ -74,9 +74,10 @@ class Kit:
     requests: Requests
     metrics: ServiceMetrics
 
-    def documents(self, name: str) -> Batched:
-        """A collection the handlers write: a batch at a time (services.runtime.batch)."""
-        return Batched(self.database[name])
+    def documents(self, name: str, *, shared: bool = False) -> Batched:
+        """A collection the handlers write: a batch at a time (services.runtime.batch).
+        `shared`: other partitions write its documents too (`Batched.shared`)."""
+        return Batched(self.database[name], shared=shared)
 
     def asking_sweep(
         self,

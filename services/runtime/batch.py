@@ -5,9 +5,11 @@ collection a handler writes (a `Batched` collection) reads through the batch and
 it, and the unit of work's publishes are held by it. Nothing reaches the database or the
 broker until the batch is over; then `Batch.commit` does, in this order:
 
-  0. the documents the batch believes new, inserted on their own (their unique `_id` is
-     the check, see below);
-  1. the batch's write-once and changed documents, each with its outbox, in bulk writes;
+  0. the documents it has to check first, inserted on their own (their unique `_id` is
+     the check, see below): those guessed new, and those read and found absent in a
+     collection other partitions also write (`Batched.shared`);
+  1. the batch's other new, write-once and changed documents, each with its outbox, in
+     bulk writes;
   2. every message of the batch, sent together in the order the handlers made them, and
      awaited together (nothing is published before it is stored);
   3. what the batch deleted (a released parked record), deleted, and the outboxes it
@@ -31,15 +33,21 @@ sees the batch's own writes.
 
 A message that creates its aggregate (an ExtendOffer, the first event of an offer) almost
 always finds none, so the aggregate is not read: it is guessed new (`Batch.new_ids`), and
-the guess is checked by the database before the batch writes anything else. Every new
-document the batch writes, guessed or read and found absent, is inserted first, on its own
-(its unique `_id` is the check), and every guessed one it only read is read then. If one
-was there after all, the batch undoes its own inserts (nobody else writes them, and
-nothing is published yet) and raises `GuessedWrong`: Records handles the batch again,
-reading first. A document read and found absent can be there only if another partition
-wrote it (two offers naming one new Talent Cloud): the batch raises BatchWriteConflict,
-also with nothing of it stored. A redelivered or repeated
+the guess is checked by the database before the batch writes anything else. Every guessed
+document the batch writes is inserted first, on its own (its unique `_id` is the check),
+and every guessed one it only read is read then. If one was there after all, the batch
+undoes its own inserts (nobody else writes them, and nothing is published yet) and raises
+`GuessedWrong`: Records handles the batch again, reading first. A redelivered or repeated
 creation costs one batch handled twice; nothing is decided on a wrong guess.
+
+A document read and found absent can be there by the time the batch writes only if another
+partition wrote it, which only a `shared` collection allows (two offers naming one new
+Talent Cloud): such a document is inserted first too, and if it is there the batch raises
+BatchWriteConflict with nothing of it stored. One of any other collection has one writer,
+this process, so it goes with step 1's writes, saving a round trip (a new recipient's
+inbox beside their first notification); were it there after all (a second writer, which
+the partition layout rules out), the batch raises BatchWriteConflict as for a replacement
+that matched nothing.
 
 FerretDB 1.24 cannot serve a bulk of many updates in one command (it holds a PostgreSQL
 connection per statement until the command ends: 50 statements exhaust its pool and the
@@ -61,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from .crash import crash_point
@@ -360,7 +369,7 @@ class Batch:
         inserts: dict[str, list[_Change]] = {}
         unwritten: list[tuple[Batched, str]] = []
         for change in self.changes.values():
-            if change.before is None and change.now is not None and not change.blind:
+            if _checked_first(change):
                 inserts.setdefault(change.documents.name, []).append(change)
         for key, documents in self.guessed.items():
             written = self.changes.get(key)
@@ -397,10 +406,21 @@ class Batch:
 
     async def _store(self, changes: list[_Change]) -> None:
         """Step 1: write-once documents in one insert_many (a repeat keeps the stored one),
-        changed ones replaced."""
+        the other new ones in another (read and found absent, with this process their one
+        writer: there is nothing to check first), changed ones replaced."""
         documents = changes[0].documents
         inserts = [c for c in changes if c.before is None and c.now is not None and c.blind]
         replaces = [ReplaceOne(_where(c.before), c.now) for c in changes if c.before and c.now]
+        new = [
+            c.now
+            for c in changes
+            if c.before is None and c.now is not None and not c.blind and not _checked_first(c)
+        ]
+        if new and await documents.insert_all(new):
+            raise BatchWriteConflict(
+                f"a document of {documents.name} this batch read and found absent was written "
+                "by someone else before the batch wrote it; handling it again"
+            )
         if inserts:
             for index in await documents.insert_all([c.now for c in inserts if c.now]):
                 change = inserts[index]
@@ -461,6 +481,13 @@ class Batch:
             await documents.bulk(updates, self.updating)
 
 
+def _checked_first(change: _Change) -> bool:
+    """A new document inserted in step 0, before anything else is written, as the check:
+    one guessed new (not read), or one of a collection other partitions also write."""
+    new = change.before is None and change.now is not None and not change.blind
+    return new and (change.guessed or change.documents.shared)
+
+
 def _without_outbox(document: Document) -> Document:
     emptied = {k: v for k, v in document.items() if k not in _OUTBOX_FIELDS and k != OUTBOX_FROM}
     emptied["outbox"] = []
@@ -498,7 +525,16 @@ current: ContextVar[Batch | None] = ContextVar("current_batch", default=None)
 
 class Batched(MongoDocuments):
     """A collection that the handlers write: through the open batch if there is one,
-    straight to the database otherwise (start-up, the read API, the sweeps)."""
+    straight to the database otherwise (start-up, the read API, the sweeps).
+
+    `shared`: its documents are written from more than one partition (a Talent Cloud's
+    claim, by the first offer of any partition that names it), so one read and found absent
+    may be there by the time the batch writes: it is inserted in the batch's first step, as
+    the check. Every other document has one writer, this batch's process."""
+
+    def __init__(self, collection: AsyncCollection[Document], *, shared: bool = False) -> None:
+        super().__init__(collection)
+        self.shared = shared
 
     async def get(self, document_id: str) -> Document | None:
         batch = current.get()

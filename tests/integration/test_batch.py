@@ -336,21 +336,62 @@ async def test_an_insert_answers_truly_for_a_document_the_batch_has_not_read(
 async def test_a_new_document_written_by_another_meanwhile_leaves_nothing_of_the_batch(
     collection: Counting,
 ) -> None:
+    clouds = Batched(collection.collection.database["clouds"], shared=True)
     cache, wire = StateCache(), Wire()
     uow = UnitOfWork(wire.publish_all, lambda: NOW)
     batch = Batch(cache, wire.publish_all, asyncio.Semaphore(), new_ids={"fresh"})
     token = current.set(batch)
     try:
         await created(collection, uow, "fresh")  # guessed new, rightly
-        assert await collection.insert({"_id": "cloud", "owner": "a"})  # read: nobody's
+        assert await clouds.insert({"_id": "cloud", "owner": "a"})  # read: nobody's
     finally:
         current.reset(token)
     # Another partition's offer claims the same cloud first.
-    await collection.collection.insert_one({"_id": "cloud", "owner": "b"})
+    await clouds.collection.insert_one({"_id": "cloud", "owner": "b"})
     with pytest.raises(BatchWriteConflict, match="'cloud'"):
         await batch.commit()
     assert wire.sent == []
-    assert await collection.collection.find({}).to_list() == [{"_id": "cloud", "owner": "b"}]
+    assert await collection.collection.find({}).to_list() == []
+    assert await clouds.collection.find({}).to_list() == [{"_id": "cloud", "owner": "b"}]
+
+
+async def test_a_new_document_of_one_writer_is_stored_with_the_rest_in_one_step(
+    collection: Counting,
+) -> None:
+    """Read and found absent in a collection only this partition writes (a new recipient's
+    inbox): nothing to check first, so it goes with the batch's other writes. Written
+    behind the batch all the same (a second writer), it is a conflict, not a lost write."""
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+
+    batch = Batch(cache, wire.publish_all, asyncio.Semaphore())
+    after_the_checks: list[Document | None] = []
+    check_first = batch._insert_new
+
+    async def insert_new() -> None:
+        await check_first()
+        after_the_checks.append(await collection.collection.find_one({"_id": "inbox"}))
+
+    batch._insert_new = insert_new  # type: ignore[method-assign]
+    token = current.set(batch)
+    try:
+        await created(collection, uow, "inbox")  # read: not there
+    finally:
+        current.reset(token)
+    await batch.commit()
+    assert after_the_checks == [None]  # not inserted in the first step, on its own
+    assert await collection.collection.find_one({"_id": "inbox"}) is not None
+    assert wire.sent == ["made-inbox"]
+
+    behind = Batch(StateCache(), wire.publish_all, asyncio.Semaphore())
+    token = current.set(behind)
+    try:
+        await created(collection, uow, "another")
+    finally:
+        current.reset(token)
+    await collection.collection.insert_one({"_id": "another", "revision": 1})
+    with pytest.raises(BatchWriteConflict, match="read and found absent"):
+        await behind.commit()
 
 
 class Committed:
