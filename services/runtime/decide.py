@@ -13,9 +13,9 @@ function from (the handlers, the aggregate or None, the message, the clock's now
 Idempotency is the runtime's: an aggregate remembers the ids of the messages that changed
 it (services.runtime.uow, MAX_HANDLED), so a redelivered message has no second effect
 whatever its rule; a document written once beside it (`WriteOnce`) has an id derived from
-its source, so a repeat finds it stored. In a batch the load and the commit go through the batch
-(services.runtime.batch), so a rule is the same code whether its record came alone or with
-a thousand others.
+its source, so a repeat finds it stored. In a batch the load and the commit go through the
+batch (services.runtime.batch), so a rule is the same code whether its record came alone
+or with a thousand others.
 """
 
 from __future__ import annotations
