@@ -1,11 +1,14 @@
 """The one write path: read an aggregate, publish what an earlier write left in its outbox,
 let the rules decide, write the new state with its messages in one document, publish them,
-clear the outbox. A handler only loads, decides and commits (or refuses):
+clear the outbox. Most rows leave it to the runtime (services.runtime.decide), which
+loads, asks the row's rule and commits (or refuses):
 
     stored = await uow.load(offers, command.offer_id)
-    outcome = rules.decide(stored.value, command)
-    await uow.commit(offers, outcome.offer, expected=stored, messages=outcome.events,
-                     handled=command.command_id)
+    outcome = rule(stored.value, command, now)
+    await uow.commit(offers, outcome.state, expected=stored, messages=outcome.messages,
+                     handled=[command.command_id])
+
+The handlers that still do their own I/O use it the same way.
 
 There is no retry loop and no lock: the handler of the aggregate's partition is its only
 writer (services.runtime.service), so nothing can write it between the read and the
