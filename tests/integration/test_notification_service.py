@@ -407,6 +407,28 @@ async def test_read_api_rejects_bad_queries(service: httpx.AsyncClient) -> None:
     assert health.status_code == 200
 
 
+async def reminding_settings(infra: Endpoints, leads: tuple[int, ...]) -> Settings:
+    """A notification_service of a test's own, sending reminders with `leads` and sweeping
+    every second (the module's service sends (2, 1)-second reminders of the same offers)."""
+    return await fresh_settings(
+        infra,
+        "notification_service",
+        database_name=f"test_notification_leads_{new_id('db')}",
+        offer_reminder_leads_seconds=leads,
+        expiry_sweep_interval_seconds=1,
+    )
+
+
+def reminders_of(p: Parties, leads: tuple[int, ...]) -> Callable[[Seen], bool]:
+    """The NotificationCreated of the offer's reminders with `leads`, by their ids."""
+    ids = {
+        notification_id_for(reminder_id_for(p.offer_id, 1, lead), p.freelancer_id) for lead in leads
+    }
+    return lambda seen: (
+        of_type("NotificationCreated")(seen) and seen.value["notification_id"] in ids
+    )
+
+
 async def test_expiry_reminders_fire_once_per_lead_and_not_after_acceptance(
     infra: Endpoints, producer: Producer, probe: Probe
 ) -> None:
@@ -415,23 +437,11 @@ async def test_expiry_reminders_fire_once_per_lead_and_not_after_acceptance(
     for a second. (The module's service reminds these offers too, with leads of its own:
     only this service's notification ids are counted.)"""
     leads = (6, 3)
-    settings = await fresh_settings(
-        infra,
-        "notification_service",
-        database_name=f"test_notification_leads_{new_id('db')}",
-        offer_reminder_leads_seconds=leads,
-        expiry_sweep_interval_seconds=1,
-    )
+    settings = await reminding_settings(infra, leads)
     pending, taken = Parties(), Parties()
 
     def ours(p: Parties) -> Callable[[Seen], bool]:
-        ids = {
-            notification_id_for(reminder_id_for(p.offer_id, 1, lead), p.freelancer_id)
-            for lead in leads
-        }
-        return lambda seen: (
-            of_type("NotificationCreated")(seen) and seen.value["notification_id"] in ids
-        )
+        return reminders_of(p, leads)
 
     async with running(create_app(settings)) as service:
         # Both leads are still ahead when the service reads the events (a lead already past
@@ -585,27 +595,16 @@ async def test_two_instances_send_each_reminder_exactly_once(
     seconds apart, because reminders that fall due together are sent as one, and the two
     instances' first rebalance can hold the internal topic for a few seconds.)"""
     leads = (10, 5)
-    settings = await fresh_settings(
-        infra,
-        "notification_service",
-        database_name=f"test_notification_sweep_{new_id('db')}",
-        offer_reminder_leads_seconds=leads,
-        expiry_sweep_interval_seconds=1,
-    )
+    settings = await reminding_settings(infra, leads)
     p = Parties()
-    ours = {
-        notification_id_for(reminder_id_for(p.offer_id, 1, lead), p.freelancer_id) for lead in leads
-    }
-
-    def reminder_of_ours(seen: Seen) -> bool:
-        return of_type("NotificationCreated")(seen) and seen.value["notification_id"] in ours
+    reminder_of_ours = reminders_of(p, leads)
 
     async with running(create_app(settings)), running(create_app(settings)):
         await publish(producer, topics.OFFERS_EVENTS, extended(p, expires_in=14), p.offer_id)
-        await probe.wait_for(reminder_of_ours, count=len(ours), within=40)
+        await probe.wait_for(reminder_of_ours, count=len(leads), within=40)
         await probe.quiet(2)
     sent = [seen.value["notification_id"] for seen in probe.matching(reminder_of_ours)]
-    assert sorted(sent) == sorted(ours)
+    assert len(sent) == len(set(sent)) == len(leads)  # each of ours (by its id), once
 
 
 async def test_a_notification_stored_but_not_published_goes_out_when_asked_again(
