@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
 from starlette.applications import Starlette
 
 from contracts import (
@@ -13,12 +17,22 @@ from contracts import (
 )
 from services.runtime.app import Built, Kit, service_app
 from services.runtime.config import Settings
-from services.runtime.service import Kind, On, ServiceTable, each_offer_event, handles, internal_on
+from services.runtime.decide import Outcome
+from services.runtime.documents import Documents
+from services.runtime.service import (
+    Kind,
+    On,
+    ServiceTable,
+    TypeHandler,
+    decides,
+    each_offer_event,
+    internal_on,
+)
 from services.runtime.streams import Streams
 from services.runtime.uow import Repository
 
 from .domain import Thread
-from .handlers import MessagingHandlers
+from .handlers import MessagingHandlers, message_of
 from .read_api import read_routes
 from .store import ThreadStore
 from .stream import OPENAPI_PATHS, stream_routes
@@ -29,6 +43,23 @@ HTTP_PORT = 8002
 
 def threads(handlers: MessagingHandlers) -> Repository[Thread]:
     return handlers.store.threads
+
+
+def messages(handlers: MessagingHandlers) -> Documents:
+    return handlers.store.messages
+
+
+Said = TypeVar("Said", PostMessage, ProposeTerms)
+
+
+def spoken(
+    type_: type[Said],
+    rule: Callable[[MessagingHandlers, Thread | None, Said, datetime], Outcome[Thread]],
+) -> TypeHandler:
+    """What a party says: numbered by the thread, written once beside it, and found again
+    by the producer's message_id. The thread keeps no command ids: a long thread would make
+    them a large document rewritten with every message."""
+    return decides(type_, rule, state=threads, once=messages, once_id=message_of, remembers=False)
 
 
 TABLE = ServiceTable(
@@ -47,8 +78,8 @@ TABLE = ServiceTable(
             NEGOTIATION_COMMAND_ADAPTER,
             Kind.COMMAND,
             (
-                handles(PostMessage, MessagingHandlers.post_message),
-                handles(ProposeTerms, MessagingHandlers.propose_terms),
+                spoken(PostMessage, MessagingHandlers.post_message),
+                spoken(ProposeTerms, MessagingHandlers.propose_terms),
             ),
         ),
         internal_on(NAME),

@@ -1,34 +1,28 @@
-"""messaging_service's use cases: keep each thread's projection of its offer (a rule that
-only decides, services.runtime.decide), and turn PostMessage / ProposeTerms into
+"""messaging_service's use cases, each a rule that only decides (services.runtime.decide):
+keep each thread's projection of its offer, and turn PostMessage / ProposeTerms into
 MessagePosted / TermsProposed (or one CommandRejected).
 
-A thread, its messages and its commands share the offer's partition, so each handler here
-is the thread's one writer. Every path is safe to repeat: a redelivered command finds its
-message stored, a redelivered offer event teaches the thread nothing new.
+A thread, its messages and its commands share the offer's partition, so each rule here
+decides for the thread's one writer. Every path is safe to repeat: a command whose
+message_id is in the thread finds its message stored (the row's `once_id`), and a
+redelivered offer event teaches the thread nothing new.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import TypeVar
 
 from contracts import MessagePosted, PostMessage, ProposeTerms, RejectionCode, TermsProposed
 from services.rules import OfferEvent, Rejection
-from services.runtime.decide import Changed, Outcome, Unchanged
+from services.runtime.decide import Changed, Outcome, Unchanged, Waits, WriteOnce
 from services.runtime.outbox import MessageLike, OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
 
 from . import domain
-from .store import ThreadStore, message_document
-
-log = logging.getLogger(__name__)
-
-# What a party says in a thread, each decided by its own rule (services.messaging_service.domain).
-S = TypeVar("S", bound=PostMessage | ProposeTerms)
+from .store import ThreadStore, message_document, message_document_id
 
 
 def stream_entry(event: MessageLike, seq: int | None) -> OutboxEntry:
@@ -60,57 +54,47 @@ class MessagingHandlers:
             f"{outcome.thread.status.value}{' (closed)' if closed else ''}",
         )
 
-    async def post_message(self, command: PostMessage) -> None:
-        await self._speak(command, domain.post_message)
+    def post_message(
+        self, thread: domain.Thread | None, command: PostMessage, now: datetime
+    ) -> Outcome[domain.Thread]:
+        return _spoken(thread, command, lambda open_: domain.post_message(open_, command, now))
 
-    async def propose_terms(self, command: ProposeTerms) -> None:
-        await self._speak(
+    def propose_terms(
+        self, thread: domain.Thread | None, command: ProposeTerms, now: datetime
+    ) -> Outcome[domain.Thread]:
+        return _spoken(
+            thread,
             command,
-            lambda thread, proposal, now: domain.propose_terms(
-                thread, proposal, now, today=now.date(), max_contract_days=self.max_contract_days
+            lambda open_: domain.propose_terms(
+                open_, command, now, today=now.date(), max_contract_days=self.max_contract_days
             ),
         )
 
-    async def _speak(
-        self,
-        command: S,
-        rule: Callable[[domain.Thread, S, datetime], Rejection | MessagePosted | TermsProposed],
-    ) -> None:
-        """A message or proposal in the offer's thread, once, numbered in its stream."""
-        stored = await self.uow.require(
-            self.store.threads,
-            command.offer_id,
-            code=RejectionCode.UNKNOWN_OFFER,
-            message=f"there is no offer {command.offer_id!r}",
-        )
-        existing = await self.store.message(command.offer_id, command.message_id)
-        if existing is not None:
-            log.info(
-                "%s %s: message %s already in the thread; not repeated",
-                command.type,
-                command.command_id,
-                command.message_id,
-            )
-            await self.uow.flush(self.store.messages, existing)
-            return
-        now = self.uow.clock()
-        thread = stored.value
-        outcome = rule(thread, command, now)
-        if isinstance(outcome, Rejection):
-            await self.refusals.refuse(command, outcome)
-            return
-        # The number first: a crash between the two writes leaves a gap, never a repeat.
-        numbered = replace(thread, last_seq=thread.last_seq + 1)
-        await self.uow.commit(self.store.threads, numbered, expected=stored)
-        await self.uow.insert_once(
-            self.store.messages,
-            message_document(command, outcome, numbered.last_seq),
-            [stream_entry(outcome, numbered.last_seq)],
-        )
-        log.info(
-            "thread %s: %s %s from %s",
-            command.offer_id,
-            outcome.type,
-            command.message_id,
-            command.actor_id,
-        )
+
+def message_of(command: PostMessage | ProposeTerms) -> str:
+    """The id of the message document a command makes: derived from the producer's own
+    message_id, so a new command repeating it finds the message posted."""
+    return message_document_id(command.offer_id, command.message_id)
+
+
+def _spoken(
+    thread: domain.Thread | None,
+    command: PostMessage | ProposeTerms,
+    rule: Callable[[domain.Thread], Rejection | MessagePosted | TermsProposed],
+) -> Outcome[domain.Thread]:
+    """A message or proposal in the offer's thread, numbered in its stream: the thread
+    takes the number, and the message is written once beside it (services.runtime.decide
+    writes the thread first, so a crash between the two leaves a gap, never a repeat)."""
+    if thread is None:
+        return Waits(RejectionCode.UNKNOWN_OFFER, f"there is no offer {command.offer_id!r}")
+    said = rule(thread)
+    if isinstance(said, Rejection):
+        return said
+    numbered = replace(thread, last_seq=thread.last_seq + 1)
+    seq = numbered.last_seq
+    return Changed(
+        numbered,
+        once=[WriteOnce(message_document(command, said, seq), [stream_entry(said, seq)])],
+        said=f"thread {command.offer_id}: {said.type} {command.message_id} from "
+        f"{command.actor_id} (#{seq})",
+    )

@@ -31,6 +31,7 @@ from services.runtime.service import (
     Kind,
     On,
     ServiceTable,
+    asks,
     decides,
     each_offer_event,
     handles,
@@ -79,24 +80,24 @@ TABLE = ServiceTable(
             EVENT_ADAPTERS[topics.CONTRACTS_EVENTS],
             Kind.EVENT,
             (
-                handles(ContractActivated, NotificationHandlers.on_event),
-                handles(TimeLogged, NotificationHandlers.on_event),
+                asks(ContractActivated, NotificationHandlers.on_event),
+                asks(TimeLogged, NotificationHandlers.on_event),
             ),
         ),
         On(
             topics.TALENT_CLOUDS_EVENTS,
             EVENT_ADAPTERS[topics.TALENT_CLOUDS_EVENTS],
             Kind.EVENT,
-            (handles(TalentCloudMemberAdded, NotificationHandlers.on_event),),
+            (asks(TalentCloudMemberAdded, NotificationHandlers.on_event),),
         ),
         On(
             topics.NEGOTIATIONS_EVENTS,
             EVENT_ADAPTERS[topics.NEGOTIATIONS_EVENTS],
             Kind.EVENT,
             (
-                handles(MessagePosted, NotificationHandlers.on_chat_event),
-                handles(TermsProposed, NotificationHandlers.on_chat_event),
-                handles(ThreadClosed, NotificationHandlers.on_event),
+                decides(MessagePosted, NotificationHandlers.on_chat_event, state=offers),
+                decides(TermsProposed, NotificationHandlers.on_chat_event, state=offers),
+                asks(ThreadClosed, NotificationHandlers.on_event),
             ),
         ),
         On(

@@ -26,7 +26,7 @@ from contracts import (
 )
 from contracts.internal import CloseEmails, Notify, SendReminder
 from services.rules import OfferEvent, Rejection, derived_id
-from services.runtime.decide import Changed, Outcome, Unchanged, WriteOnce
+from services.runtime.decide import Changed, Outcome, Unchanged, Waits, WriteOnce
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
@@ -124,27 +124,23 @@ class NotificationHandlers:
 
     # --- source events (their own partitions) -----------------------------------------------
 
-    async def on_chat_event(self, event: MessagePosted | TermsProposed) -> None:
-        # It names the other party only through the offer: wait for it if need be.
-        offer = (
-            await self.uow.require(
-                self.store.offers,
-                event.offer_id,
-                code=RejectionCode.UNKNOWN_OFFER,
-                message=f"offer {event.offer_id} is not projected yet",
+    def on_chat_event(
+        self, offer: OfferInfo | None, event: MessagePosted | TermsProposed, now: datetime
+    ) -> Outcome[OfferInfo]:
+        # It names the other party only through the offer: it waits for it if need be.
+        if offer is None:
+            return Waits(
+                RejectionCode.UNKNOWN_OFFER, f"offer {event.offer_id} is not projected yet"
             )
-        ).value
-        await self._ask_inboxes(event, offer)
+        return Unchanged("asks the other party's inbox", self._asks(event, offer))
 
-    async def on_event(self, event: OtherSourceEvent) -> None:
-        await self._ask_inboxes(event, None)
+    def on_event(self, event: OtherSourceEvent, now: datetime) -> list[OutboxEntry]:
+        return self._asks(event, None)
 
-    async def _ask_inboxes(self, event: SourceEvent, offer: OfferInfo | None) -> None:
+    def _asks(self, event: SourceEvent, offer: OfferInfo | None) -> list[OutboxEntry]:
+        """The notifications an event means, asked of their recipients' inboxes."""
         plans = domain.notifications_for(event, offer, None)
-        # Published, not stored: the same event asks for the same notifications again.
-        await self.uow.publish(
-            [notify_command(plan, source_id=event.event_id, uow=self.uow) for plan in plans]
-        )
+        return [notify_command(plan, source_id=event.event_id, uow=self.uow) for plan in plans]
 
     def on_offer_event(
         self, previous: OfferInfo | None, event: OfferEvent, now: datetime

@@ -7,13 +7,19 @@ function from (the handlers, the aggregate or None, the message, the clock's now
     the message's id among stored.handled?  -> done before: nothing more
     outcome = rule(handlers, stored.value, message, now)
     Changed   -> commit the new state with its messages, the id remembered
-    Unchanged -> nothing written (said in the log)
+    Unchanged -> nothing written (said in the log); what it asks of others published
+    Waits     -> the aggregate is not there yet: the message waits for it (parked)
     Rejection -> the command refused (services.runtime.refusals)
 
 Idempotency is the runtime's: an aggregate remembers the ids of the messages that changed
 it (services.runtime.uow, MAX_HANDLED), so a redelivered message has no second effect
 whatever its rule; a document written once beside it (`WriteOnce`) has an id derived from
-its source, so a repeat finds it stored. In a batch the load and the commit go through the
+its source, so a repeat finds it stored. Where the producer names the effect itself (a
+chat message's `message_id`, which a new command may repeat), the row's `once_id` derives
+that document's id from the message, and the runtime looks it up before asking the rule.
+`Asks` is the row of an event that changes nothing here and only asks others for
+something: what it asks has derived ids, so asking again is harmless, and nothing is
+stored. In a batch the load and the commit go through the
 batch (services.runtime.batch), so a rule is the same code whether its record came alone
 or with a thousand others.
 """
@@ -32,7 +38,7 @@ from services.rules import Rejection
 from .documents import Document, Documents
 from .outbox import MessageLike, OutboxEntry
 from .refusals import Refusals
-from .uow import Repository, UnitOfWork
+from .uow import NotYetKnown, Repository, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +69,24 @@ class Changed(Generic[S]):
 
 @dataclass(frozen=True, slots=True)
 class Unchanged:
-    """Nothing to write: the message teaches the aggregate nothing (why, for the log)."""
+    """Nothing to write: the message teaches the aggregate nothing (why, for the log).
+    `messages`: what it asks of others all the same, published, not stored, as the same
+    message asks for them again under the same ids."""
 
     why: str
+    messages: Sequence[OutboxEntry] = ()
 
 
-Outcome: TypeAlias = Changed[S] | Unchanged | Rejection
+@dataclass(frozen=True, slots=True)
+class Waits:
+    """The aggregate the message needs is not there yet: the message waits for it
+    (services.runtime.parking) and is refused with `code` and `reason` if it never comes."""
+
+    code: str
+    reason: str
+
+
+Outcome: TypeAlias = Changed[S] | Unchanged | Waits | Rejection
 
 
 class Deciding(Protocol):
@@ -99,19 +117,39 @@ class Decides(Generic[H, S, M]):
     message makes is a write-once document whose own id already tells a repeat (a Notify,
     thousands of which pass through one inbox: remembered, their ids would make the inbox
     a large document rewritten on every notification). A repeat is then decided again, and
-    its write-once document found stored."""
+    its write-once document found stored.
+
+    `once_id`: the id of the write-once document the message makes, derived from the
+    producer's own id for it (a chat message's message_id). Found stored, the message is
+    done whatever its command id: what the document left unpublished goes out, and the
+    rule is not asked (a thread closed since must not refuse a message it holds). The
+    aggregate is written before the document, so a crash between the two leaves a number
+    used and no message (a gap), which the repeat then writes; never a message twice."""
 
     rule: Callable[[H, S | None, M, datetime], Outcome[S]]
     state: Callable[[H], Repository[S]]
     confirm: Callable[[H, S, datetime], Awaitable[Rejection | None]] | None = None
     once: Callable[[H], Documents] | None = None
     remembers: bool = True
+    once_id: Callable[[M], str] | None = None
 
     async def __call__(self, handlers: H, message: M) -> None:
         uow = handlers.uow
         key: str = message.key  # type: ignore[attr-defined]
         message_id = id_of(message)
         stored = await uow.load(self.state(handlers), key)
+        if self.once_id is not None:
+            assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
+            made = self.once_id(message)
+            if await uow.load_once(self.once(handlers), made) is not None:
+                log.info(
+                    "%s %s for %s: what it makes is stored already (%s); not repeated",
+                    _type(message),
+                    message_id,
+                    key,
+                    made,
+                )
+                return
         now = uow.clock()
         if self.remembers and stored is not None and message_id in stored.handled:
             log.info("%s %s for %s handled before; not repeated", _type(message), message_id, key)
@@ -124,8 +162,14 @@ class Decides(Generic[H, S, M]):
         if isinstance(outcome, Rejection):
             assert isinstance(message, Command), f"{_type(message)} is not a command: not refused"
             await handlers.refusals.refuse(message, outcome)
+        elif isinstance(outcome, Waits):
+            raise NotYetKnown(key, outcome.code, outcome.reason)
         elif isinstance(outcome, Unchanged):
-            log.info("%s %s for %s: %s", _type(message), message_id, key, outcome.why)
+            # Asking others is routine; a message that does nothing at all is worth a line.
+            level = logging.DEBUG if outcome.messages else logging.INFO
+            log.log(level, "%s %s for %s: %s", _type(message), message_id, key, outcome.why)
+            if outcome.messages:
+                await uow.publish(outcome.messages)
         else:
             await uow.commit(
                 self.state(handlers),
@@ -140,6 +184,21 @@ class Decides(Generic[H, S, M]):
                     await uow.insert_once(self.once(handlers), written.document, written.messages)
             if outcome.said:
                 log.info("%s", outcome.said)
+
+
+@dataclass(frozen=True, slots=True)
+class Asks(Generic[H, M]):
+    """The row of an event that changes nothing this service keeps and only asks others
+    for something (an inbox for a notification): its rule names what, and the runtime
+    publishes it. Nothing is stored: the same event asks for the same, under the same
+    derived ids, so a repeat is harmless."""
+
+    rule: Callable[[H, M, datetime], Sequence[OutboxEntry]]
+
+    async def __call__(self, handlers: H, message: M) -> None:
+        asked = self.rule(handlers, message, handlers.uow.clock())
+        if asked:
+            await handlers.uow.publish(asked)
 
 
 def id_of(message: Any) -> str:

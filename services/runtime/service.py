@@ -39,10 +39,11 @@ from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 from . import metrics as outcomes
 from .batch import Batch, GuessedWrong, Handling, PublishAll, StateCache, current, handling
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
-from .decide import Decides, Deciding, Outcome, id_of
+from .decide import Asks, Decides, Deciding, Outcome, id_of
 from .documents import Documents
 from .logs import message_context
 from .metrics import ServiceMetrics
+from .outbox import OutboxEntry
 from .parking import Parked, Parking
 from .refusals import Refusals
 from .uow import NotYetKnown, Repository
@@ -99,13 +100,20 @@ def decides(
     confirm: Callable[[DH, S, datetime], Awaitable[Rejection | None]] | None = None,
     once: Callable[[DH], Documents] | None = None,
     remembers: bool = True,
+    once_id: Callable[[M], str] | None = None,
 ) -> TypeHandler:
     """A row whose handler only decides: `rule` is a plain function, and the runtime loads
     the aggregate the message's key names from `state`, keeps idempotency and commits or
     refuses what the rule returns (services.runtime.decide). mypy checks that the rule takes
-    the type and the repository's aggregate. `creates`: as in `handles`; `confirm`, `once`
-    and `remembers`: as in `Decides`."""
-    return TypeHandler(type_, Decides(rule, state, confirm, once, remembers), creates)
+    the type and the repository's aggregate. `creates`: as in `handles`; `confirm`, `once`,
+    `remembers` and `once_id`: as in `Decides`."""
+    return TypeHandler(type_, Decides(rule, state, confirm, once, remembers, once_id), creates)
+
+
+def asks(type_: type[M], rule: Callable[[DH, M, datetime], Sequence[OutboxEntry]]) -> TypeHandler:
+    """A row whose event changes nothing here and only asks others for something: `rule`
+    names what, and the runtime publishes it (services.runtime.decide.Asks)."""
+    return TypeHandler(type_, Asks(rule))
 
 
 @dataclass(frozen=True, slots=True)

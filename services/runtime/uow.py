@@ -198,10 +198,15 @@ class UnitOfWork:
         if await documents.insert_write_once(new):
             await self.flush(documents, new)
             return True
-        existing = await documents.get(document["_id"])
-        if existing is not None:
-            await self.flush(documents, existing)
+        await self.load_once(documents, document["_id"])
         return False
+
+    async def load_once(self, documents: Documents, document_id: str) -> Document | None:
+        """A write-once document, if stored, after publishing what it left unpublished."""
+        found = await documents.get(document_id)
+        if found is not None:
+            await self.flush(documents, found)
+        return found
 
     async def publish(self, entries: Sequence[OutboxEntry]) -> None:
         """Messages stored nowhere (the same input makes them again): sent now, or with the

@@ -51,11 +51,21 @@ async def test_a_message_is_stored_and_published_once_however_often_it_comes() -
 
 
 async def test_the_same_message_id_under_a_new_command_id_is_not_repeated() -> None:
+    """Nor numbered again, nor refused once the thread has closed: it is posted already."""
     p = Parties()
-    _, messaging = await extended(p)
+    offers, messaging = await extended(p)
+    for message_id in ("m-1", "m-1", "m-2"):
+        await messaging.send(
+            topics.NEGOTIATIONS_COMMANDS, post(p, p.client_id, message_id), key=p.offer_id
+        )
+    assert len(messaging.out("MessagePosted")) == 2
+    thread = await thread_of(messaging, p.offer_id)
+    assert [(m["message_id"], m["seq"]) for m in thread] == [("m-1", 1), ("m-2", 2)]
+    withdraw = command("WithdrawOffer", p.client_id, offer_id=p.offer_id)
+    await offers.send(topics.OFFERS_COMMANDS, withdraw, key=p.offer_id)
+    await forward(offers, messaging, "OfferWithdrawn")
     await messaging.send(topics.NEGOTIATIONS_COMMANDS, post(p, p.client_id, "m-1"), key=p.offer_id)
-    await messaging.send(topics.NEGOTIATIONS_COMMANDS, post(p, p.client_id, "m-1"), key=p.offer_id)
-    assert len(messaging.out("MessagePosted")) == 1
+    assert messaging.out("CommandRejected") == []
 
 
 async def test_messages_are_numbered_in_the_order_they_came() -> None:

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from contracts import RejectionCode, WithdrawOffer
 from services.rules import Rejection
-from services.runtime.decide import Changed, Decides, Outcome, Unchanged, WriteOnce
+from services.runtime.decide import Asks, Changed, Decides, Outcome, Unchanged, Waits, WriteOnce
 from services.runtime.documents import MemoryDocuments
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
-from services.runtime.uow import Repository, UnitOfWork
+from services.runtime.uow import NotYetKnown, Repository, UnitOfWork
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -66,11 +68,30 @@ class Counting:
         note = WriteOnce({"_id": f"note-{command.command_id}"}, [noted])
         return Changed(counted, once=[note])
 
+    def post(self, tally: Tally | None, command: WithdrawOffer, now: datetime) -> Outcome[Tally]:
+        """As a chat message: the producer names the note (here by `reason`), the tally
+        numbers it, and a closed tally (count 9) refuses anything new."""
+        if tally is None:
+            return Waits(RejectionCode.UNKNOWN_OFFER, "no tally yet")
+        if tally.count >= 9:
+            return Rejection(RejectionCode.THREAD_CLOSED, "the tally is closed")
+        counted = Tally(command.offer_id, tally.count + 1)
+        posted = OutboxEntry("notes", command.offer_id, "Posted", f"posted-{command.reason}", "{}")
+        return Changed(counted, once=[WriteOnce({"_id": note_of(command)}, [posted])])
+
+    def ask(self, tally: Tally | None, command: WithdrawOffer, now: datetime) -> Outcome[Tally]:
+        asked = OutboxEntry("asks", command.offer_id, "Asked", f"asked-{command.command_id}", "{}")
+        return Unchanged("only asks", [asked])
+
     async def confirm(self, tally: Tally, now: datetime) -> Rejection | None:
         self.claims.append(tally)
         if self.refuse_in_confirm:
             return Rejection(RejectionCode.NOT_AUTHORIZED, "another aggregate said no")
         return None
+
+
+def note_of(command: WithdrawOffer) -> str:
+    return f"note-{command.reason}"
 
 
 def withdraw(actor: str = "client-1", **fields: Any) -> WithdrawOffer:
@@ -153,3 +174,65 @@ async def test_a_row_that_does_not_remember_decides_a_repeat_again_and_writes_on
     assert document["handled"] == []
     assert await handlers.notes.get(f"note-{command.command_id}") is not None
     assert [e.message_id for e in handlers.published] == [f"noted-{command.command_id}"]
+
+
+def posting() -> Decides[Counting, Tally, WithdrawOffer]:
+    return Decides(Counting.post, tallies, once=notes, remembers=False, once_id=note_of)
+
+
+async def test_a_message_whose_document_is_stored_is_done_whatever_its_command_id() -> None:
+    """As a chat message repeated by a new command: found by the producer's id, it is not
+    numbered again, and not refused by a tally closed since."""
+    handlers, decide = Counting(), posting()
+    await handlers.uow.commit(handlers.tallies, Tally("offer-1", 0), expected=None)
+    await decide(handlers, withdraw(reason="m-1"))
+    await decide(handlers, withdraw(reason="m-1"))  # a new command, the same message
+    document = await stored(handlers)
+    assert document is not None and document["count"] == 1 and document["handled"] == []
+    await handlers.uow.commit(  # closed meanwhile
+        handlers.tallies,
+        Tally("offer-1", 9),
+        expected=await handlers.tallies.get("offer-1"),
+    )
+    await decide(handlers, withdraw(reason="m-1"))
+    assert [e.message_id for e in handlers.published] == ["posted-m-1"]  # no rejection
+
+
+async def test_a_message_whose_document_was_not_written_is_decided_again() -> None:
+    """A crash after the tally's write, before the note's: the repeat takes a new number
+    (a gap) and writes the note; nothing is posted twice."""
+    handlers, decide = Counting(), posting()
+    await handlers.uow.commit(handlers.tallies, Tally("offer-1", 4), expected=None)
+    await decide(handlers, withdraw(reason="m-1"))
+    await handlers.notes.delete(note_of(withdraw(reason="m-1")))  # as if never written
+    handlers.published.clear()
+    await decide(handlers, withdraw(reason="m-1"))
+    document = await stored(handlers)
+    assert document is not None and document["count"] == 6
+    assert [e.message_id for e in handlers.published] == ["posted-m-1"]
+
+
+async def test_waits_parks_the_message_and_writes_nothing() -> None:
+    handlers, decide = Counting(), posting()
+    with pytest.raises(NotYetKnown) as waiting:
+        await decide(handlers, withdraw(reason="m-1"))
+    assert waiting.value.key == "offer-1" and waiting.value.code == RejectionCode.UNKNOWN_OFFER
+    assert await stored(handlers) is None and handlers.published == []
+
+
+async def test_unchanged_publishes_what_it_asks_and_stores_nothing() -> None:
+    handlers = Counting()
+    command = withdraw()
+    await Decides(Counting.ask, tallies)(handlers, command)
+    assert await stored(handlers) is None
+    assert [e.message_id for e in handlers.published] == [f"asked-{command.command_id}"]
+
+
+async def test_an_asking_row_publishes_what_its_rule_names() -> None:
+    handlers = Counting()
+    command = withdraw()
+    asking: Asks[Counting, WithdrawOffer] = Asks(
+        lambda h, c, now: [OutboxEntry("asks", c.offer_id, "Asked", c.command_id, "{}")]
+    )
+    await asking(handlers, command)
+    assert [(e.topic, e.message_id) for e in handlers.published] == [("asks", command.command_id)]
