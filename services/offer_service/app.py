@@ -28,7 +28,7 @@ from services.runtime.service import Kind, On, ServiceTable, decides, handles, i
 from services.runtime.uow import Repository
 
 from .clouds import TalentClouds
-from .domain.contract import Contract
+from .domain.contract import Contract, Membership, member_id_for
 from .domain.offer import Offer, Policy
 from .handlers import OfferHandlers
 from .read_api import OPENAPI_PATHS, read_routes
@@ -44,6 +44,15 @@ def offers(handlers: OfferHandlers) -> Repository[Offer]:
 
 def contracts(handlers: OfferHandlers) -> Repository[Contract]:
     return handlers.store.contracts
+
+
+def members(handlers: OfferHandlers) -> Repository[Membership]:
+    return handlers.store.members
+
+
+def membership_of(command: JoinTalentCloud) -> str:
+    """A membership is one of many on its cloud's partition: its own id, not the key."""
+    return member_id_for(command.talent_cloud_id, command.freelancer_id)
 
 
 TABLE = ServiceTable(
@@ -82,7 +91,9 @@ TABLE = ServiceTable(
             decides(
                 ActivateContract, OfferHandlers.activate_contract, state=contracts, creates=True
             ),
-            handles(JoinTalentCloud, OfferHandlers.join_talent_cloud),
+            decides(
+                JoinTalentCloud, OfferHandlers.join_talent_cloud, state=members, key=membership_of
+            ),
             # A contract's activation: the time logged on it meanwhile goes on.
             releases=lambda command: command.key,
         ),
@@ -147,7 +158,7 @@ def build(kit: Kit) -> Built:
             kit.database["talent_clouds"],
         ),
         prepare,
-        outboxes=(store.offers.documents, store.contracts.documents, store.members),
+        outboxes=(store.offers.documents, store.contracts.documents, store.members.documents),
         background=(kit.asking_sweep(expiry, expire, "expiry sweep"),),
         openapi_paths=OPENAPI_PATHS,
     )

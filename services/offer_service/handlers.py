@@ -36,7 +36,7 @@ from services.runtime.uow import UnitOfWork
 from .clouds import TalentClouds
 from .domain import contract as contract_rules
 from .domain import offer as offer_rules
-from .domain.contract import Contract
+from .domain.contract import Contract, Membership
 from .domain.offer import Decision, Offer, Policy
 from .store import OfferStore, time_entry_document, time_entry_id
 
@@ -169,20 +169,16 @@ class OfferHandlers:
 
     # --- Talent Cloud memberships (the cloud's partition) -----------------------------------
 
-    async def join_talent_cloud(self, command: JoinTalentCloud) -> None:
+    def join_talent_cloud(
+        self, member: Membership | None, command: JoinTalentCloud, now: datetime
+    ) -> Outcome[Membership]:
         """Adds the freelancer to the cloud, once however many contracts bring them."""
-        member_id = contract_rules.member_id_for(command.talent_cloud_id, command.freelancer_id)
-        added = contract_rules.membership_added(command, now=self.uow.clock())
-        document = {
-            "_id": member_id,
-            "talent_cloud_id": command.talent_cloud_id,
-            "freelancer_id": command.freelancer_id,
-            "contract_id": command.contract_id,
-            "joined_at": added.occurred_at,
-        }
-        if await self.uow.insert_once(self.store.members, document, [added]):
-            log.info(
-                "freelancer %s joined Talent Cloud %s",
-                command.freelancer_id,
-                command.talent_cloud_id,
-            )
+        cloud, freelancer = command.talent_cloud_id, command.freelancer_id
+        if member is not None:
+            return Unchanged(f"{freelancer} is in Talent Cloud {cloud} since {member.contract_id}")
+        added = contract_rules.membership_added(command, now=now)
+        return Changed(
+            Membership(cloud, freelancer, command.contract_id, joined_at=added.occurred_at),
+            [added],
+            said=f"freelancer {freelancer} joined Talent Cloud {cloud}",
+        )

@@ -15,10 +15,9 @@ from services.rules import OfferStatus, derived_id
 from services.runtime.documents import Document, Documents, MemoryDocuments
 from services.runtime.due import FIELD as DUE_BUCKET
 from services.runtime.due import due_bucket
-from services.runtime.outbox import ensure_outbox_indexes
 from services.runtime.uow import Repository
 
-from .domain.contract import Contract, TimeEntry, hours_by_week
+from .domain.contract import Contract, Membership, TimeEntry, hours_by_week, member_id_for
 from .domain.offer import Offer, OfferVersion
 
 TERMS: TypeAdapter[OfferTerms] = TypeAdapter(OfferTerms)
@@ -145,6 +144,24 @@ def contract_from_document(document: Document) -> Contract:
     )
 
 
+def member_to_document(member: Membership) -> Document:
+    return {
+        "talent_cloud_id": member.talent_cloud_id,
+        "freelancer_id": member.freelancer_id,
+        "contract_id": member.contract_id,
+        "joined_at": member.joined_at,
+    }
+
+
+def member_from_document(document: Document) -> Membership:
+    return Membership(
+        document["talent_cloud_id"],
+        document["freelancer_id"],
+        document["contract_id"],
+        document["joined_at"],
+    )
+
+
 class OfferStore:
     """Offers, contracts with their time entries, and Talent Cloud memberships. Each is
     written only by the handler of its own partition: an offer by its offer_id's, a contract
@@ -166,7 +183,12 @@ class OfferStore:
             from_document=contract_from_document,
             id_of=lambda contract: contract.contract_id,
         )
-        self.members = members
+        self.members = Repository(
+            members,
+            to_document=member_to_document,
+            from_document=member_from_document,
+            id_of=lambda member: member_id_for(member.talent_cloud_id, member.freelancer_id),
+        )
         self.time_entries = time_entries
 
     @classmethod
@@ -181,11 +203,11 @@ class OfferStore:
     async def ensure_indexes(self) -> None:
         await self.offers.ensure_indexes()
         await self.contracts.ensure_indexes()
-        await ensure_outbox_indexes(self.members)
+        await self.members.ensure_indexes()
         # Each "Pending Offers" / "Contracts" list the read API serves.
         for party in ("client_id", "freelancer_id", "job_id"):
             await self.offers.documents.ensure_index(party, "created_at", "_id")
         for party in ("client_id", "freelancer_id"):
             await self.contracts.documents.ensure_index(party, "activated_at", "_id")
-        await self.members.ensure_index("talent_cloud_id", "joined_at", "_id")
+        await self.members.documents.ensure_index("talent_cloud_id", "joined_at", "_id")
         await self.time_entries.ensure_index("contract_id", "logged_at", "_id")

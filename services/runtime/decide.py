@@ -124,7 +124,10 @@ class Decides(Generic[H, S, M]):
     done whatever its command id: what the document left unpublished goes out, and the
     rule is not asked (a thread closed since must not refuse a message it holds). The
     aggregate is written before the document, so a crash between the two leaves a number
-    used and no message (a gap), which the repeat then writes; never a message twice."""
+    used and no message (a gap), which the repeat then writes; never a message twice.
+
+    `key`: the aggregate's id where it is not the record's key (a Talent Cloud membership,
+    one of many on its cloud's partition, so still written by one writer)."""
 
     rule: Callable[[H, S | None, M, datetime], Outcome[S]]
     state: Callable[[H], Repository[S]]
@@ -132,10 +135,11 @@ class Decides(Generic[H, S, M]):
     once: Callable[[H], Documents] | None = None
     remembers: bool = True
     once_id: Callable[[M], str] | None = None
+    key: Callable[[M], str] | None = None
 
     async def __call__(self, handlers: H, message: M) -> None:
         uow = handlers.uow
-        key: str = message.key  # type: ignore[attr-defined]
+        key: str = message.key if self.key is None else self.key(message)  # type: ignore[attr-defined]
         message_id = id_of(message)
         stored = await uow.load(self.state(handlers), key)
         if self.once_id is not None:

@@ -101,13 +101,14 @@ def decides(
     once: Callable[[DH], Documents] | None = None,
     remembers: bool = True,
     once_id: Callable[[M], str] | None = None,
+    key: Callable[[M], str] | None = None,
 ) -> TypeHandler:
     """A row whose handler only decides: `rule` is a plain function, and the runtime loads
     the aggregate the message's key names from `state`, keeps idempotency and commits or
     refuses what the rule returns (services.runtime.decide). mypy checks that the rule takes
     the type and the repository's aggregate. `creates`: as in `handles`; `confirm`, `once`,
-    `remembers` and `once_id`: as in `Decides`."""
-    return TypeHandler(type_, Decides(rule, state, confirm, once, remembers, once_id), creates)
+    `remembers`, `once_id` and `key`: as in `Decides`."""
+    return TypeHandler(type_, Decides(rule, state, confirm, once, remembers, once_id, key), creates)
 
 
 def asks(type_: type[M], rule: Callable[[DH, M, datetime], Sequence[OutboxEntry]]) -> TypeHandler:

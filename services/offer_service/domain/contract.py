@@ -48,6 +48,16 @@ class TimeEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Membership:
+    """A freelancer's place in a Talent Cloud: one, however many contracts bring them."""
+
+    talent_cloud_id: str
+    freelancer_id: str
+    contract_id: str  # the contract that brought them first
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Contract:
     """A contract's state: the week's totals are kept as they change, so a contract stays
     one small document however much time is logged on it. The entries themselves are
