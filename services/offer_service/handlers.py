@@ -1,13 +1,14 @@
-"""offer_service's use cases. An offer's commands, its expiry and a contract's activation
-are rules that only decide (services.runtime.decide: the runtime loads the aggregate, keeps
-idempotency and commits); logging time and joining a Talent Cloud still do their own I/O,
-as each writes a second kind of document.
+"""offer_service's use cases. An offer's commands, its expiry, a contract's activation and
+a Talent Cloud membership are rules that only decide (services.runtime.decide: the runtime
+loads the aggregate, keeps idempotency and commits). Logging time still does its own I/O:
+its effect is two documents that must agree (the entry, and the week's total on the
+contract), written entry first, and a crash between the two is told by the entry's stamp.
 
 Each runs on its aggregate's own partition, so it is the aggregate's one writer: an
 offer's commands and its expiry on the offer's, a contract's activation and time log on the
 contract's, a membership on its Talent Cloud's. Every path is safe to repeat: a redelivered
-command finds its id among the aggregate's handled ones, a repeated time entry or
-membership finds the document it already created.
+command finds its id among the aggregate's handled ones, a repeated time entry finds the
+entry it already wrote, a second contract in a cloud finds the membership.
 """
 
 from __future__ import annotations
@@ -146,6 +147,10 @@ class OfferHandlers:
         )
 
     async def log_time(self, command: LogTime) -> None:
+        """Not a rule of `decides`: the runtime writes the aggregate first and a write-once
+        document after, and a crash between the two would here count the hours again on
+        the repeat (a thread only skips a number). So the entry goes first, stamped with
+        the contract revision that will count it."""
         stored = await self.uow.require(
             self.store.contracts,
             command.contract_id,
