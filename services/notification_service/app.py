@@ -31,10 +31,9 @@ from services.runtime.service import (
     Kind,
     On,
     ServiceTable,
-    asks,
+    acts,
     decides,
     each_offer_event,
-    handles,
     internal_on,
 )
 from services.runtime.streams import Streams
@@ -80,15 +79,15 @@ TABLE = ServiceTable(
             EVENT_ADAPTERS[topics.CONTRACTS_EVENTS],
             Kind.EVENT,
             (
-                asks(ContractActivated, NotificationHandlers.on_event),
-                asks(TimeLogged, NotificationHandlers.on_event),
+                acts(ContractActivated, NotificationHandlers.on_event),
+                acts(TimeLogged, NotificationHandlers.on_event),
             ),
         ),
         On(
             topics.TALENT_CLOUDS_EVENTS,
             EVENT_ADAPTERS[topics.TALENT_CLOUDS_EVENTS],
             Kind.EVENT,
-            (asks(TalentCloudMemberAdded, NotificationHandlers.on_event),),
+            (acts(TalentCloudMemberAdded, NotificationHandlers.on_event),),
         ),
         On(
             topics.NEGOTIATIONS_EVENTS,
@@ -97,7 +96,7 @@ TABLE = ServiceTable(
             (
                 decides(MessagePosted, NotificationHandlers.on_chat_event, state=offers),
                 decides(TermsProposed, NotificationHandlers.on_chat_event, state=offers),
-                asks(ThreadClosed, NotificationHandlers.on_event),
+                acts(ThreadClosed, NotificationHandlers.on_event),
             ),
         ),
         On(
@@ -105,7 +104,7 @@ TABLE = ServiceTable(
             NOTIFICATION_COMMAND_ADAPTER,
             Kind.COMMAND,
             (
-                handles(MarkNotificationsRead, NotificationHandlers.mark_read),
+                acts(MarkNotificationsRead, NotificationHandlers.mark_read, on=notifications),
                 decides(
                     SetNotificationPreferences,
                     NotificationHandlers.set_preferences,
@@ -123,7 +122,7 @@ TABLE = ServiceTable(
                 remembers=False,
             ),
             decides(SendReminder, NotificationHandlers.send_reminder, state=offers),
-            handles(CloseEmails, NotificationHandlers.close_emails),
+            acts(CloseEmails, NotificationHandlers.close_emails, on=notifications),
         ),
     ),
     publishes=(

@@ -26,7 +26,7 @@ from contracts import (
 )
 from contracts.internal import CloseEmails, Notify, SendReminder
 from services.rules import OfferEvent, Rejection, derived_id
-from services.runtime.decide import Changed, Outcome, Unchanged, Waits, WriteOnce
+from services.runtime.decide import Changed, Effect, Outcome, Sets, Unchanged, Waits, WriteOnce
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
@@ -134,8 +134,8 @@ class NotificationHandlers:
             )
         return Unchanged("asks the other party's inbox", self._asks(event, offer))
 
-    def on_event(self, event: OtherSourceEvent, now: datetime) -> list[OutboxEntry]:
-        return self._asks(event, None)
+    def on_event(self, event: OtherSourceEvent, now: datetime) -> Effect:
+        return Unchanged("asks the inboxes", self._asks(event, None))
 
     def _asks(self, event: SourceEvent, offer: OfferInfo | None) -> list[OutboxEntry]:
         """The notifications an event means, asked of their recipients' inboxes."""
@@ -206,11 +206,13 @@ class NotificationHandlers:
             f"{created.recipient_id}",
         )
 
-    async def close_emails(self, command: CloseEmails) -> None:
-        closed = await self.store.close_emails(
-            command.recipient_id, list(command.notification_ids), command.outcome, self.uow.clock()
+    def close_emails(self, command: CloseEmails, now: datetime) -> Effect:
+        return Sets(
+            command.notification_ids,
+            {EMAIL_STATE: command.outcome, "email_closed_at": now},
+            {"recipient_id": command.recipient_id, EMAIL_STATE: WAITING},
+            said=f"emails of {command.recipient_id} closed as {command.outcome}",
         )
-        log.debug("%d email(s) of %s closed as %s", closed, command.recipient_id, command.outcome)
 
     # --- notifications.commands (the recipient's partition) ----------------------------------
 
@@ -248,25 +250,16 @@ class NotificationHandlers:
             said=f"{command.recipient_id}: email {email} for {kinds}",
         )
 
-    async def mark_read(self, command: MarkNotificationsRead) -> None:
+    def mark_read(self, command: MarkNotificationsRead, now: datetime) -> Effect:
         if command.actor_id != command.recipient_id:
-            await self.refusals.refuse(
-                command,
-                Rejection(
-                    RejectionCode.NOT_AUTHORIZED,
-                    f"only {command.recipient_id} can mark their notifications read",
-                ),
+            return Rejection(
+                RejectionCode.NOT_AUTHORIZED,
+                f"only {command.recipient_id} can mark their notifications read",
             )
-            return
-        changed = await self.store.mark_read(
-            command.recipient_id, list(command.notification_ids), self.uow.clock()
-        )
-        log.info(
-            "%s %s: %d of %d notification(s) of %s newly read",
-            command.type,
-            command.command_id,
-            changed,
-            len(command.notification_ids),
-            command.recipient_id,
-            extra={"command_id": command.command_id, "recipient_id": command.recipient_id},
+        return Sets(
+            command.notification_ids,
+            {"read": True, "read_at": now},
+            {"recipient_id": command.recipient_id, "read": False},
+            said=f"{command.type} {command.command_id}: notifications of "
+            f"{command.recipient_id} newly read",
         )

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -179,33 +178,6 @@ class NotificationStore:
         await self.inboxes.ensure_indexes()
 
     # --- the inbox --------------------------------------------------------------------------
-
-    async def mark_read(self, recipient_id: str, ids: list[str], now: datetime) -> int:
-        """Marks the recipient's own notifications among `ids` read; returns how many
-        changed."""
-        return await self._each(
-            ids, {"read": True, "read_at": now}, {"recipient_id": recipient_id, "read": False}
-        )
-
-    async def close_emails(
-        self, recipient_id: str, ids: list[str], state: str, now: datetime
-    ) -> int:
-        """Takes the recipient's waiting emails among `ids` off the waiting list."""
-        return await self._each(
-            ids,
-            {EMAIL_STATE: state, "email_closed_at": now},
-            {"recipient_id": recipient_id, EMAIL_STATE: WAITING},
-        )
-
-    async def _each(self, ids: list[str], fields: Document, where: Document) -> int:
-        """Sets `fields` on each of the notifications `ids` that match `where`; how many.
-        Each id is its own `_id` update, one at a time: FerretDB 1.24 holds a PostgreSQL
-        connection per statement of one update command, and a bulk of 100 exhausted its pool
-        and stalled (measured)."""
-        changed = 0
-        for notification_id in dict.fromkeys(ids):
-            changed += await self.notifications.update(notification_id, fields, where=where)
-        return changed
 
 
 async def adopt_legacy_reminders(database: AsyncDatabase[Document]) -> int:

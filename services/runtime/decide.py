@@ -17,11 +17,12 @@ whatever its rule; a document written once beside it (`WriteOnce`) has an id der
 its source, so a repeat finds it stored. Where the producer names the effect itself (a
 chat message's `message_id`, which a new command may repeat), the row's `once_id` derives
 that document's id from the message, and the runtime looks it up before asking the rule.
-`Asks` is the row of an event that changes nothing here and only asks others for
-something: what it asks has derived ids, so asking again is harmless, and nothing is
-stored. In a batch the load and the commit go through the
-batch (services.runtime.batch), so a rule is the same code whether its record came alone
-or with a thousand others.
+`Acts` is the row of a message that keeps no aggregate: an event that only asks others
+for something (what it asks has derived ids, so asking again is harmless, and nothing is
+stored), or a command that sets fields on documents written before (`Sets`).
+
+In a batch the load and the commit go through the batch (services.runtime.batch), so a
+rule is the same code whether its record came alone or with a thousand others.
 """
 
 from __future__ import annotations
@@ -163,46 +164,79 @@ class Decides(Generic[H, S, M]):
         outcome = self.rule(handlers, None if stored is None else stored.value, message, now)
         if isinstance(outcome, Changed) and self.confirm is not None:
             outcome = await self.confirm(handlers, outcome.state, now) or outcome
-        if isinstance(outcome, Rejection):
-            assert isinstance(message, Command), f"{_type(message)} is not a command: not refused"
-            await handlers.refusals.refuse(message, outcome)
-        elif isinstance(outcome, Waits):
-            raise NotYetKnown(key, outcome.code, outcome.reason)
-        elif isinstance(outcome, Unchanged):
-            # Asking others is routine; a message that does nothing at all is worth a line.
-            level = logging.DEBUG if outcome.messages else logging.INFO
-            log.log(level, "%s %s for %s: %s", _type(message), message_id, key, outcome.why)
-            if outcome.messages:
-                await uow.publish(outcome.messages)
-        else:
-            await uow.commit(
-                self.state(handlers),
-                outcome.state,
-                expected=stored,
-                messages=outcome.messages,
-                handled=[message_id] if self.remembers else [],
-            )
-            if outcome.once:
-                assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
-                for written in outcome.once:
-                    await uow.insert_once(self.once(handlers), written.document, written.messages)
-            if outcome.said:
-                log.info("%s", outcome.said)
+        if not isinstance(outcome, Changed):
+            await _settle(handlers, message, outcome, key=key)
+            return
+        await uow.commit(
+            self.state(handlers),
+            outcome.state,
+            expected=stored,
+            messages=outcome.messages,
+            handled=[message_id] if self.remembers else [],
+        )
+        if outcome.once:
+            assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
+            for written in outcome.once:
+                await uow.insert_once(self.once(handlers), written.document, written.messages)
+        if outcome.said:
+            log.info("%s", outcome.said)
 
 
 @dataclass(frozen=True, slots=True)
-class Asks(Generic[H, M]):
-    """The row of an event that changes nothing this service keeps and only asks others
-    for something (an inbox for a notification): its rule names what, and the runtime
-    publishes it. Nothing is stored: the same event asks for the same, under the same
-    derived ids, so a repeat is harmless."""
+class Sets:
+    """Fields set on documents written once before (notifications marked read, their
+    emails closed), on each of `ids` that still matches `where`: safe to repeat, as a
+    document set before no longer matches. `said`: what happened, for the log, which adds
+    how many changed."""
 
-    rule: Callable[[H, M, datetime], Sequence[OutboxEntry]]
+    ids: Sequence[str]
+    fields: Document
+    where: Document
+    said: str
+
+
+Effect: TypeAlias = Unchanged | Sets | Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class Acts(Generic[H, M]):
+    """The row of a message that keeps no aggregate of its own: an event that only asks
+    others for something (`Unchanged` with the messages, published: the same event asks
+    for the same under the same derived ids, so nothing is stored), or a command that sets
+    fields on documents written before (`Sets`, on the row's `on` collection)."""
+
+    rule: Callable[[H, M, datetime], Effect]
+    on: Callable[[H], Documents] | None = None
 
     async def __call__(self, handlers: H, message: M) -> None:
-        asked = self.rule(handlers, message, handlers.uow.clock())
-        if asked:
-            await handlers.uow.publish(asked)
+        uow = handlers.uow
+        outcome = self.rule(handlers, message, uow.clock())
+        if isinstance(outcome, Sets):
+            assert self.on is not None, f"{_type(message)}'s row names no collection to set on"
+            changed = await uow.set_each(
+                self.on(handlers), outcome.ids, outcome.fields, outcome.where
+            )
+            log.info("%s: %d of %d changed", outcome.said, changed, len(outcome.ids))
+        else:
+            await _settle(handlers, message, outcome, key=str(getattr(message, "key", "?")))
+
+
+async def _settle(
+    handlers: Deciding, message: Any, outcome: Unchanged | Waits | Rejection, *, key: str
+) -> None:
+    """What a rule decided that writes no aggregate: a refusal, a wait, or nothing (and
+    what it asks of others)."""
+    if isinstance(outcome, Rejection):
+        assert isinstance(message, Command), f"{_type(message)} is not a command: not refused"
+        await handlers.refusals.refuse(message, outcome)
+    elif isinstance(outcome, Waits):
+        raise NotYetKnown(key, outcome.code, outcome.reason)
+    else:
+        # Asking others is routine; a message that does nothing at all is worth a line.
+        level = logging.DEBUG if outcome.messages else logging.INFO
+        log.log(level, "%s %s for %s: %s", _type(message), id_of(message), key, outcome.why)
+        if outcome.messages:
+            await handlers.uow.publish(outcome.messages)
 
 
 def id_of(message: Any) -> str:

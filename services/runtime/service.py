@@ -39,11 +39,10 @@ from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 from . import metrics as outcomes
 from .batch import Batch, GuessedWrong, Handling, PublishAll, StateCache, current, handling
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
-from .decide import Asks, Decides, Deciding, Outcome, id_of
+from .decide import Acts, Decides, Deciding, Effect, Outcome, id_of
 from .documents import Documents
 from .logs import message_context
 from .metrics import ServiceMetrics
-from .outbox import OutboxEntry
 from .parking import Parked, Parking
 from .refusals import Refusals
 from .uow import NotYetKnown, Repository
@@ -111,10 +110,15 @@ def decides(
     return TypeHandler(type_, Decides(rule, state, confirm, once, remembers, once_id, key), creates)
 
 
-def asks(type_: type[M], rule: Callable[[DH, M, datetime], Sequence[OutboxEntry]]) -> TypeHandler:
-    """A row whose event changes nothing here and only asks others for something: `rule`
-    names what, and the runtime publishes it (services.runtime.decide.Asks)."""
-    return TypeHandler(type_, Asks(rule))
+def acts(
+    type_: type[M],
+    rule: Callable[[DH, M, datetime], Effect],
+    *,
+    on: Callable[[DH], Documents] | None = None,
+) -> TypeHandler:
+    """A row whose message keeps no aggregate: `rule` says what it asks of others, or which
+    fields it sets on the documents of `on` (services.runtime.decide.Acts)."""
+    return TypeHandler(type_, Acts(rule, on))
 
 
 @dataclass(frozen=True, slots=True)

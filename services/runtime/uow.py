@@ -208,6 +208,17 @@ class UnitOfWork:
             await self.flush(documents, found)
         return found
 
+    async def set_each(
+        self, documents: Documents, ids: Sequence[str], fields: Document, where: Document
+    ) -> int:
+        """Sets `fields` on each of the documents `ids` that match `where`; how many. One
+        `_id` update at a time: FerretDB 1.24 holds a PostgreSQL connection per statement of
+        one update command, and a bulk of 100 exhausted its pool and stalled (measured)."""
+        changed = 0
+        for document_id in dict.fromkeys(ids):
+            changed += await documents.update(document_id, fields, where=where)
+        return changed
+
     async def publish(self, entries: Sequence[OutboxEntry]) -> None:
         """Messages stored nowhere (the same input makes them again): sent now, or with the
         open batch's messages, in their order."""

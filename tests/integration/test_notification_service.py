@@ -14,7 +14,7 @@ import pytest
 from pydantic import TypeAdapter
 from pymongo import AsyncMongoClient
 
-from contracts import format_utc, topics
+from contracts import MarkNotificationsRead, format_utc, topics
 from contracts.internal import Notify
 from services.notification_service.app import TABLE, create_app
 from services.notification_service.domain import Planned
@@ -675,11 +675,24 @@ async def test_marking_the_most_notifications_a_command_may_name_read_in_one_go(
             [{"_id": n, "recipient_id": "free-1", "read": False} for n in mine]
             + [{"_id": n, "recipient_id": "free-2", "read": False} for n in theirs]
         )
-        ids = mine + theirs
-        changed = await asyncio.wait_for(store.mark_read("free-1", ids, utc_now()), 60)
-        assert changed == 450
-        assert await database["notifications"].count_documents({"read": True}) == 450
-        assert await asyncio.wait_for(store.mark_read("free-1", ids, utc_now()), 60) == 0
+        uow = UnitOfWork(_never, utc_now)
+        handlers = NotificationHandlers(
+            store,
+            uow,
+            Refusals(MongoDocuments(database["rejections"]), uow),
+            reminder_leads_seconds=(),
+        )
+        row = TABLE.for_group(settings.kafka_group_id).routes[topics.NOTIFICATIONS_COMMANDS]
+        mark = MarkNotificationsRead(
+            command_id=new_id("cmd"),
+            actor_id="free-1",
+            recipient_id="free-1",
+            notification_ids=mine + theirs,
+        )
+        for _ in range(2):  # the second time, nothing is left to change
+            await asyncio.wait_for(row.handle(handlers, mark), 60)
+            read = await database["notifications"].find({"read": True}).to_list()
+            assert sorted(n["_id"] for n in read) == sorted(mine)
     finally:
         await client.drop_database(settings.database_name)
         await client.close()

@@ -14,7 +14,16 @@ import pytest
 
 from contracts import RejectionCode, WithdrawOffer
 from services.rules import Rejection
-from services.runtime.decide import Asks, Changed, Decides, Outcome, Unchanged, Waits, WriteOnce
+from services.runtime.decide import (
+    Acts,
+    Changed,
+    Decides,
+    Outcome,
+    Sets,
+    Unchanged,
+    Waits,
+    WriteOnce,
+)
 from services.runtime.documents import MemoryDocuments
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
@@ -228,11 +237,32 @@ async def test_unchanged_publishes_what_it_asks_and_stores_nothing() -> None:
     assert [e.message_id for e in handlers.published] == [f"asked-{command.command_id}"]
 
 
-async def test_an_asking_row_publishes_what_its_rule_names() -> None:
+async def test_an_acting_row_publishes_what_it_asks_and_sets_only_what_still_matches() -> None:
     handlers = Counting()
     command = withdraw()
-    asking: Asks[Counting, WithdrawOffer] = Asks(
-        lambda h, c, now: [OutboxEntry("asks", c.offer_id, "Asked", c.command_id, "{}")]
-    )
+    asked = OutboxEntry("asks", command.offer_id, "Asked", command.command_id, "{}")
+    asking: Acts[Counting, WithdrawOffer] = Acts(lambda h, c, now: Unchanged("asks", [asked]))
     await asking(handlers, command)
-    assert [(e.topic, e.message_id) for e in handlers.published] == [("asks", command.command_id)]
+    assert handlers.published == [asked]
+
+    for note in ("n-1", "n-2"):
+        await handlers.notes.insert({"_id": note, "read": False})
+    marking: Acts[Counting, WithdrawOffer] = Acts(
+        lambda h, c, now: Sets(["n-1", "n-1", "n-3"], {"read": True}, {"read": False}, "read"),
+        on=notes,
+    )
+    await marking(handlers, command)
+    await marking(handlers, command)  # repeated: the note set before no longer matches
+    assert [await handlers.notes.get(n) for n in ("n-1", "n-2")] == [
+        {"_id": "n-1", "read": True},
+        {"_id": "n-2", "read": False},
+    ]
+
+
+async def test_an_acting_row_refuses_what_its_rule_refuses() -> None:
+    handlers = Counting()
+    refusing: Acts[Counting, WithdrawOffer] = Acts(
+        lambda h, c, now: Rejection(RejectionCode.NOT_AUTHORIZED, "not yours")
+    )
+    await refusing(handlers, withdraw())
+    assert [e.type for e in handlers.published] == ["CommandRejected"]
