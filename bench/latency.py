@@ -8,7 +8,7 @@ each latency is the time from handing the command to the producer until the watc
 reading notifications.events with a 5 ms fetch wait, sees the notification. The goals,
 printed beside the figures: p50 ≤ 20 ms, p99 ≤ 100 ms.
 
-    python -m bench.latency --rate 5 [--seconds 40]
+    python -m bench.latency --rate 5 [--rate 40 ...] [--seconds 40]
 
 The services run with their default settings (an earlier before/after pair of Kafka
 settings measured no difference and was dropped).
@@ -42,10 +42,12 @@ from .common import (
     stamp,
     table,
 )
+from .cpu import BENCH, SERVERS, CpuClock, spent_between
 from .hops import hop_rows
 from .watch import Watcher
 
 NAMES = ("offer_service", "messaging_service", "notification_service")
+CPU_PARTS = (*NAMES, BENCH, *SERVERS)
 # Goals at half the maximum rate, command published → NotificationCreated seen.
 GOAL_P50_MS = 20
 GOAL_P99_MS = 100
@@ -61,6 +63,18 @@ class Latencies:
     rate: float
     sent: int
     seconds: list[float]
+    # CPU seconds each part spent from the first command sent to the last notification seen
+    # (bench/cpu.py): at a steady rate, what one command costs, beside a burst's figure.
+    cpu: dict[str, float]
+
+    def cpu_row(self) -> tuple[str, ...]:
+        per = {part: 1000 * seconds / max(1, self.sent) for part, seconds in self.cpu.items()}
+        return (
+            self.path,
+            f"{self.rate:.1f}",
+            *(f"{per.get(part, 0.0):.2f}" for part in CPU_PARTS),
+            f"{sum(per.values()):.2f}",
+        )
 
     def row(self) -> tuple[str, ...]:
         ms = [1000 * s for s in self.seconds]
@@ -122,10 +136,12 @@ async def measure(
     async with Services(tag, NAMES) as services:
         await watcher.start()
         await producer.start()
+        clock = CpuClock({p.name: p.process.pid for p in services.processes if p.process})
         try:
             label = "latency ExtendOffer"
             say(f"{label}: {count} commands at {rate:.1f}/s")
             started_ms = int(time.time() * 1000) - 1000
+            before = clock.read()
             sent = await steady(
                 producer,
                 "offers.commands",
@@ -146,6 +162,7 @@ async def measure(
                     rate,
                     count,
                     latencies(sent, watcher, "offer_received"),
+                    spent_between(before, clock.read()),
                 )
             )
             internal = topics.internal(services.group("notification_service"))
@@ -164,6 +181,7 @@ async def measure(
                 for c in extends
             ]
             say(f"{label}: {count} commands at {rate:.1f}/s")
+            before = clock.read()
             sent = await steady(
                 producer,
                 "negotiations.commands",
@@ -184,6 +202,7 @@ async def measure(
                     rate,
                     count,
                     latencies(sent, watcher, "new_message"),
+                    spent_between(before, clock.read()),
                 )
             )
         finally:
@@ -192,16 +211,23 @@ async def measure(
     return results, hops
 
 
-async def run(rate: float, seconds: float, keep: bool, tag: str | None = None) -> list[Latencies]:
+async def run(
+    rates: float | list[float], seconds: float, keep: bool, tag: str | None = None
+) -> list[Latencies]:
+    """Each rate in turn, on services of its own; one table for all of them."""
     tag = tag or run_id()
-    say(f"latency: run {tag}, {rate:.1f} commands/s for {seconds:.0f}s per path")
     results: list[Latencies] = []
     hops: list[tuple[str, ...]] = []
-    try:
-        results, hops = await measure(tag, rate, seconds)
-    finally:
-        if not keep:
-            await drop_databases([f"bench_{name}_{tag}" for name in NAMES])
+    for index, rate in enumerate(rates if isinstance(rates, list) else [rates]):
+        each = tag if index == 0 else f"{tag}{index}"
+        say(f"latency: run {each}, {rate:.1f} commands/s for {seconds:.0f}s per path")
+        try:
+            measured, measured_hops = await measure(each, rate, seconds)
+        finally:
+            if not keep:
+                await drop_databases([f"bench_{name}_{each}" for name in NAMES])
+        results += measured
+        hops += [(f"{rate:.1f}", *row) for row in measured_hops]
     print(
         table(
             f"Latency at a steady rate, command published → NotificationCreated ({stamp()})",
@@ -219,10 +245,18 @@ async def run(rate: float, seconds: float, keep: bool, tag: str | None = None) -
     )
     print(
         table(
-            f"Where the ExtendOffer path's time goes, between the records' Kafka timestamps "
-            f"(bench/hops.py; {rate:.1f}/s)",
-            ("hop", "offers", "p50 ms", "p99 ms"),
+            "Where the ExtendOffer path's time goes, between the records' Kafka timestamps "
+            "(bench/hops.py)",
+            ("rate/s", "hop", "offers", "p50 ms", "p99 ms"),
             hops,
+        )
+    )
+    print(
+        table(
+            "CPU per command at that steady rate, ms, from the first sent to the last "
+            "notification seen (bench/cpu.py; compare the throughput table's burst figures)",
+            ("path", "rate/s", *CPU_PARTS, "total"),
+            [result.cpu_row() for result in results],
         )
     )
     return results
@@ -230,7 +264,13 @@ async def run(rate: float, seconds: float, keep: bool, tag: str | None = None) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=float, required=True, help="commands per second")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        action="append",
+        required=True,
+        help="commands per second (repeat it for several rates, each on services of its own)",
+    )
     parser.add_argument("--seconds", type=float, default=40, help="seconds of sending per path")
     add_infra_options(parser)
     args = parser.parse_args()

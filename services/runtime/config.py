@@ -91,9 +91,11 @@ class Settings:
     kafka_group_id: str
 
     # Kafka tuning (see bench/ for the figures behind the defaults). How long the broker may
-    # hold a fetch that finds no records; it answers as soon as one arrives, so lowering this
-    # (10 ms was measured) bought no latency, only more idle polling.
-    kafka_fetch_max_wait_ms: int = 50
+    # hold a fetch that finds no records; it answers as soon as one arrives, so a short wait
+    # buys no latency, only idle polling, which costs every service, the broker and the
+    # cores they share: 50 ms (and KAFKA_BATCH_WAIT_MS 10) cost a third more CPU per
+    # command at 20/s than 500 (measured, bench/latency.py, README "Benchmarks").
+    kafka_fetch_max_wait_ms: int = 500
     # How long the producer waits to fill a batch; every publish is awaited (the outbox is
     # cleared only once the broker has the events), so this adds to each hop's latency.
     kafka_linger_ms: int = 0
@@ -106,7 +108,7 @@ class Settings:
     # broker has at the moment; with nothing there, the fetch waits this long for a first
     # record (one that arrives ends the wait) and then asks again (services.runtime.kafka).
     kafka_batch_max_records: int = 500
-    kafka_batch_wait_ms: int = 10
+    kafka_batch_wait_ms: int = 500
     # Documents kept in memory between batches, per instance (their partitions' only writer).
     state_cache_size: int = 20_000
     # Static group membership (KIP-345): the name this instance's consumers keep across
@@ -149,11 +151,11 @@ class Settings:
             / 1000,
             database_name=os.environ.get("MONGODB_DATABASE", service_name),
             kafka_group_id=os.environ.get("KAFKA_GROUP_ID", service_name),
-            kafka_fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 50, minimum=1),
+            kafka_fetch_max_wait_ms=env_int("KAFKA_FETCH_MAX_WAIT_MS", 500, minimum=1),
             kafka_linger_ms=env_int("KAFKA_LINGER_MS", 0),
             kafka_consumers=env_int("KAFKA_CONSUMERS", 3, minimum=1),
             kafka_batch_max_records=env_int("KAFKA_BATCH_MAX_RECORDS", 500, minimum=1),
-            kafka_batch_wait_ms=env_int("KAFKA_BATCH_WAIT_MS", 10, minimum=1),
+            kafka_batch_wait_ms=env_int("KAFKA_BATCH_WAIT_MS", 500, minimum=1),
             state_cache_size=env_int("STATE_CACHE_SIZE", 20_000, minimum=0),
             kafka_instance_id=instance_id(service_name, env_int("HTTP_PORT", default_http_port)),
             kafka_session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),
