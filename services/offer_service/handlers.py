@@ -2,13 +2,14 @@
 a Talent Cloud membership are rules that only decide (services.runtime.decide: the runtime
 loads the aggregate, keeps idempotency and commits). Logging time still does its own I/O:
 its effect is two documents that must agree (the entry, and the week's total on the
-contract), written entry first, and a crash between the two is told by the entry's stamp.
+contract), and either may be stored without the other, so each tells on the other.
 
 Each runs on its aggregate's own partition, so it is the aggregate's one writer: an
 offer's commands and its expiry on the offer's, a contract's activation and time log on the
 contract's, a membership on its Talent Cloud's. Every path is safe to repeat: a redelivered
-command finds its id among the aggregate's handled ones, a repeated time entry finds the
-entry it already wrote, a second contract in a cloud finds the membership.
+command finds its id among the aggregate's handled ones, a repeated time entry finds
+itself counted by the contract or written, a second contract in a cloud finds the
+membership.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def activation_of(decision: Decision, uow: UnitOfWork) -> list[OutboxEntry]:
         for event in decision.events
         if isinstance(event, OfferAccepted)
     ]
+
+
+def counted_entry(entry_id: str) -> str:
+    """How a contract remembers a time entry it counted, among its handled ids (a `/` is in
+    no id, so it meets no command id)."""
+    return f"time-entry/{entry_id}"
 
 
 class OfferHandlers:
@@ -147,10 +154,12 @@ class OfferHandlers:
         )
 
     async def log_time(self, command: LogTime) -> None:
-        """Not a rule of `decides`: the runtime writes the aggregate first and a write-once
-        document after, and a crash between the two would here count the hours again on
-        the repeat (a thread only skips a number). So the entry goes first, stamped with
-        the contract revision that will count it."""
+        """Not a rule of `decides`: its effect is two documents of two collections, which a
+        batch writes side by side, and either may be stored without the other (a crash, a
+        write refused). So each tells on the other: the entry is stamped with the contract
+        revision that counts it, and the contract remembers the entry it counted
+        (`counted_entry`). An entry the contract counted is never counted again, and is
+        written if it was lost; an entry written but not counted is counted once."""
         stored = await self.uow.require(
             self.store.contracts,
             command.contract_id,
@@ -159,18 +168,31 @@ class OfferHandlers:
         )
         entries = self.store.time_entries
         written = await entries.get(time_entry_id(command.contract_id, command.entry_id))
-        if written is not None and stored.revision >= written["counted_at"]:
+        now = self.uow.clock()
+        if counted_entry(command.entry_id) in stored.handled or (
+            written is not None and stored.revision >= written["counted_at"]
+        ):
+            if written is None:
+                entry = contract_rules.time_entry_of(command, now)
+                document = time_entry_document(stored.value, entry, counted_at=stored.revision)
+                await entries.insert(document)
             log.info("LogTime %s (entry %s) already handled", command.command_id, command.entry_id)
             return
-        outcome = contract_rules.log_time(stored.value, command, now=self.uow.clock())
+        outcome = contract_rules.log_time(stored.value, command, now=now)
         if isinstance(outcome, Rejection):
             await self.refusals.refuse(command, outcome)
             return
         contract, logged, entry = outcome
-        if written is None:  # else written before a crash, its hours not counted yet
+        if written is None:  # else written before, its hours not counted yet
             counted_at = stored.revision + 1
             await entries.insert(time_entry_document(contract, entry, counted_at=counted_at))
-        await self.uow.commit(self.store.contracts, contract, expected=stored, messages=[logged])
+        await self.uow.commit(
+            self.store.contracts,
+            contract,
+            expected=stored,
+            messages=[logged],
+            handled=[counted_entry(command.entry_id)],
+        )
 
     # --- Talent Cloud memberships (the cloud's partition) -----------------------------------
 

@@ -98,8 +98,9 @@ def time_entry_id(contract_id: str, entry_id: str) -> str:
 
 def time_entry_document(contract: Contract, entry: TimeEntry, *, counted_at: int) -> Document:
     """A time entry of its own. `counted_at` is the contract revision that counts its hours in
-    the week's total: the entry is written first, so a crash before the contract's write
-    leaves an entry whose hours are not counted yet, and its redelivery counts them."""
+    the week's total: an entry stored without the contract's write (a crash between the
+    batch's two writes) is not counted yet, and its redelivery counts it
+    (OfferHandlers.log_time)."""
     return {
         "_id": time_entry_id(contract.contract_id, entry.entry_id),
         "contract_id": contract.contract_id,

@@ -262,3 +262,30 @@ async def test_time_entries_are_documents_of_their_own_counted_once_across_a_cra
     [written] = service.handlers.store.time_entries.documents.values()
     assert written["entry_id"] == "e-1" and written["hours"] == "3.00"
     assert [e["entry_id"] for e in service.out("TimeLogged")] == ["e-1"]
+
+
+async def test_an_entry_counted_but_lost_is_written_again_and_not_counted_twice() -> None:
+    """A batch writes the contract and the entry side by side: the contract may be stored
+    and the entry not (a crash, a refused write). The repeat, or a new command naming the
+    same entry, finds the entry counted: the entry is written, the hours are not doubled."""
+    service, p = await offer_service(), Parties()
+    await service.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
+    await service.send(topics.OFFERS_COMMANDS, accept(p), key=p.offer_id)
+    await service.settle()
+    entries = service.handlers.store.time_entries
+    entry = log_time(p, "e-1", "3.00", memo="the first day")
+    await service.send(topics.CONTRACTS_COMMANDS, entry)
+    [lost] = list(entries.documents)
+    await entries.delete(lost)  # the contract stored, its entry not
+    await service.send(topics.CONTRACTS_COMMANDS, entry)  # redelivered
+    await service.send(topics.CONTRACTS_COMMANDS, log_time(p, "e-1", "3.00"))  # a new command
+    stored = await service.handlers.store.contracts.documents.get(contract_id_for(p.offer_id))
+    assert stored is not None
+    assert list(stored["hours_by_week"].values()) == ["3.00"]
+    [written] = entries.documents.values()
+    assert (written["entry_id"], written["hours"], written["memo"]) == (
+        "e-1",
+        "3.00",
+        "the first day",
+    )
+    assert [e["entry_id"] for e in service.out("TimeLogged")] == ["e-1"]

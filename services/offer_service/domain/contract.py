@@ -122,6 +122,10 @@ def talent_cloud_join(contract: Contract, *, causation_id: str) -> JoinTalentClo
     )
 
 
+def time_entry_of(command: LogTime, now: datetime) -> TimeEntry:
+    return TimeEntry(command.entry_id, command.work_date, command.hours, command.memo, now)
+
+
 def member_id_for(talent_cloud_id: str, freelancer_id: str) -> str:
     return derived_id("member", talent_cloud_id, freelancer_id)
 
@@ -192,6 +196,6 @@ def log_time(
         work_date=command.work_date,
         hours=command.hours,
     )
-    entry = TimeEntry(command.entry_id, command.work_date, command.hours, command.memo, now)
+    entry = time_entry_of(command, now)
     weeks = MappingProxyType({**contract.hours_by_week, week: total})
     return replace(contract, hours_by_week=weeks), event, entry
