@@ -4,6 +4,7 @@ document's outbox."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
@@ -146,21 +147,11 @@ def contract_from_document(document: Document) -> Contract:
 
 
 def member_to_document(member: Membership) -> Document:
-    return {
-        "talent_cloud_id": member.talent_cloud_id,
-        "freelancer_id": member.freelancer_id,
-        "contract_id": member.contract_id,
-        "joined_at": member.joined_at,
-    }
+    return asdict(member)  # its fields, as they were stored before it was an aggregate
 
 
 def member_from_document(document: Document) -> Membership:
-    return Membership(
-        document["talent_cloud_id"],
-        document["freelancer_id"],
-        document["contract_id"],
-        document["joined_at"],
-    )
+    return Membership(*(document[field.name] for field in fields(Membership)))
 
 
 class OfferStore:
