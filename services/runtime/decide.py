@@ -101,7 +101,16 @@ class Deciding(Protocol):
 
 
 H = TypeVar("H", bound=Deciding)
-M = TypeVar("M")
+
+
+class Keyed(Protocol):
+    """A message: the record's key names its aggregate."""
+
+    @property
+    def key(self) -> str: ...
+
+
+M = TypeVar("M", bound=Keyed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +149,7 @@ class Decides(Generic[H, S, M]):
 
     async def __call__(self, handlers: H, message: M) -> None:
         uow = handlers.uow
-        key: str = message.key if self.key is None else self.key(message)  # type: ignore[attr-defined]
+        key = message.key if self.key is None else self.key(message)
         message_id = id_of(message)
         stored = await uow.load(self.state(handlers), key)
         if self.once_id is not None:
@@ -218,7 +227,7 @@ class Acts(Generic[H, M]):
             )
             log.info("%s: %d of %d changed", outcome.said, changed, len(outcome.ids))
         else:
-            await _settle(handlers, message, outcome, key=str(getattr(message, "key", "?")))
+            await _settle(handlers, message, outcome, key=message.key)
 
 
 async def _settle(

@@ -39,7 +39,7 @@ from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 from . import metrics as outcomes
 from .batch import Batch, GuessedWrong, Handling, PublishAll, StateCache, current, handling
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
-from .decide import Acts, Decides, Deciding, Effect, Outcome, id_of
+from .decide import Acts, Decides, Deciding, Effect, Keyed, Outcome, id_of
 from .documents import Documents
 from .logs import message_context
 from .metrics import ServiceMetrics
@@ -59,7 +59,7 @@ class Kind(Enum):
 
 H = TypeVar("H")
 DH = TypeVar("DH", bound=Deciding)
-M = TypeVar("M")
+M = TypeVar("M", bound=Keyed)
 S = TypeVar("S")
 
 
