@@ -152,7 +152,8 @@ class Decides(Generic[H, S, M]):
         key = message.key if self.key is None else self.key(message)
         message_id = id_of(message)
         stored = await uow.load(self.state(handlers), key)
-        if self.once_id is not None:
+        # Written after its aggregate: without one there is nothing to look up.
+        if self.once_id is not None and stored is not None:
             assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
             made = self.once_id(message)
             if await uow.load_once(self.once(handlers), made) is not None:
