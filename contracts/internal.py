@@ -16,7 +16,8 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field, PositiveInt, TypeAdapter
 
-from contracts.base import Id, Message
+from contracts.base import Date, Hours, Id, Message, UtcDateTime
+from contracts.commands import Reason
 from contracts.events import NotificationCreated, OfferAccepted
 
 
@@ -67,6 +68,20 @@ class JoinTalentCloud(InternalCommand):
     causation_id: Id  # the acceptance that led here, for TalentCloudMemberAdded
 
 
+class RecordTimeEntry(InternalCommand):
+    """Hours were counted on the contract: store the entry that brought them (keyed by the
+    contract). Sent in the contract's own write, so an entry is stored only once counted."""
+
+    KEY_FIELD = "contract_id"
+    type: Literal["RecordTimeEntry"] = "RecordTimeEntry"
+    contract_id: Id
+    entry_id: Id
+    work_date: Date
+    hours: Hours
+    memo: Reason | None = None
+    logged_at: UtcDateTime
+
+
 # --- every service's internal topic ----------------------------------------------------------
 
 
@@ -115,7 +130,8 @@ class CloseEmails(InternalCommand):
 
 
 OffersInternal = Annotated[
-    ExpireOffer | ActivateContract | JoinTalentCloud | ReleaseParked, Field(discriminator="type")
+    ExpireOffer | ActivateContract | JoinTalentCloud | RecordTimeEntry | ReleaseParked,
+    Field(discriminator="type"),
 ]
 NegotiationsInternal = Annotated[ReleaseParked, Field(discriminator="type")]
 NotificationsInternal = Annotated[

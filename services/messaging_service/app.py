@@ -59,7 +59,7 @@ def spoken(
     """What a party says: numbered by the thread, written once beside it, and found again
     by the producer's message_id. The thread keeps no command ids: a long thread would make
     them a large document rewritten with every message."""
-    return decides(type_, rule, state=threads, once=messages, once_id=message_of, remembers=False)
+    return decides(type_, rule, state=threads, once=messages, once_id=message_of, remembers=None)
 
 
 TABLE = ServiceTable(

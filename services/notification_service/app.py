@@ -119,7 +119,7 @@ TABLE = ServiceTable(
                 NotificationHandlers.notify,
                 state=inboxes,
                 once=notifications,
-                remembers=False,
+                remembers=None,
             ),
             decides(SendReminder, NotificationHandlers.send_reminder, state=offers),
             acts(CloseEmails, NotificationHandlers.close_emails, on=notifications),

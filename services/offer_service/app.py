@@ -17,22 +17,22 @@ from contracts import (
     WithdrawOffer,
     topics,
 )
-from contracts.internal import ActivateContract, ExpireOffer, JoinTalentCloud
+from contracts.internal import ActivateContract, ExpireOffer, JoinTalentCloud, RecordTimeEntry
 from services.rules import derived_id
 from services.runtime.app import Built, Kit, service_app
 from services.runtime.clock import utc_now
 from services.runtime.config import Settings
-from services.runtime.documents import Document
+from services.runtime.documents import Document, Documents
 from services.runtime.due import DueBuckets
-from services.runtime.service import Kind, On, ServiceTable, decides, handles, internal_on
+from services.runtime.service import Kind, On, ServiceTable, decides, internal_on
 from services.runtime.uow import Repository
 
 from .clouds import TalentClouds
-from .domain.contract import Contract, Membership, member_id_for
+from .domain.contract import Contract, Membership, TimeEntry, member_id_for
 from .domain.offer import Offer, Policy
 from .handlers import OfferHandlers
 from .read_api import OPENAPI_PATHS, read_routes
-from .store import OfferStore
+from .store import OfferStore, time_entry_id
 
 NAME = "offer_service"
 HTTP_PORT = 8001
@@ -48,6 +48,25 @@ def contracts(handlers: OfferHandlers) -> Repository[Contract]:
 
 def members(handlers: OfferHandlers) -> Repository[Membership]:
     return handlers.store.members
+
+
+def time_entries(handlers: OfferHandlers) -> Repository[TimeEntry]:
+    return handlers.store.time_entries
+
+
+def time_entries_stored(handlers: OfferHandlers) -> Documents:
+    return handlers.store.time_entries.documents
+
+
+def time_entry_of(command: LogTime | RecordTimeEntry) -> str:
+    """A time entry's own id: one of many on its contract's partition."""
+    return time_entry_id(command.contract_id, command.entry_id)
+
+
+def counted_entry(command: LogTime) -> str:
+    """What a contract remembers of the entry it counted: the producer's entry_id, which a
+    new command may repeat (a `/` is in no id, so it meets no command id)."""
+    return f"time-entry/{command.entry_id}"
 
 
 def membership_of(command: JoinTalentCloud) -> str:
@@ -83,7 +102,16 @@ TABLE = ServiceTable(
             topics.CONTRACTS_COMMANDS,
             CONTRACT_COMMAND_ADAPTER,
             Kind.COMMAND,
-            (handles(LogTime, OfferHandlers.log_time),),
+            (
+                decides(
+                    LogTime,
+                    OfferHandlers.log_time,
+                    state=contracts,
+                    remembers=counted_entry,
+                    once=time_entries_stored,
+                    once_id=time_entry_of,
+                ),
+            ),
         ),
         internal_on(
             NAME,
@@ -93,6 +121,13 @@ TABLE = ServiceTable(
             ),
             decides(
                 JoinTalentCloud, OfferHandlers.join_talent_cloud, state=members, key=membership_of
+            ),
+            decides(
+                RecordTimeEntry,
+                OfferHandlers.record_time_entry,
+                state=time_entries,
+                key=time_entry_of,
+                remembers=None,  # an entry stored tells a repeat
             ),
             # A contract's activation: the time logged on it meanwhile goes on.
             releases=lambda command: command.key,

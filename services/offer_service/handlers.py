@@ -1,15 +1,12 @@
-"""offer_service's use cases. An offer's commands, its expiry, a contract's activation and
-a Talent Cloud membership are rules that only decide (services.runtime.decide: the runtime
-loads the aggregate, keeps idempotency and commits). Logging time still does its own I/O:
-its effect is two documents that must agree (the entry, and the week's total on the
-contract), and either may be stored without the other, so each tells on the other.
+"""offer_service's use cases: rules that only decide (services.runtime.decide: the runtime
+loads the aggregate, keeps idempotency and commits).
 
 Each runs on its aggregate's own partition, so it is the aggregate's one writer: an
-offer's commands and its expiry on the offer's, a contract's activation and time log on the
-contract's, a membership on its Talent Cloud's. Every path is safe to repeat: a redelivered
-command finds its id among the aggregate's handled ones, a repeated time entry finds
-itself counted by the contract or written, a second contract in a cloud finds the
-membership.
+offer's commands and its expiry on the offer's, a contract's activation, time log and time
+entries on the contract's, a membership on its Talent Cloud's. Every path is safe to
+repeat: a redelivered command finds its id among the aggregate's handled ones, a repeated
+time entry finds its entry counted by the contract or stored, a second contract in a cloud
+finds the membership.
 """
 
 from __future__ import annotations
@@ -27,9 +24,9 @@ from contracts import (
     RejectionCode,
     WithdrawOffer,
 )
-from contracts.internal import ActivateContract, ExpireOffer, JoinTalentCloud
+from contracts.internal import ActivateContract, ExpireOffer, JoinTalentCloud, RecordTimeEntry
 from services.rules import Rejection, derived_id
-from services.runtime.decide import Changed, Outcome, Unchanged
+from services.runtime.decide import Changed, Outcome, Unchanged, Waits
 from services.runtime.documents import MemoryDocuments
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
@@ -38,9 +35,9 @@ from services.runtime.uow import UnitOfWork
 from .clouds import TalentClouds
 from .domain import contract as contract_rules
 from .domain import offer as offer_rules
-from .domain.contract import Contract, Membership
+from .domain.contract import Contract, Membership, TimeEntry
 from .domain.offer import Decision, Offer, Policy
-from .store import OfferStore, time_entry_document, time_entry_id
+from .store import OfferStore
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +58,6 @@ def activation_of(decision: Decision, uow: UnitOfWork) -> list[OutboxEntry]:
         for event in decision.events
         if isinstance(event, OfferAccepted)
     ]
-
-
-def counted_entry(entry_id: str) -> str:
-    """How a contract remembers a time entry it counted, among its handled ids (a `/` is in
-    no id, so it meets no command id)."""
-    return f"time-entry/{entry_id}"
 
 
 class OfferHandlers:
@@ -153,46 +144,33 @@ class OfferHandlers:
             said=f"contract {contract.contract_id} activated for offer {contract.offer_id}",
         )
 
-    async def log_time(self, command: LogTime) -> None:
-        """Not a rule of `decides`: its effect is two documents of two collections, which a
-        batch writes side by side, and either may be stored without the other (a crash, a
-        write refused). So each tells on the other: the entry is stamped with the contract
-        revision that counts it, and the contract remembers the entry it counted
-        (`counted_entry`). An entry the contract counted is never counted again, and is
-        written if it was lost; an entry written but not counted is counted once."""
-        stored = await self.uow.require(
-            self.store.contracts,
-            command.contract_id,
-            code=RejectionCode.UNKNOWN_CONTRACT,
-            message=f"there is no contract {command.contract_id!r}",
-        )
-        entries = self.store.time_entries
-        written = await entries.get(time_entry_id(command.contract_id, command.entry_id))
-        now = self.uow.clock()
-        if counted_entry(command.entry_id) in stored.handled or (
-            written is not None and stored.revision >= written["counted_at"]
-        ):
-            if written is None:
-                entry = contract_rules.time_entry_of(command, now)
-                document = time_entry_document(stored.value, entry, counted_at=stored.revision)
-                await entries.insert(document)
-            log.info("LogTime %s (entry %s) already handled", command.command_id, command.entry_id)
-            return
-        outcome = contract_rules.log_time(stored.value, command, now=now)
+    def log_time(
+        self, contract: Contract | None, command: LogTime, now: datetime
+    ) -> Outcome[Contract]:
+        """Counts the hours in their week, and asks in the same write for the entry to be
+        stored (RecordTimeEntry): an entry is stored only once counted, so one found stored
+        tells a repeat, and a counted one not stored yet is on its way."""
+        if contract is None:
+            return Waits(
+                RejectionCode.UNKNOWN_CONTRACT, f"there is no contract {command.contract_id!r}"
+            )
+        outcome = contract_rules.log_time(contract, command, now=now)
         if isinstance(outcome, Rejection):
-            await self.refusals.refuse(command, outcome)
-            return
-        contract, logged, entry = outcome
-        if written is None:  # else written before, its hours not counted yet
-            counted_at = stored.revision + 1
-            await entries.insert(time_entry_document(contract, entry, counted_at=counted_at))
-        await self.uow.commit(
-            self.store.contracts,
-            contract,
-            expected=stored,
-            messages=[logged],
-            handled=[counted_entry(command.entry_id)],
+            return outcome
+        counted, logged, entry = outcome
+        return Changed(
+            counted,
+            [logged, self.uow.to_self(entry)],
+            said=f"contract {counted.contract_id}: {command.hours} hours logged for "
+            f"{command.work_date} (entry {command.entry_id})",
         )
+
+    def record_time_entry(
+        self, entry: TimeEntry | None, command: RecordTimeEntry, now: datetime
+    ) -> Outcome[TimeEntry]:
+        if entry is not None:
+            return Unchanged(f"time entry {command.entry_id} is stored already")
+        return Changed(contract_rules.time_entry_of(command))
 
     # --- Talent Cloud memberships (the cloud's partition) -----------------------------------
 

@@ -97,33 +97,32 @@ def time_entry_id(contract_id: str, entry_id: str) -> str:
     return derived_id("time-entry", contract_id, entry_id)
 
 
-def time_entry_document(contract: Contract, entry: TimeEntry, *, counted_at: int) -> Document:
-    """A time entry of its own. `counted_at` is the contract revision that counts its hours in
-    the week's total: an entry stored without the contract's write (a crash between the
-    batch's two writes) is not counted yet, and its redelivery counts it
-    (OfferHandlers.log_time)."""
+def time_entry_to_document(entry: TimeEntry) -> Document:
     return {
-        "_id": time_entry_id(contract.contract_id, entry.entry_id),
-        "contract_id": contract.contract_id,
+        "contract_id": entry.contract_id,
         "entry_id": entry.entry_id,
         "work_date": entry.work_date.isoformat(),
         "hours": f"{entry.hours:f}",
         "memo": entry.memo,
         "logged_at": entry.logged_at,
-        "counted_at": counted_at,
     }
+
+
+def time_entry_from_document(document: Document) -> TimeEntry:
+    return TimeEntry(
+        document["contract_id"],
+        document["entry_id"],
+        date.fromisoformat(document["work_date"]),
+        Decimal(document["hours"]),
+        document.get("memo"),
+        document["logged_at"],
+    )
 
 
 def _legacy_entries(document: Document) -> list[TimeEntry]:
     # Contracts written before entries had documents of their own kept them in a list.
     return [
-        TimeEntry(
-            entry["entry_id"],
-            date.fromisoformat(entry["work_date"]),
-            Decimal(entry["hours"]),
-            entry.get("memo"),
-            entry["logged_at"],
-        )
+        time_entry_from_document({"contract_id": document["contract_id"], **entry})
         for entry in document.get("time_entries", ())
     ]
 
@@ -181,7 +180,12 @@ class OfferStore:
             from_document=member_from_document,
             id_of=lambda member: member_id_for(member.talent_cloud_id, member.freelancer_id),
         )
-        self.time_entries = time_entries
+        self.time_entries = Repository(
+            time_entries,
+            to_document=time_entry_to_document,
+            from_document=time_entry_from_document,
+            id_of=lambda entry: time_entry_id(entry.contract_id, entry.entry_id),
+        )
 
     @classmethod
     def in_memory(cls) -> OfferStore:
@@ -196,10 +200,11 @@ class OfferStore:
         await self.offers.ensure_indexes()
         await self.contracts.ensure_indexes()
         await self.members.ensure_indexes()
+        await self.time_entries.ensure_indexes()
         # Each "Pending Offers" / "Contracts" list the read API serves.
         for party in ("client_id", "freelancer_id", "job_id"):
             await self.offers.documents.ensure_index(party, "created_at", "_id")
         for party in ("client_id", "freelancer_id"):
             await self.contracts.documents.ensure_index(party, "activated_at", "_id")
         await self.members.documents.ensure_index("talent_cloud_id", "joined_at", "_id")
-        await self.time_entries.ensure_index("contract_id", "logged_at", "_id")
+        await self.time_entries.documents.ensure_index("contract_id", "logged_at", "_id")

@@ -90,6 +90,15 @@ class Waits:
 Outcome: TypeAlias = Changed[S] | Unchanged | Waits | Rejection
 
 
+def id_of(message: Any) -> str:
+    """A message's own id: a command's command_id, an event's event_id."""
+    return str(getattr(message, "command_id", None) or getattr(message, "event_id", "?"))
+
+
+def _type(message: Any) -> str:
+    return str(getattr(message, "type", type(message).__name__))
+
+
 class Deciding(Protocol):
     """What the runtime needs of a service's handlers object."""
 
@@ -121,20 +130,24 @@ class Decides(Generic[H, S, M]):
     can arbitrate (a Talent Cloud's first claim); it runs again for a message handled
     before, in case a crash came between the two writes, so it must be safe to repeat.
 
-    `once`: the collection of the rule's write-once documents.
+    `once`: the collection of the rule's write-once documents (and of what `once_id` names).
 
-    `remembers=False`: the aggregate does not remember the message's id, because what the
-    message makes is a write-once document whose own id already tells a repeat (a Notify,
-    thousands of which pass through one inbox: remembered, their ids would make the inbox
-    a large document rewritten on every notification). A repeat is then decided again, and
-    its write-once document found stored.
+    `remembers`: what the aggregate remembers of a message that changed it, so that a
+    repeat is skipped: its own id by default; the producer's id for the effect where a new
+    command may repeat it (a time entry's entry_id); or None, where what the message makes
+    is a write-once document whose own id already tells a repeat (a Notify, thousands of
+    which pass through one inbox: remembered, their ids would make the inbox a large
+    document rewritten on every notification). A repeat is then decided again, and its
+    write-once document found stored.
 
-    `once_id`: the id of the write-once document the message makes, derived from the
-    producer's own id for it (a chat message's message_id). Found stored, the message is
+    `once_id`: the id of the document the message makes, derived from the producer's own
+    id for it (a chat message's message_id, a time entry's). Found stored, the message is
     done whatever its command id: what the document left unpublished goes out, and the
     rule is not asked (a thread closed since must not refuse a message it holds). The
     aggregate is written before the document, so a crash between the two leaves a number
-    used and no message (a gap), which the repeat then writes; never a message twice.
+    used and no message (a gap), which the repeat then writes; never a message twice. A
+    document made by a message the aggregate sends itself (a time entry, stored by the
+    RecordTimeEntry its contract's write sends) is found only once that write is stored.
 
     `key`: the aggregate's id where it is not the record's key (a Talent Cloud membership,
     one of many on its cloud's partition, so still written by one writer)."""
@@ -143,7 +156,7 @@ class Decides(Generic[H, S, M]):
     state: Callable[[H], Repository[S]]
     confirm: Callable[[H, S, datetime], Awaitable[Rejection | None]] | None = None
     once: Callable[[H], Documents] | None = None
-    remembers: bool = True
+    remembers: Callable[[M], str] | None = id_of
     once_id: Callable[[M], str] | None = None
     key: Callable[[M], str] | None = None
 
@@ -151,6 +164,7 @@ class Decides(Generic[H, S, M]):
         uow = handlers.uow
         key = message.key if self.key is None else self.key(message)
         message_id = id_of(message)
+        remembered = None if self.remembers is None else self.remembers(message)
         stored = await uow.load(self.state(handlers), key)
         # Written after its aggregate: without one there is nothing to look up.
         if self.once_id is not None and stored is not None:
@@ -166,7 +180,7 @@ class Decides(Generic[H, S, M]):
                 )
                 return
         now = uow.clock()
-        if self.remembers and stored is not None and message_id in stored.handled:
+        if remembered is not None and stored is not None and remembered in stored.handled:
             log.info("%s %s for %s handled before; not repeated", _type(message), message_id, key)
             if self.confirm is not None:
                 await self.confirm(handlers, stored.value, now)
@@ -182,7 +196,7 @@ class Decides(Generic[H, S, M]):
             outcome.state,
             expected=stored,
             messages=outcome.messages,
-            handled=[message_id] if self.remembers else [],
+            handled=[] if remembered is None else [remembered],
         )
         if outcome.once:
             assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
@@ -247,12 +261,3 @@ async def _settle(
         log.log(level, "%s %s for %s: %s", _type(message), id_of(message), key, outcome.why)
         if outcome.messages:
             await handlers.uow.publish(outcome.messages)
-
-
-def id_of(message: Any) -> str:
-    """A message's own id: a command's command_id, an event's event_id."""
-    return str(getattr(message, "command_id", None) or getattr(message, "event_id", "?"))
-
-
-def _type(message: Any) -> str:
-    return str(getattr(message, "type", type(message).__name__))

@@ -98,7 +98,7 @@ def decides(
     creates: bool = False,
     confirm: Callable[[DH, S, datetime], Awaitable[Rejection | None]] | None = None,
     once: Callable[[DH], Documents] | None = None,
-    remembers: bool = True,
+    remembers: Callable[[M], str] | None = id_of,
     once_id: Callable[[M], str] | None = None,
     key: Callable[[M], str] | None = None,
 ) -> TypeHandler:

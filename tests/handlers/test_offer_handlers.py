@@ -12,6 +12,7 @@ from pymongo.errors import ConnectionFailure
 from contracts import topics
 from contracts.internal import ExpireOffer
 from services.offer_service.domain.contract import contract_id_for
+from services.offer_service.store import time_entry_id
 from services.runtime.wire import RecordOrigin
 from tests.kit import Parties, command, hourly_terms
 
@@ -236,8 +237,8 @@ async def test_leftovers_of_an_earlier_write_go_out_before_the_next_events() -> 
 
 
 async def test_time_entries_are_documents_of_their_own_counted_once_across_a_crash() -> None:
-    """The entry is written before the contract counts it: an outage between the two writes
-    leaves the entry uncounted, and the redelivery counts it, once."""
+    """The contract counts the hours and asks for the entry in one write: an outage before
+    it leaves nothing, and the redelivery counts the hours once and stores the entry once."""
     service, p = await offer_service(), Parties()
     await service.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
     await service.send(topics.OFFERS_COMMANDS, accept(p), key=p.offer_id)
@@ -254,38 +255,40 @@ async def test_time_entries_are_documents_of_their_own_counted_once_across_a_cra
     contracts.replace = replace_after_an_outage
     entry = log_time(p, "e-1", "3.00")
     await service.send(topics.CONTRACTS_COMMANDS, entry)  # fails once, then is redelivered
+    await service.settle()
     await service.send(topics.CONTRACTS_COMMANDS, entry)  # and once more, much later
+    await service.settle()
     contract_id = contract_id_for(p.offer_id)
     stored = await contracts.get(contract_id)
     assert stored is not None and "time_entries" not in stored
     assert stored["hours_by_week"] == {next(iter(stored["hours_by_week"])): "3.00"}
-    [written] = service.handlers.store.time_entries.documents.values()
+    [written] = service.handlers.store.time_entries.documents.documents.values()
     assert written["entry_id"] == "e-1" and written["hours"] == "3.00"
     assert [e["entry_id"] for e in service.out("TimeLogged")] == ["e-1"]
 
 
-async def test_an_entry_counted_but_lost_is_written_again_and_not_counted_twice() -> None:
-    """A batch writes the contract and the entry side by side: the contract may be stored
-    and the entry not (a crash, a refused write). The repeat, or a new command naming the
-    same entry, finds the entry counted: the entry is written, the hours are not doubled."""
+async def test_an_entry_is_counted_once_on_its_way_to_being_stored_and_after() -> None:
+    """The entry is stored by the ask the contract's write sends, so for a while the
+    contract has counted an entry not stored yet. A new command naming the same entry finds
+    it counted then (the contract remembers the entry_id) and stored later (the entry is
+    looked up, however many entries the contract has remembered since)."""
     service, p = await offer_service(), Parties()
     await service.send(topics.OFFERS_COMMANDS, p.extend(), key=p.offer_id)
     await service.send(topics.OFFERS_COMMANDS, accept(p), key=p.offer_id)
     await service.settle()
-    entries = service.handlers.store.time_entries
-    entry = log_time(p, "e-1", "3.00", memo="the first day")
-    await service.send(topics.CONTRACTS_COMMANDS, entry)
-    [lost] = list(entries.documents)
-    await entries.delete(lost)  # the contract stored, its entry not
-    await service.send(topics.CONTRACTS_COMMANDS, entry)  # redelivered
-    await service.send(topics.CONTRACTS_COMMANDS, log_time(p, "e-1", "3.00"))  # a new command
-    stored = await service.handlers.store.contracts.documents.get(contract_id_for(p.offer_id))
+    entries = service.handlers.store.time_entries.documents
+    await service.send(topics.CONTRACTS_COMMANDS, log_time(p, "e-1", "3.00", memo="day one"))
+    assert await entries.get(time_entry_id(contract_id_for(p.offer_id), "e-1")) is None
+    await service.send(topics.CONTRACTS_COMMANDS, log_time(p, "e-1", "3.00"))  # on its way
+    await service.settle()
+    contracts = service.handlers.store.contracts.documents
+    # As if it had counted a thousand entries since, and forgotten this one.
+    assert await contracts.update(contract_id_for(p.offer_id), {"handled": []})
+    await service.send(topics.CONTRACTS_COMMANDS, log_time(p, "e-1", "3.00"))  # stored
+    await service.settle()
+    stored = await contracts.get(contract_id_for(p.offer_id))
     assert stored is not None
     assert list(stored["hours_by_week"].values()) == ["3.00"]
     [written] = entries.documents.values()
-    assert (written["entry_id"], written["hours"], written["memo"]) == (
-        "e-1",
-        "3.00",
-        "the first day",
-    )
+    assert (written["entry_id"], written["hours"], written["memo"]) == ("e-1", "3.00", "day one")
     assert [e["entry_id"] for e in service.out("TimeLogged")] == ["e-1"]

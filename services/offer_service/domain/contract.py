@@ -22,7 +22,7 @@ from contracts import (
     TalentCloudMemberAdded,
     TimeLogged,
 )
-from contracts.internal import JoinTalentCloud
+from contracts.internal import JoinTalentCloud, RecordTimeEntry
 from services.rules import Rejection, derived_id
 
 from .offer import new_event_id
@@ -40,6 +40,7 @@ def iso_week(day: date) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TimeEntry:
+    contract_id: str
     entry_id: str
     work_date: date
     hours: Decimal
@@ -122,8 +123,15 @@ def talent_cloud_join(contract: Contract, *, causation_id: str) -> JoinTalentClo
     )
 
 
-def time_entry_of(command: LogTime, now: datetime) -> TimeEntry:
-    return TimeEntry(command.entry_id, command.work_date, command.hours, command.memo, now)
+def time_entry_of(command: RecordTimeEntry) -> TimeEntry:
+    return TimeEntry(
+        command.contract_id,
+        command.entry_id,
+        command.work_date,
+        command.hours,
+        command.memo,
+        command.logged_at,
+    )
 
 
 def member_id_for(talent_cloud_id: str, freelancer_id: str) -> str:
@@ -152,7 +160,9 @@ def hours_by_week(entries: Iterable[TimeEntry]) -> Mapping[str, Decimal]:
 
 def log_time(
     contract: Contract, command: LogTime, *, now: datetime
-) -> tuple[Contract, TimeLogged, TimeEntry] | Rejection:
+) -> tuple[Contract, TimeLogged, RecordTimeEntry] | Rejection:
+    """The hours counted in their week's total, and the entry asked for: stored once the
+    contract's write is (contracts.internal.RecordTimeEntry)."""
     if command.actor_id != contract.freelancer_id:
         return Rejection(
             RejectionCode.NOT_AUTHORIZED,
@@ -196,6 +206,14 @@ def log_time(
         work_date=command.work_date,
         hours=command.hours,
     )
-    entry = time_entry_of(command, now)
+    entry = RecordTimeEntry(
+        command_id=derived_id("record", event.event_id),
+        contract_id=contract.contract_id,
+        entry_id=command.entry_id,
+        work_date=command.work_date,
+        hours=command.hours,
+        memo=command.memo,
+        logged_at=now,
+    )
     weeks = MappingProxyType({**contract.hours_by_week, week: total})
     return replace(contract, hours_by_week=weeks), event, entry

@@ -174,7 +174,7 @@ def notes(handlers: Counting) -> MemoryDocuments:
 async def test_a_row_that_does_not_remember_decides_a_repeat_again_and_writes_once() -> None:
     """As a Notify: the aggregate keeps no id, the write-once document tells the repeat."""
     handlers = Counting()
-    decide = Decides(Counting.note, tallies, once=notes, remembers=False)
+    decide = Decides(Counting.note, tallies, once=notes, remembers=None)
     command = withdraw()
     await decide(handlers, command)
     await decide(handlers, command)
@@ -186,7 +186,7 @@ async def test_a_row_that_does_not_remember_decides_a_repeat_again_and_writes_on
 
 
 def posting() -> Decides[Counting, Tally, WithdrawOffer]:
-    return Decides(Counting.post, tallies, once=notes, remembers=False, once_id=note_of)
+    return Decides(Counting.post, tallies, once=notes, remembers=None, once_id=note_of)
 
 
 async def test_a_message_whose_document_is_stored_is_done_whatever_its_command_id() -> None:
