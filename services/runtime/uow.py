@@ -18,13 +18,14 @@ again from a fresh read (WriterConflict is an outage for services.runtime.consum
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from .batch import Batched, current
+from .batch import READS_AT_ONCE, Batched, current
 from .documents import Document, Documents
 from .outbox import (
     PENDING,
@@ -212,11 +213,15 @@ class UnitOfWork:
         self, documents: Documents, ids: Sequence[str], fields: Document, where: Document
     ) -> int:
         """Sets `fields` on each of the documents `ids` that match `where`; how many. One
-        `_id` update at a time: FerretDB 1.24 holds a PostgreSQL connection per statement of
+        `_id` update per document, READS_AT_ONCE side by side (in a batch, each is a read
+        through the batch): FerretDB 1.24 holds a PostgreSQL connection per statement of
         one update command, and a bulk of 100 exhausted its pool and stalled (measured)."""
+        unique = list(dict.fromkeys(ids))
         changed = 0
-        for document_id in dict.fromkeys(ids):
-            changed += await documents.update(document_id, fields, where=where)
+        for start in range(0, len(unique), READS_AT_ONCE):
+            chunk = unique[start : start + READS_AT_ONCE]
+            done = await asyncio.gather(*(documents.update(i, fields, where=where) for i in chunk))
+            changed += sum(done)
         return changed
 
     async def publish(self, entries: Sequence[OutboxEntry]) -> None:
