@@ -14,6 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -207,6 +208,19 @@ class Services:
             for type_, count in counts.items():
                 if count:
                     out[(process.name, type_)] = (int(count), 1000 * sums[type_] / count)
+        return out
+
+    async def database_commands(self) -> Counter[tuple[str, str, str]]:
+        """(service, command, collection) -> commands sent so far, from each /metrics."""
+        out: Counter[tuple[str, str, str]] = Counter()
+        for process in self.processes:
+            text = await asyncio.to_thread(_get, f"{process.url}/metrics")
+            for line in text.splitlines():
+                if line.startswith("offers_database_commands_total{"):
+                    labels, value = line.rsplit(" ", 1)
+                    command = labels.split('command="', 1)[1].split('"', 1)[0]
+                    collection = labels.split('collection="', 1)[1].split('"', 1)[0]
+                    out[(process.name, command, collection)] += int(float(value))
         return out
 
 

@@ -39,6 +39,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ class Rate:
     arrivals: list[float] = field(default_factory=list)
     # CPU seconds each part spent from the first publish to the last arrival (bench.cpu).
     cpu: dict[str, float] = field(default_factory=dict)
+    # The database commands each service sent meanwhile: (service, command, collection).
+    commands: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
     @property
     def per_second(self) -> float:
@@ -142,6 +145,7 @@ async def measure_ours(
             clock = CpuClock({p.name: p.process.pid for p in running.processes if p.process})
             async with around(running) if around else nullcontext():
                 say(f"{label}: publishing {n} ExtendOffer commands")
+                commands_before = await running.database_commands()
                 before = clock.read()
                 started = await publish_all("offers.commands", commands)
                 published = time.perf_counter() - started
@@ -157,12 +161,13 @@ async def measure_ours(
                     say(f"{label}: time limit reached; {n} completed")
                 cpu = spent_between(before, clock.read())
             handling = await running.handling_ms()
+            sent = await running.database_commands() - commands_before
         finally:
             await watcher.stop()
     for (service, type_), (count, ms) in sorted(handling.items()):
         say(f"{label}: {service} handled {count} {type_} in {ms:.1f} ms each on average")
     arrivals = sorted(t for (_, kind), t in watcher.arrived.items() if kind == "offer_received")
-    rate = Rate(label, n, last - started, published, started, arrivals, cpu)
+    rate = Rate(label, n, last - started, published, started, arrivals, cpu, sent)
     say(f"{label}: {rate.per_second:.1f} offers/s ({n} in {rate.seconds:.1f}s)")
     return rate
 
@@ -428,6 +433,34 @@ def report(repeats: list[Repeat]) -> None:
         "  awaited together. Ours: the services as processes."
     )
     print(cpu_report(repeats))
+    print(commands_report(repeats))
+
+
+def commands_report(repeats: list[Repeat]) -> str:
+    """The database commands ours sent per offer, by service, command and collection (the
+    services' /metrics): on FerretDB a command costs about what five documents of a bulk
+    insert do, so these counts say where the database's time goes."""
+    measured = [r for r in repeats if r.ours.commands]
+    keys = sorted({key for r in measured for key in r.ours.commands})
+    rows = [
+        (
+            service,
+            command,
+            collection,
+            *(
+                f"{r.ours.commands[(service, command, collection)] / r.ours.n:.3f}"
+                for r in measured
+            ),
+        )
+        for service, command, collection in keys
+    ]
+    if not rows:
+        return "(database commands: not counted, no /metrics answered)"
+    return table(
+        "Database commands per offer, ours, from the first publish to the last notification",
+        ("service", "command", "collection", *(f"repeat {r.repeat}" for r in measured)),
+        rows,
+    )
 
 
 def cpu_report(repeats: list[Repeat]) -> str:

@@ -170,7 +170,7 @@ def service_app(
     table = declared.for_group(settings.kafka_group_id)
     metrics = ServiceMetrics(table.name)
     broker = new_broker(settings, log, metrics)
-    mongo = mongo_client(settings)
+    mongo = mongo_client(settings, [metrics.database_listener()])
     database = mongo[settings.database_name]
     publishers = Publishers(broker, table.publishes)
     uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)

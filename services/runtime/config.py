@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from .kafka_access import KafkaAccessError, KafkaSecurity
 from .topics import DAY_MS, TopicLayout
@@ -221,6 +221,13 @@ def instance_id(service_name: str, http_port: int) -> str | None:
     return None if http_port == 0 else f"{service_name}@{socket.gethostname()}:{http_port}"
 
 
-def mongo_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+def mongo_client(
+    settings: Settings, listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncMongoClient[dict[str, Any]]:
     # tz_aware: times come back as aware UTC datetimes, like the ones the services write.
-    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=5000)
+    return AsyncMongoClient(
+        settings.mongodb_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        event_listeners=listeners,
+    )

@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pymongo import monitoring
 
 # The outcome of one record: exactly one of these.
 HANDLED = "handled"  # including a command refused by a rule (see offers_rejections)
@@ -86,7 +87,17 @@ class ServiceMetrics:
             ("service", "topic", "partition"),
             registry=self.registry,
         )
+        self.database_commands = Counter(
+            "offers_database_commands",
+            "Commands sent to the database, by command and collection: its round trips, "
+            "which on FerretDB cost about as much as the documents they carry.",
+            ("service", "command", "collection"),
+            registry=self.registry,
+        )
         self.service = service
+
+    def database_listener(self) -> monitoring.CommandListener:
+        return _CountCommands(self)
 
     def rejected(self, command_type: str, code: str) -> None:
         self.rejections.labels(self.service, command_type, code).inc()
@@ -113,3 +124,24 @@ class ServiceMetrics:
                     self.consumer_lag.labels(
                         self.service, partition.topic, str(partition.partition)
                     ).set(max(0, newest - (committed or 0)))
+
+
+class _CountCommands(monitoring.CommandListener):
+    """PyMongo calls this for every command the client sends."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        collection = event.command.get(event.command_name)
+        self.metrics.database_commands.labels(
+            self.metrics.service,
+            event.command_name,
+            collection if isinstance(collection, str) else "",
+        ).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

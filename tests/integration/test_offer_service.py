@@ -629,6 +629,11 @@ async def test_metrics_count_what_became_of_each_message(
     lag = [value for (name, _), value in after.items() if name == "offers_consumer_lag"]
     assert lag and all(value >= 0 for value in lag)
     assert any(name.startswith("faststream_published_messages") for name, _ in after)
+    # The new offer was inserted, and each refusal recorded: commands the database was sent.
+    assert increase("offers_database_commands_total", command="insert", collection="offers") >= 1
+    assert (
+        increase("offers_database_commands_total", command="insert", collection="rejections") >= 1
+    )
 
 
 async def test_a_talent_cloud_belongs_to_the_client_that_first_named_it(
