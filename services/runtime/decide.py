@@ -191,6 +191,12 @@ class Decides(Generic[H, S, M]):
         if not isinstance(outcome, Changed):
             await _settle(handlers, message, outcome, key=key)
             return
+        # A repeat skipped as handled would never write them, were a crash to come between
+        # the two writes: what a remembered message makes beside its aggregate goes through
+        # a message the aggregate sends itself (a time entry: RecordTimeEntry).
+        assert not outcome.once or remembered is None, (
+            f"{_type(message)}'s row remembers it, so its rule may not write beside the aggregate"
+        )
         await uow.commit(
             self.state(handlers),
             outcome.state,

@@ -185,6 +185,16 @@ async def test_a_row_that_does_not_remember_decides_a_repeat_again_and_writes_on
     assert [e.message_id for e in handlers.published] == [f"noted-{command.command_id}"]
 
 
+async def test_a_row_that_remembers_may_not_write_beside_its_aggregate() -> None:
+    """A repeat it skips as handled would not write the document again, were a crash to
+    come between the two writes: the runtime refuses the row before storing anything."""
+    handlers = Counting()
+    decide = Decides(Counting.note, tallies, once=notes)
+    with pytest.raises(AssertionError, match="may not write beside the aggregate"):
+        await decide(handlers, withdraw())
+    assert await stored(handlers) is None
+
+
 def posting() -> Decides[Counting, Tally, WithdrawOffer]:
     return Decides(Counting.post, tallies, once=notes, remembers=None, once_id=note_of)
 
