@@ -109,6 +109,3 @@ class ThreadStore:
         await ensure_outbox_indexes(self.messages)
         # The read API pages a thread's messages by their sequence number.
         await self.messages.ensure_index("offer_id", "seq")
-
-    async def message(self, offer_id: str, message_id: str) -> Document | None:
-        return await self.messages.get(message_document_id(offer_id, message_id))

@@ -9,7 +9,6 @@ Notify finds it stored and only publishes what is still unpublished of it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -34,8 +33,6 @@ from services.runtime.uow import UnitOfWork
 from . import domain
 from .domain import EmailPlan, Inbox, OfferInfo, OtherSourceEvent, Planned, Preferences, SourceEvent
 from .store import DIGEST, EMAIL_MODE, EMAIL_STATE, NOW, WAITING, NotificationStore
-
-log = logging.getLogger(__name__)
 
 
 def notification_id_for(source_id: str, recipient_id: str) -> str:

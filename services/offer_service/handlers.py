@@ -11,7 +11,6 @@ finds the membership.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from contracts import (
@@ -38,8 +37,6 @@ from .domain import offer as offer_rules
 from .domain.contract import Contract, Membership, TimeEntry
 from .domain.offer import Decision, Offer, Policy
 from .store import OfferStore
-
-log = logging.getLogger(__name__)
 
 OfferCommand = ExtendOffer | ChangeOffer | WithdrawOffer | AcceptOffer | DeclineOffer
 

@@ -1,14 +1,12 @@
 """The one write path: read an aggregate, publish what an earlier write left in its outbox,
 let the rules decide, write the new state with its messages in one document, publish them,
-clear the outbox. Most rows leave it to the runtime (services.runtime.decide), which
+clear the outbox. Every row leaves it to the runtime (services.runtime.decide), which
 loads, asks the row's rule and commits (or refuses):
 
     stored = await uow.load(offers, command.offer_id)
     outcome = rule(stored.value, command, now)
     await uow.commit(offers, outcome.state, expected=stored, messages=outcome.messages,
                      handled=[command.command_id])
-
-The handlers that still do their own I/O use it the same way.
 
 There is no retry loop and no lock: the handler of the aggregate's partition is its only
 writer (services.runtime.service), so nothing can write it between the read and the
@@ -131,15 +129,6 @@ class UnitOfWork:
         stored = await repository.get(aggregate_id)
         if stored is not None:
             await self.flush(repository.documents, stored.document)
-        return stored
-
-    async def require(
-        self, repository: Repository[A], aggregate_id: str, *, code: str, message: str
-    ) -> Stored[A]:
-        """The aggregate, which must exist: otherwise the command waits for it (parked)."""
-        stored = await self.load(repository, aggregate_id)
-        if stored is None:
-            raise NotYetKnown(aggregate_id, code, message)
         return stored
 
     async def commit(
