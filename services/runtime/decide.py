@@ -260,7 +260,8 @@ async def _settle(
         assert isinstance(message, Command), f"{_type(message)} is not a command: not refused"
         await handlers.refusals.refuse(message, outcome)
     elif isinstance(outcome, Waits):
-        raise NotYetKnown(key, outcome.code, outcome.reason)
+        # Parked under the record's key, which is what releases it (not a row's own `key`).
+        raise NotYetKnown(message.key, outcome.code, outcome.reason)
     else:
         # Asking others is routine; a message that does nothing at all is worth a line.
         level = logging.DEBUG if outcome.messages else logging.INFO

@@ -239,6 +239,16 @@ async def test_waits_parks_the_message_and_writes_nothing() -> None:
     assert await stored(handlers) is None and handlers.published == []
 
 
+async def test_a_row_keyed_otherwise_parks_the_message_under_its_record_key() -> None:
+    """Parking is released by the record's key (an aggregate's arrival on the partition),
+    so a row whose aggregate has an id of its own still waits under the record's key."""
+    handlers = Counting()
+    decide = Decides(Counting.post, tallies, once=notes, remembers=None, key=note_of)
+    with pytest.raises(NotYetKnown) as waiting:
+        await decide(handlers, withdraw(reason="m-1"))
+    assert waiting.value.key == "offer-1"
+
+
 async def test_unchanged_publishes_what_it_asks_and_stores_nothing() -> None:
     handlers = Counting()
     command = withdraw()
