@@ -167,7 +167,7 @@ class OfferHandlers:
     ) -> Outcome[TimeEntry]:
         if entry is not None:
             return Unchanged(f"time entry {command.entry_id} is stored already")
-        return Changed(contract_rules.time_entry_of(command))
+        return Changed(contract_rules.recorded_entry(command))
 
     # --- Talent Cloud memberships (the cloud's partition) -----------------------------------
 

@@ -123,7 +123,7 @@ def talent_cloud_join(contract: Contract, *, causation_id: str) -> JoinTalentClo
     )
 
 
-def time_entry_of(command: RecordTimeEntry) -> TimeEntry:
+def recorded_entry(command: RecordTimeEntry) -> TimeEntry:
     return TimeEntry(
         command.contract_id,
         command.entry_id,
