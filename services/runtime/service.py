@@ -107,6 +107,10 @@ def decides(
     refuses what the rule returns (services.runtime.decide). mypy checks that the rule takes
     the type and the repository's aggregate. `creates`: as in `handles`; `confirm`, `once`,
     `remembers`, `once_id` and `key`: as in `Decides`."""
+    if creates and key is not None:
+        # The batch guesses new the aggregate the record's key names: with a key of its
+        # own, the row would guess its neighbour (the contract of a time entry) instead.
+        raise TypeError(f"{type_.__name__}: a row with its own `key` cannot be `creates`")
     return TypeHandler(type_, Decides(rule, state, confirm, once, remembers, once_id, key), creates)
 
 

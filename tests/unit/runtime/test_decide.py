@@ -27,6 +27,7 @@ from services.runtime.decide import (
 from services.runtime.documents import MemoryDocuments
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
+from services.runtime.service import decides
 from services.runtime.uow import NotYetKnown, Repository, UnitOfWork
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -286,3 +287,10 @@ async def test_an_acting_row_refuses_what_its_rule_refuses() -> None:
     )
     await refusing(handlers, withdraw())
     assert [e.type for e in handlers.published] == ["CommandRejected"]
+
+
+def test_a_row_with_its_own_key_cannot_be_guessed_new() -> None:
+    """The batch guesses new what the record's key names; a row keyed otherwise would have
+    its neighbour guessed instead, so the table refuses it when it is declared."""
+    with pytest.raises(TypeError, match="cannot be `creates`"):
+        decides(WithdrawOffer, Counting.count, state=tallies, creates=True, key=note_of)
