@@ -52,10 +52,13 @@ that matched nothing.
 FerretDB 1.24 cannot serve a bulk of many updates in one command (it holds a PostgreSQL
 connection per statement until the command ends: 50 statements exhaust its pool and the
 command never returns), and pushes no `$in` down (a read of many ids is a scan of the
-collection). So inserts go as one insert_many, replacements and updates in commands of at
-most WRITES_PER_COMMAND statements, one such command at a time per process (three services
-then hold at most 30 of FerretDB's 50 connections so), and reads one `_id` lookup each, at
-most READS_AT_ONCE at a time.
+collection). So inserts go as one insert_many, and reads and writes of single documents
+one `_id` command each: reads at most READS_AT_ONCE at a time per batch, replacements,
+updates and deletes at most WRITES_AT_ONCE at a time per process. Measured: commands of 10
+replacements, one at a time per process, wedged FerretDB (not even a ping answered) once
+20 processes sent them together, where single-document commands, 16 at a time from each of
+20 processes, only waited their turn; and 16 single ones side by side replace 1,450
+documents a second where commands of 10 one at a time replaced 900.
 """
 
 from __future__ import annotations
@@ -76,8 +79,8 @@ from .crash import crash_point
 from .documents import Document, MongoDocuments, matches, updated
 from .outbox import OUTBOX_BATCH, OUTBOX_FROM, PENDING, OutboxEntry, outbox_of
 
-WRITES_PER_COMMAND: Final = 10
 READS_AT_ONCE: Final = 16
+WRITES_AT_ONCE: Final = 16
 # Documents kept between batches: a few MB, and far more than one batch touches.
 CACHE_SIZE: Final = 20_000
 
@@ -184,7 +187,8 @@ class _Outbox:
 class Batch:
     cache: StateCache
     publish_all: PublishAll
-    # Held while a command of updates runs (one per process: see the module's docstring).
+    # Held while a write of one document runs (WRITES_AT_ONCE per process: see the module's
+    # docstring).
     updating: asyncio.Semaphore
     reads: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READS_AT_ONCE))
     changes: dict[tuple[str, str], _Change] = field(default_factory=dict)
@@ -643,15 +647,20 @@ class Batched(MongoDocuments):
         writes: Sequence[ReplaceOne[Document] | UpdateOne | DeleteOne],
         updating: asyncio.Semaphore,
     ) -> int:
-        """Matched (or deleted) count of `writes`, sent WRITES_PER_COMMAND at a time."""
-        matched = 0
-        for start in range(0, len(writes), WRITES_PER_COMMAND):
+        """Matched (or deleted) count of `writes`: each its own command, as many side by
+        side as `updating` lets (see the module's docstring)."""
+
+        async def write(one: ReplaceOne[Document] | UpdateOne | DeleteOne) -> int:
             async with updating:
-                result = await self.collection.bulk_write(
-                    list(writes[start : start + WRITES_PER_COMMAND]), ordered=False
-                )
-            matched += result.matched_count + result.deleted_count
-        return matched
+                result = await self.collection.bulk_write([one])
+            return result.matched_count + result.deleted_count
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                done = [group.create_task(write(one)) for one in writes]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return sum(task.result() for task in done)
 
 
 __all__ = [

@@ -37,7 +37,16 @@ from contracts.internal import INTERNAL_ADAPTERS, ReleaseParked
 from services.rules import OFFER_EVENTS, OfferEvent, Rejection, derived_id
 
 from . import metrics as outcomes
-from .batch import Batch, GuessedWrong, Handling, PublishAll, StateCache, current, handling
+from .batch import (
+    WRITES_AT_ONCE,
+    Batch,
+    GuessedWrong,
+    Handling,
+    PublishAll,
+    StateCache,
+    current,
+    handling,
+)
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
 from .decide import Acts, Decides, Deciding, Effect, Keyed, Outcome, id_of
 from .documents import Documents
@@ -274,7 +283,8 @@ class Records:
         self.unknown_wait = unknown_wait
         self.cache = cache or StateCache()
         self.publish_all = publish_all
-        self.updating = asyncio.Semaphore()  # services.runtime.batch: one command of updates
+        # services.runtime.batch: the single-document writes this process runs at once.
+        self.updating = asyncio.Semaphore(WRITES_AT_ONCE)
         self.in_flight = InFlight(parking, self.cache)
         # Where the service's reading stands, per partition: the next offset, and when the
         # last record read was written; and the topics whose records bring aggregates.

@@ -14,6 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.runtime.batch import (
+    WRITES_AT_ONCE,
     Batch,
     Batched,
     BatchWriteConflict,
@@ -183,6 +184,39 @@ async def test_a_write_behind_the_batch_is_a_conflict_not_a_lost_write(
     assert dead_lettered == []  # the batch is handled again: its dead letters go out then
     stored = await collection.collection.find_one({"_id": "x"})
     assert stored is not None and stored["n"] == 99
+
+
+async def test_many_processes_replacing_at_once_never_wedge_the_database(
+    collection: Counting,
+) -> None:
+    """FerretDB 1.24 holds a PostgreSQL connection per statement of an update command
+    until the command ends, from a pool of 50: twenty processes each sending commands of
+    ten replacements held it all and waited on each other for ever, and every client of
+    that FerretDB with them (measured with the code before: the test timed out and not
+    even a ping was answered). Each write is its own command, so they only wait in turn."""
+    processes, each = 20, 100
+    await collection.collection.insert_many(
+        [{"_id": f"d{n}", "revision": 1, "n": 0} for n in range(processes * each)]
+    )
+    wire = Wire()
+
+    async def one_process(first: int) -> None:
+        batch = Batch(StateCache(), wire.publish_all, asyncio.Semaphore(WRITES_AT_ONCE))
+        token = current.set(batch)
+        try:
+            for n in range(first, first + each):
+                stored = await collection.get(f"d{n}")
+                assert stored is not None
+                await collection.replace({**stored, "n": 1, "revision": 2}, revision=1)
+        finally:
+            current.reset(token)
+        await batch.commit()
+
+    await asyncio.wait_for(
+        asyncio.gather(*(one_process(p * each) for p in range(processes))), timeout=60
+    )
+    assert await collection.collection.count_documents({"n": 1, "revision": 2}) == processes * each
+    assert (await collection.collection.database.command("ping"))["ok"] == 1
 
 
 async def _append(into: list[str], item: str) -> None:
