@@ -88,6 +88,7 @@ from .common import (
     table,
     today,
 )
+from .cpu import CpuClock, spent_between
 from .throughput import measure_ours
 from .watch import Watcher
 
@@ -132,6 +133,8 @@ class SweepFigures:
     expired: int = 0
     expire_ms: float | None = None
     expire_note: str = ""
+    # CPU seconds each part spent meanwhile (bench/cpu.py): what one expiry costs, and where.
+    expire_cpu: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -482,6 +485,8 @@ async def sweep(
                     ahead, requests, due_at - timedelta(seconds=30)
                 )
                 assert not early, "asked for before they fell due"
+                cpu = CpuClock({p.name: p.process.pid for p in running.processes if p.process})
+                before = cpu.read()
                 started = time.perf_counter()
                 result.ask_s, result.ask_pass_s, asked = await ask_at(
                     ahead, requests, due_at + timedelta(seconds=30)
@@ -499,6 +504,7 @@ async def sweep(
                     result.due, kind=EXPIRED, within=expire_within, label=label, since=started
                 )
             result.expired = expiries.count(EXPIRED)
+            result.expire_cpu = spent_between(before, cpu.read())
             if last is None:
                 result.expire_note = (
                     f"{result.expired:,} of {result.due:,} expired within {expire_within:.0f} s"
@@ -513,6 +519,15 @@ async def sweep(
         say(f"{label}: {name} handled {count:,} {type_} in {ms:.2f} ms each on average")
         if type_ == "ExpireOffer":
             result.expire_ms = ms
+    per_expiry = {
+        part: f"{1000 * seconds / max(1, result.expired):.2f}"
+        for part, seconds in sorted(result.expire_cpu.items())
+    }
+    say(
+        f"{label}: CPU per expiry, ms: "
+        + ", ".join(f"{part} {ms}" for part, ms in per_expiry.items())
+        + f"; total {1000 * sum(result.expire_cpu.values()) / max(1, result.expired):.2f}"
+    )
     say(
         f"growth {size:,}: all expired through offer_service: {result.expire_s:.2f} s (goal ≤ "
         f"{EXPIRE_GOAL_S:.0f} s; found and asked for {result.ask_s:.2f} s), "

@@ -21,7 +21,8 @@ import asyncio
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
@@ -66,6 +67,17 @@ class Latencies:
     # CPU seconds each part spent from the first command sent to the last notification seen
     # (bench/cpu.py): at a steady rate, what one command costs, beside a burst's figure.
     cpu: dict[str, float]
+    # The database commands each service sent meanwhile: (service, command, collection).
+    commands: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def command_rows(self) -> list[tuple[str, ...]]:
+        """Commands per command sent, the busiest first (those of at least 0.01)."""
+        per = {what: count / max(1, self.sent) for what, count in self.commands.items()}
+        return [
+            (self.path, f"{self.rate:.1f}", *what, f"{share:.2f}")
+            for what, share in sorted(per.items(), key=lambda item: -item[1])
+            if share >= 0.01
+        ]
 
     def cpu_row(self) -> tuple[str, ...]:
         per = {part: 1000 * seconds / max(1, self.sent) for part, seconds in self.cpu.items()}
@@ -141,7 +153,7 @@ async def measure(
             label = "latency ExtendOffer"
             say(f"{label}: {count} commands at {rate:.1f}/s")
             started_ms = int(time.time() * 1000) - 1000
-            before = clock.read()
+            before, commands = clock.read(), await services.database_commands()
             sent = await steady(
                 producer,
                 "offers.commands",
@@ -163,6 +175,7 @@ async def measure(
                     count,
                     latencies(sent, watcher, "offer_received"),
                     spent_between(before, clock.read()),
+                    await services.database_commands() - commands,
                 )
             )
             internal = topics.internal(services.group("notification_service"))
@@ -181,7 +194,7 @@ async def measure(
                 for c in extends
             ]
             say(f"{label}: {count} commands at {rate:.1f}/s")
-            before = clock.read()
+            before, commands = clock.read(), await services.database_commands()
             sent = await steady(
                 producer,
                 "negotiations.commands",
@@ -203,6 +216,7 @@ async def measure(
                     count,
                     latencies(sent, watcher, "new_message"),
                     spent_between(before, clock.read()),
+                    await services.database_commands() - commands,
                 )
             )
         finally:
@@ -257,6 +271,14 @@ async def run(
             "notification seen (bench/cpu.py; compare the throughput table's burst figures)",
             ("path", "rate/s", *CPU_PARTS, "total"),
             [result.cpu_row() for result in results],
+        )
+    )
+    print(
+        table(
+            "Database commands per command at that steady rate (offers_database_commands_total; "
+            "a burst sends about 1 per offer in all)",
+            ("path", "rate/s", "service", "command", "collection", "per command"),
+            [row for result in results for row in result.command_rows()],
         )
     )
     return results
