@@ -93,7 +93,7 @@ TABLE = ServiceTable(
 
 
 def build(kit: Kit) -> Built:
-    store = ThreadStore(kit.documents("threads"), kit.documents("messages"))
+    store = ThreadStore(kit.documents("threads"), kit.documents("messages", kept=False))
     handlers = MessagingHandlers(
         store, kit.uow, kit.refusals, max_contract_days=kit.settings.max_contract_days
     )

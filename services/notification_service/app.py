@@ -43,7 +43,12 @@ from .domain import Inbox, OfferInfo
 from .email import EmailMetrics, EmailSender, EmailSettings, Ownership
 from .handlers import NotificationHandlers, reminder_id_for
 from .read_api import read_routes
-from .store import NotificationStore, adopt_legacy_preferences, adopt_legacy_reminders
+from .store import (
+    WRITE_ONCE_COLLECTIONS,
+    NotificationStore,
+    adopt_legacy_preferences,
+    adopt_legacy_reminders,
+)
 from .stream import OPENAPI_PATHS, stream_routes
 
 NAME = "notification_service"
@@ -134,7 +139,9 @@ TABLE = ServiceTable(
 
 
 def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
-    store = NotificationStore.on(kit.documents)
+    store = NotificationStore.on(
+        lambda name: kit.documents(name, kept=name not in WRITE_ONCE_COLLECTIONS)
+    )
     handlers = NotificationHandlers(
         store,
         kit.uow,

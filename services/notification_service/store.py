@@ -101,6 +101,8 @@ COLLECTIONS: Final = (
     "inboxes",
     "email_sends",
 )
+# Written once and not read by the rules again: not kept between batches (`Batched.kept`).
+WRITE_ONCE_COLLECTIONS: Final = ("notifications", "email_sends")
 
 
 def inbox_from_document(document: Document) -> Inbox:

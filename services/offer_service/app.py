@@ -148,7 +148,7 @@ def build(kit: Kit) -> Built:
         kit.documents("offers"),
         kit.documents("contracts"),
         kit.documents("talent_cloud_members"),
-        kit.documents("time_entries"),
+        kit.documents("time_entries", kept=False),
     )
     handlers = OfferHandlers(
         store,

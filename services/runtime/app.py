@@ -74,10 +74,11 @@ class Kit:
     requests: Requests
     metrics: ServiceMetrics
 
-    def documents(self, name: str, *, shared: bool = False) -> Batched:
+    def documents(self, name: str, *, shared: bool = False, kept: bool = True) -> Batched:
         """A collection the handlers write: a batch at a time (services.runtime.batch).
-        `shared`: other partitions write its documents too (`Batched.shared`)."""
-        return Batched(self.database[name], shared=shared)
+        `shared`: other partitions write its documents too (`Batched.shared`); `kept`: its
+        documents are aggregates, kept between batches (False: write-once ones)."""
+        return Batched(self.database[name], shared=shared, kept=kept)
 
     def asking_sweep(
         self,
@@ -174,7 +175,7 @@ def service_app(
     database = mongo[settings.database_name]
     publishers = Publishers(broker, table.publishes)
     uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)
-    refusals = Refusals(Batched(database["rejections"]), uow, metrics)
+    refusals = Refusals(Batched(database["rejections"], kept=False), uow, metrics)
     parking = Parking(Batched(database["parked"]), utc_now)
     requests = Requests(
         publishers.publish_together,

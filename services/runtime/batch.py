@@ -29,7 +29,11 @@ Reads: a document is read from the database once, then kept in the `StateCache` 
 partition is owned by this process (the cache is dropped on a rebalance, on any failure of a
 batch, and bounded in size). That is safe because each document has one writer, the
 consumer of its aggregate's partition (services.runtime.service). Within a batch, a read
-sees the batch's own writes.
+sees the batch's own writes. Only aggregates are kept: a collection of write-once or
+per-command documents (notifications, chat messages, time entries, rejections) is declared
+`kept=False`, and what a batch reads or writes of it is forgotten with the batch. Kept, at
+320 chat messages a second they pushed the threads, projections and inboxes out of the
+cache (every PostMessage read its thread, its offer's projection and an inbox again).
 
 A message that creates its aggregate (an ExtendOffer, the first event of an offer) almost
 always finds none, so the aggregate is not read: it is guessed new (`Batch.new_ids`), and
@@ -209,11 +213,24 @@ class Batch:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Tells an outbox another batch left (OUTBOX_FROM) published (None: never).
     published: Published | None = None
+    # What the batch knows of documents not kept between batches (`Batched.kept`).
+    unkept: dict[tuple[str, str], Document | None] = field(default_factory=dict)
 
     def forget(self) -> None:
         """After a failure: what the batch read or wrote may be ahead of the database (or
         behind it, after a partial write), so it is read again next time."""
         self.cache.forget([*self.changes, *self.outboxes, *self.read, *self.guessed])
+
+    def _known(self, documents: Batched, key: tuple[str, str]) -> tuple[bool, Document | None]:
+        if documents.kept:
+            return self.cache.get(key)
+        return key in self.unkept, self.unkept.get(key)
+
+    def _remember(self, documents: Batched, key: tuple[str, str], stored: Document | None) -> None:
+        if documents.kept:
+            self.cache.put(key, stored)
+        else:
+            self.unkept[key] = stored
 
     # --- what the handlers' collections ask ----------------------------------------------
 
@@ -229,16 +246,16 @@ class Batch:
                 change.blind = False
                 if stored is not None:
                     self._existed(key, stored)
-        elif change is None and not self.cache.get(key)[0]:
+        elif change is None and not self._known(documents, key)[0]:
             if document_id in self.new_ids:
                 self.guessed[key] = documents  # checked when the batch is stored
-                self.cache.put(key, None)
+                self._remember(documents, key, None)
                 return None
             async with self.reads:
                 stored = await documents.read(document_id)
             stored = await _unpublished_only(stored, self.published)
             if key not in self.changes:  # (another aggregate's run may have written it)
-                self.cache.put(key, stored)
+                self._remember(documents, key, stored)
                 self.read.add(key)
         return self.peek(documents, document_id)
 
@@ -249,7 +266,7 @@ class Batch:
         see each other's writes."""
         key = (documents.name, document_id)
         change = self.changes.get(key)
-        found = change.now if change is not None else self.cache.get(key)[1]
+        found = change.now if change is not None else self._known(documents, key)[1]
         return None if found is None else dict(found)
 
     async def find(self, documents: Batched, field_: str, value: Any) -> list[Document]:
@@ -269,7 +286,7 @@ class Batch:
         """A write-once document stored without reading first: most are new, and a repeat
         (a redelivered record) is found by the insert itself (`_existed`)."""
         key = (documents.name, document["_id"])
-        if key in self.changes or self.cache.get(key)[0]:
+        if key in self.changes or self._known(documents, key)[0]:
             return False
         self.changes[key] = _Change(documents, None, document, blind=True, source=_source())
         return True
@@ -282,7 +299,7 @@ class Batch:
         if outbox is not None:
             dropped = {entry["event_id"] for entry in outbox.taken}
             self.messages = [m for m in self.messages if m.message_id not in dropped]
-        self.cache.put(key, stored)
+        self._remember(change.documents, key, stored)
         if stored.get("outbox"):
             self.take_outbox(change.documents, key[1])
 
@@ -291,7 +308,7 @@ class Batch:
         key = (documents.name, document["_id"])
         change = self.changes.get(key)
         if change is None:
-            _, before = self.cache.get(key)
+            _, before = self._known(documents, key)
             change = self.changes[key] = _Change(documents, before, None)
             change.guessed = key in self.guessed
         change.source = _source()
@@ -308,7 +325,7 @@ class Batch:
         key = (documents.name, document_id)
         change = self.changes.get(key)
         if change is None:
-            _, before = self.cache.get(key)
+            _, before = self._known(documents, key)
             change = self.changes[key] = _Change(documents, before, None)
         change.now = None
 
@@ -316,7 +333,7 @@ class Batch:
         """The unit of work's flush: the document's outbox is published with the batch."""
         key = (documents.name, document_id)
         change = self.changes.get(key)
-        stored = change.now if change is not None else self.cache.get(key)[1]
+        stored = change.now if change is not None else self._known(documents, key)[1]
         if stored is None:
             return
         outbox = self.outboxes.setdefault(key, _Outbox(documents))
@@ -360,7 +377,8 @@ class Batch:
             self._empty_unchanged(),
         )
         for (name, document_id), change in self.changes.items():
-            self.cache.put((name, document_id), change.now)
+            if change.documents.kept:
+                self.cache.put((name, document_id), change.now)
 
     async def _insert_new(self) -> None:
         """Step 0: the documents the batch believes new (read and found absent, or guessed
@@ -475,10 +493,10 @@ class Batch:
         for key, outbox in self.outboxes.items():
             if key in self.changes or not outbox.taken:
                 continue
-            stored = self.cache.get(key)[1]
+            stored = self._known(outbox.documents, key)[1]
             if stored is None:
                 continue
-            self.cache.put(key, _without_outbox(stored))
+            self._remember(outbox.documents, key, _without_outbox(stored))
             _, updates = by_collection.setdefault(key[0], (outbox.documents, []))
             updates.append(UpdateOne(_where(stored), {"$set": {"outbox": []}, "$unset": _UNSET}))
         for documents, updates in by_collection.values():
@@ -534,11 +552,17 @@ class Batched(MongoDocuments):
     `shared`: its documents are written from more than one partition (a Talent Cloud's
     claim, by the first offer of any partition that names it), so one read and found absent
     may be there by the time the batch writes: it is inserted in the batch's first step, as
-    the check. Every other document has one writer, this batch's process."""
+    the check. Every other document has one writer, this batch's process.
 
-    def __init__(self, collection: AsyncCollection[Document], *, shared: bool = False) -> None:
+    `kept`: its documents are kept in the StateCache between batches (aggregates); False
+    for write-once and per-command documents, which no rule reads twice."""
+
+    def __init__(
+        self, collection: AsyncCollection[Document], *, shared: bool = False, kept: bool = True
+    ) -> None:
         super().__init__(collection)
         self.shared = shared
+        self.kept = kept
 
     async def get(self, document_id: str) -> Document | None:
         batch = current.get()

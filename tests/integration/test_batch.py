@@ -127,6 +127,32 @@ async def test_writes_wait_for_the_commit_then_are_stored_published_in_order_and
     assert all(d["outbox"] == [] and PENDING not in d for d in stored)
 
 
+async def test_only_the_documents_of_kept_collections_stay_in_the_cache(
+    collection: Counting,
+) -> None:
+    """Write-once documents (kept=False) would push the aggregates out of the cache; what a
+    batch read or wrote of them is forgotten with it, and read again by the next."""
+    once = Counting(collection.collection.database["once"], kept=False)
+    await once.collection.insert_one({"_id": "old", "revision": 1, "outbox": []})
+    await collection.collection.insert_one({"_id": "aggregate", "revision": 1})
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+
+    async def work() -> None:
+        assert await uow.insert_once(once, {"_id": "new"}, [entry("made")])
+        assert await once.get("old") is not None
+        assert await collection.get("aggregate") is not None
+
+    await in_batch(cache, wire, work())
+    assert wire.sent == ["made"]
+    assert await once.collection.count_documents({}) == 2
+    assert cache.get(("things", "aggregate"))[0]
+    assert not cache.get(("once", "new"))[0] and not cache.get(("once", "old"))[0]
+    Counting.reads = 0
+    await in_batch(cache, wire, once.get("old"))
+    assert Counting.reads == 1
+
+
 async def test_a_document_is_read_once_and_kept_between_batches(collection: Counting) -> None:
     await collection.collection.insert_one({"_id": "kept", "revision": 1, "n": 0})
     cache, wire = StateCache(), Wire()
