@@ -166,27 +166,50 @@ class Services:
 
     async def __aenter__(self) -> Services:
         say(f"{self.tag}: starting {', '.join(self.names)} from {code_state()}")
-        for name in self.names:
-            group = self.group(name)
-            port = free_port()
-            env = {
-                **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": INFRA.kafka,
-                "MONGODB_URL": INFRA.mongodb_url,
-                "MONGODB_DATABASE": self.database(name),
-                "KAFKA_GROUP_ID": group,
-                "HTTP_PORT": str(port),
-                **self.extra_env,
-            }
-            await start_at_the_end(INFRA.kafka, name, group)
-            process = ServiceProcess(name, port, env, LOG_DIR / f"{self.tag}-{name}.log")
-            process.start()
-            self.processes.append(process)
-        for process in self.processes:
-            await asyncio.to_thread(process.wait_healthy, 90)
+        try:
+            for name in self.names:
+                await start_at_the_end(INFRA.kafka, name, self.group(name))
+                self.processes.append(self._started(name))
+            for index in range(len(self.processes)):
+                await self._healthy(index)
+        except BaseException:
+            # None left running: one would go on handling the next run's commands (seen:
+            # every offer of a later latency run extended twice, by two offer_services).
+            await self.__aexit__()
+            raise
         # Let the consumer groups settle (the first assignment takes a moment).
         await asyncio.sleep(3)
         return self
+
+    def _started(self, name: str) -> ServiceProcess:
+        port = free_port()
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": INFRA.kafka,
+            "MONGODB_URL": INFRA.mongodb_url,
+            "MONGODB_DATABASE": self.database(name),
+            "KAFKA_GROUP_ID": self.group(name),
+            "HTTP_PORT": str(port),
+            **self.extra_env,
+        }
+        process = ServiceProcess(name, port, env, LOG_DIR / f"{self.tag}-{name}.log")
+        process.start()
+        return process
+
+    async def _healthy(self, index: int, attempts: int = 3) -> None:
+        """Waits for the index-th process to be healthy; starts it again on another port if
+        its port was taken between free_port() and its bind (seen once in a run of every
+        bench)."""
+        for attempt in range(attempts):
+            process = self.processes[index]
+            try:
+                await asyncio.to_thread(process.wait_healthy, 90)
+                return
+            except RuntimeError as error:
+                if "address already in use" not in str(error) or attempt == attempts - 1:
+                    raise
+                say(f"{process.name}: port {process.port} was taken meanwhile; another one")
+                self.processes[index] = self._started(process.name)
 
     async def __aexit__(self, *_: object) -> None:
         for process in self.processes:
