@@ -133,6 +133,7 @@ async def test_only_the_documents_of_kept_collections_stay_in_the_cache(
     """Write-once documents (kept=False) would push the aggregates out of the cache; what a
     batch read or wrote of them is forgotten with it, and read again by the next."""
     once = Counting(collection.collection.database["once"], kept=False)
+    await ensure_outbox_indexes(once)
     await once.collection.insert_one({"_id": "old", "revision": 1, "outbox": []})
     await collection.collection.insert_one({"_id": "aggregate", "revision": 1})
     cache, wire = StateCache(), Wire()
