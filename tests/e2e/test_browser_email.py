@@ -29,8 +29,10 @@ pytestmark = pytest.mark.e2e
 
 __all__ = ["browser"]  # the fixture, shared with test_browser.py
 
-GATEWAY_PORT = 48520
-PORTS = {"offer_service": 48521, "messaging_service": 48522, "notification_service": 48523}
+# Below the ephemeral range (32768-60999 on Linux): no client connection can hold them when
+# the services bind (48520 did, once, and the gateway could not start).
+GATEWAY_PORT = 18530
+PORTS = {"offer_service": 18531, "messaging_service": 18532, "notification_service": 18533}
 
 
 @pytest.fixture(scope="module")

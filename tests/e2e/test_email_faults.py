@@ -27,8 +27,9 @@ from tests.mail import CatcherProcess, wait_for_mail
 
 pytestmark = pytest.mark.e2e
 
-SMTP_PORT = 48525
-OFFER_PORT, NOTIFICATION_PORT = 48501, 48503
+# Below the ephemeral range (32768-60999 on Linux): no client connection can hold them.
+SMTP_PORT = 18545
+OFFER_PORT, NOTIFICATION_PORT = 18541, 18543
 KILL_EMAILS, EMAIL_DELAY_MS = 150, 25
 
 
