@@ -826,6 +826,10 @@ async def test_preferences_and_counters_stored_the_former_way_are_kept_after_an_
                 plan = Planned(recipient, "new_message", "New message: Logo", "hello")
                 ask = notify_command(plan, source_id=str(uuid.uuid4()), uow=asks)
                 await producer.send(internal, ask.payload.encode(), key=recipient)
+            # Planned from the moved preferences before the commands below change them: the
+            # internal topic and notifications.commands are two topics, with no order between
+            # them (one consumer may fetch both in one batch, in either order).
+            await probe.wait_for(of_type("NotificationCreated", recipient_id=chose))
 
             # The command the moved preferences remember, again: not applied twice. (Other
             # deployments of this module read notifications.commands too, so the proof is
@@ -844,7 +848,6 @@ async def test_preferences_and_counters_stored_the_former_way_are_kept_after_an_
             later = str(uuid.uuid4())
             for command in (choose(chose_command, "mallory@example.com"), choose(later, "c@d.io")):
                 await publish(producer, topics.NOTIFICATIONS_COMMANDS, command, chose)
-            await probe.wait_for(of_type("NotificationCreated", recipient_id=chose))
             await probe.wait_for(of_type("NotificationCreated", recipient_id=counted))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 20
