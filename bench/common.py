@@ -14,13 +14,15 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pymongo import AsyncMongoClient
 
 from services.processes import ServiceProcess, start_at_the_end
@@ -215,35 +217,34 @@ class Services:
         for process in self.processes:
             await asyncio.to_thread(process.stop)
 
-    async def handling_ms(self) -> dict[tuple[str, str], tuple[int, float]]:
-        """(service, message type) -> (records, mean handling ms), from each /metrics."""
-        out: dict[tuple[str, str], tuple[int, float]] = {}
+    async def _samples(self, name: str) -> list[tuple[str, Sample]]:
+        """Every sample whose name starts with `name`, of each process's /metrics, read
+        with prometheus_client's own parser."""
+        out = []
         for process in self.processes:
             text = await asyncio.to_thread(_get, f"{process.url}/metrics")
-            sums: dict[str, float] = {}
-            counts: dict[str, float] = {}
-            for line in text.splitlines():
-                for suffix, into in (("_sum{", sums), ("_count{", counts)):
-                    if line.startswith("offers_handling_seconds" + suffix):
-                        labels, value = line.rsplit(" ", 1)
-                        type_ = labels.split('type="', 1)[1].split('"', 1)[0]
-                        into[type_] = into.get(type_, 0.0) + float(value)
-            for type_, count in counts.items():
-                if count:
-                    out[(process.name, type_)] = (int(count), 1000 * sums[type_] / count)
+            for family in text_string_to_metric_families(text):
+                out += [(process.name, s) for s in family.samples if s.name.startswith(name)]
         return out
+
+    async def handling_ms(self) -> dict[tuple[str, str], tuple[int, float]]:
+        """(service, message type) -> (records, mean handling ms), from each /metrics."""
+        sums: dict[tuple[str, str], float] = defaultdict(float)
+        counts: dict[tuple[str, str], float] = defaultdict(float)
+        for service, sample in await self._samples("offers_handling_seconds"):
+            key = (service, sample.labels.get("type", ""))
+            if sample.name == "offers_handling_seconds_sum":
+                sums[key] += sample.value
+            elif sample.name == "offers_handling_seconds_count":
+                counts[key] += sample.value
+        return {key: (int(n), 1000 * sums[key] / n) for key, n in counts.items() if n}
 
     async def database_commands(self) -> Counter[tuple[str, str, str]]:
         """(service, command, collection) -> commands sent so far, from each /metrics."""
         out: Counter[tuple[str, str, str]] = Counter()
-        for process in self.processes:
-            text = await asyncio.to_thread(_get, f"{process.url}/metrics")
-            for line in text.splitlines():
-                if line.startswith("offers_database_commands_total{"):
-                    labels, value = line.rsplit(" ", 1)
-                    command = labels.split('command="', 1)[1].split('"', 1)[0]
-                    collection = labels.split('collection="', 1)[1].split('"', 1)[0]
-                    out[(process.name, command, collection)] += int(float(value))
+        for service, sample in await self._samples("offers_database_commands_total"):
+            labels = sample.labels
+            out[(service, labels["command"], labels["collection"])] += int(sample.value)
         return out
 
 
