@@ -110,17 +110,19 @@ def decides(
     remembers: Callable[[M], str] | None = id_of,
     once_id: Callable[[M], str] | None = None,
     key: Callable[[M], str] | None = None,
+    seen: bool = False,
 ) -> TypeHandler:
     """A row whose handler only decides: `rule` is a plain function, and the runtime loads
     the aggregate the message's key names from `state`, keeps idempotency and commits or
     refuses what the rule returns (services.runtime.decide). mypy checks that the rule takes
     the type and the repository's aggregate. `creates`: as in `handles`; `confirm`, `once`,
-    `remembers`, `once_id` and `key`: as in `Decides`."""
+    `remembers`, `once_id`, `key` and `seen`: as in `Decides`."""
     if creates and key is not None:
         # The batch guesses new the aggregate the record's key names: with a key of its
         # own, the row would guess its neighbour (the contract of a time entry) instead.
         raise TypeError(f"{type_.__name__}: a row with its own `key` cannot be `creates`")
-    return TypeHandler(type_, Decides(rule, state, confirm, once, remembers, once_id, key), creates)
+    decide = Decides(rule, state, confirm, once, remembers, once_id, key, seen)
+    return TypeHandler(type_, decide, creates)
 
 
 def acts(
@@ -281,7 +283,7 @@ class Records:
         self.metrics = metrics
         self.max_contract_days = max_contract_days
         self.unknown_wait = unknown_wait
-        self.cache = cache or StateCache()
+        self.cache = StateCache() if cache is None else cache  # (an empty one is falsy)
         self.publish_all = publish_all
         # services.runtime.batch: the single-document writes this process runs at once.
         self.updating = asyncio.Semaphore(WRITES_AT_ONCE)
