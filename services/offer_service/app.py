@@ -115,7 +115,7 @@ TABLE = ServiceTable(
         ),
         internal_on(
             NAME,
-            decides(ExpireOffer, OfferHandlers.expire, state=offers),
+            decides(ExpireOffer, OfferHandlers.expire, state=offers, seen=True),
             decides(
                 ActivateContract, OfferHandlers.activate_contract, state=contracts, creates=True
             ),
@@ -162,13 +162,15 @@ def build(kit: Kit) -> Built:
         # A cloud is claimed by the first offer naming it, from any partition.
         clouds=TalentClouds(kit.documents("talent_clouds", shared=True)),
     )
-    # Pending offers by the minute they expire in.
+    # Pending offers by the minute they expire in, read whole: an ExpireOffer takes its offer
+    # as the sweep read it instead of reading it again (`seen` on its row).
     expiry = DueBuckets(
         kit.database["offers"],
         kit.database["sweeps"],
         "offer-expiry",
         fields=("expires_at",),
         ahead=timedelta(seconds=kit.settings.expiry_sweep_interval_seconds),
+        seen=kit.seen_by_sweep("offers"),
     )
 
     def expire(offer: Document, now: datetime) -> ExpireOffer | None:

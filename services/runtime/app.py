@@ -73,6 +73,13 @@ class Kit:
     refusals: Refusals
     requests: Requests
     metrics: ServiceMetrics
+    # The consumers' state cache: a sweep hands it what it read (StateCache.see).
+    cache: StateCache
+
+    def seen_by_sweep(self, name: str) -> Callable[[list[tuple[str, bytes]]], None]:
+        """What a sweep (DueBuckets `seen`) hands the records of `name` it read whole: the
+        record that asks for one may take it instead of reading it (`Decides.seen`)."""
+        return lambda documents: self.cache.see(name, documents)
 
     def documents(self, name: str, *, shared: bool = False, kept: bool = True) -> Batched:
         """A collection the handlers write: a batch at a time (services.runtime.batch).
@@ -182,7 +189,8 @@ def service_app(
         table.internal_topic,
         quiet=quiet_for(settings.expiry_sweep_interval_seconds),
     )
-    kit = Kit(settings, database, uow, refusals, requests, metrics)
+    cache = StateCache(settings.state_cache_size)
+    kit = Kit(settings, database, uow, refusals, requests, metrics, cache)
     built = build(kit)
     partitions = ConsumedPartitions()
     records = Records(
@@ -196,7 +204,7 @@ def service_app(
         unknown_wait=timedelta(seconds=settings.unknown_offer_wait_seconds),
         partitions=partitions,
         publish_all=publishers.publish_together,
-        cache=StateCache(settings.state_cache_size),
+        cache=cache,
     )
     subscribers = subscribe_all(broker, table.consumed_topics, settings, records.in_flight)
     partitions.subscribers = subscribers

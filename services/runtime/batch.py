@@ -75,6 +75,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import bson
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
@@ -87,6 +88,9 @@ READS_AT_ONCE: Final = 16
 WRITES_AT_ONCE: Final = 16
 # Documents kept between batches: a few MB, and far more than one batch touches.
 CACHE_SIZE: Final = 20_000
+# Documents a sweep read, kept until the record it asks for takes them: a burst of expiries.
+SEEN_SIZE: Final = 20_000
+SEEN_BYTES: Final = 64 * 1024 * 1024
 
 _OUTBOX_FIELDS = ("outbox_since", PENDING, OUTBOX_BATCH)
 _UNSET = dict.fromkeys(_OUTBOX_FIELDS, "")
@@ -124,11 +128,22 @@ handling: ContextVar[Handling | None] = ContextVar("handling", default=None)
 
 class StateCache:
     """Documents as last stored, by collection and `_id` (None: known not to exist), least
-    recently used first out."""
+    recently used first out.
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
+    Beside them, apart, the documents a sweep of this process has just read (`see`), as the
+    BSON it read (compact, and bounded in bytes too: an offer may be large): maybe out of
+    date by the time a record needs one, so only a row that asks for them takes one
+    (`Decides.seen`), and the batch checks it by its write (see `Batch.get`)."""
+
+    def __init__(
+        self, size: int = CACHE_SIZE, seen_size: int = SEEN_SIZE, seen_bytes: int = SEEN_BYTES
+    ) -> None:
         self.size = size
+        self.seen_size = seen_size
+        self.seen_bytes = seen_bytes
         self._documents: OrderedDict[tuple[str, str], Document | None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._seen_total = 0
 
     def get(self, key: tuple[str, str]) -> tuple[bool, Document | None]:
         if key not in self._documents:
@@ -144,6 +159,25 @@ class StateCache:
 
     def clear(self) -> None:
         self._documents.clear()
+        self._seen.clear()
+        self._seen_total = 0
+
+    def see(self, name: str, documents: Iterable[tuple[str, bytes]]) -> None:
+        """Documents of `name` a sweep read, (`_id`, BSON), each taken once by the record
+        it asks for; the oldest go first beyond SEEN_SIZE documents or SEEN_BYTES."""
+        for document_id, raw in documents:
+            self._seen_total += len(raw) - len(self._seen.pop((name, document_id), b""))
+            self._seen[(name, document_id)] = raw
+        while self._seen and (
+            len(self._seen) > self.seen_size or self._seen_total > self.seen_bytes
+        ):
+            self._seen_total -= len(self._seen.popitem(last=False)[1])
+
+    def take_seen(self, key: tuple[str, str]) -> bytes | None:
+        raw = self._seen.pop(key, None)
+        if raw is not None:
+            self._seen_total -= len(raw)
+        return raw
 
     def forget(self, keys: Iterable[tuple[str, str]]) -> None:
         for key in keys:
@@ -171,6 +205,9 @@ class _Change:
     # Its outbox is wholly published by the batch, and marked so by `source` (OUTBOX_FROM):
     # it is not emptied by a second write.
     marked: bool = False
+    # Read from what a sweep saw (`Batch.get`), not from the database: replaced before
+    # anything else is written, its revision the check.
+    seen: bool = False
 
 
 @dataclass
@@ -215,6 +252,8 @@ class Batch:
     published: Published | None = None
     # What the batch knows of documents not kept between batches (`Batched.kept`).
     unkept: dict[tuple[str, str], Document | None] = field(default_factory=dict)
+    # The documents it took from what a sweep saw, not yet confirmed by a write (`get`).
+    seen: set[tuple[str, str]] = field(default_factory=set)
 
     def forget(self) -> None:
         """After a failure: what the batch read or wrote may be ahead of the database (or
@@ -251,6 +290,14 @@ class Batch:
                 self.guessed[key] = documents  # checked when the batch is stored
                 self._remember(documents, key, None)
                 return None
+            seen = self.cache.take_seen(key) if trusting_seen.get() else None
+            if seen is not None:
+                self.seen.add(key)
+                document = bson.decode(seen, documents.collection.codec_options)
+                stored = await _unpublished_only(document, self.published)
+                self._remember(documents, key, stored)
+                self.read.add(key)
+                return self.peek(documents, document_id)
             async with self.reads:
                 stored = await documents.read(document_id)
             stored = await _unpublished_only(stored, self.published)
@@ -258,6 +305,22 @@ class Batch:
                 self._remember(documents, key, stored)
                 self.read.add(key)
         return self.peek(documents, document_id)
+
+    def settle_seen(self, documents: Batched, document_id: str) -> None:
+        """After the rule of the record that took a seen document: if it wrote nothing, the
+        document is forgotten (the next reader reads the database: what it saw may be out
+        of date, and only a write would have told); if it wrote it, that write goes first
+        and checks it."""
+        key = (documents.name, document_id)
+        if key not in self.seen:
+            return
+        self.seen.discard(key)
+        change = self.changes.get(key)
+        if change is None:
+            self.cache.forget([key])
+            self.unkept.pop(key, None)
+        else:
+            change.seen = True
 
     def peek(self, documents: Batched, document_id: str) -> Document | None:
         """The document as the batch has it now; known, because `get` was awaited first.
@@ -363,6 +426,7 @@ class Batch:
                 else:
                     change.now = {**change.now, OUTBOX_BATCH: self.token}
         try:
+            await self._replace_seen()
             await self._insert_new()
         except (GuessedWrong, BatchWriteConflict):
             self.forget()  # the guesses are in the cache: read next time
@@ -379,6 +443,24 @@ class Batch:
         for (name, document_id), change in self.changes.items():
             if change.documents.kept:
                 self.cache.put((name, document_id), change.now)
+
+    async def _replace_seen(self) -> None:
+        """Step 0, first: the documents changed from what a sweep saw, replaced at the
+        revision it saw. One changed since (and not in the cache, which `get` asks first)
+        matches nothing: the batch raises BatchWriteConflict with nothing else stored, and
+        is handled again from fresh reads."""
+        by_collection: dict[str, tuple[Batched, list[ReplaceOne[Document]]]] = {}
+        for change in self.changes.values():
+            if change.seen and change.before is not None and change.now is not None:
+                _, writes = by_collection.setdefault(change.documents.name, (change.documents, []))
+                writes.append(ReplaceOne(_where(change.before), change.now))
+        for name, (documents, writes) in by_collection.items():
+            matched = await documents.bulk(writes, self.updating)
+            if matched < len(writes):
+                raise BatchWriteConflict(
+                    f"{len(writes) - matched} document(s) of {name} changed after the sweep "
+                    "read them; handling the batch again from fresh reads"
+                )
 
     async def _insert_new(self) -> None:
         """Step 0: the documents the batch believes new (read and found absent, or guessed
@@ -432,7 +514,11 @@ class Batch:
         writer: there is nothing to check first), changed ones replaced."""
         documents = changes[0].documents
         inserts = [c for c in changes if c.before is None and c.now is not None and c.blind]
-        replaces = [ReplaceOne(_where(c.before), c.now) for c in changes if c.before and c.now]
+        replaces = [
+            ReplaceOne(_where(c.before), c.now)
+            for c in changes
+            if c.before and c.now and not c.seen  # (those went first: `_replace_seen`)
+        ]
         new = [
             c.now
             for c in changes
@@ -543,6 +629,8 @@ def _where(document: Mapping[str, Any]) -> Document:
 
 
 current: ContextVar[Batch | None] = ContextVar("current_batch", default=None)
+# Set while a row that may take what a sweep saw loads its aggregate (`Decides.seen`).
+trusting_seen: ContextVar[bool] = ContextVar("trusting_seen", default=False)
 
 
 class Batched(MongoDocuments):
@@ -697,4 +785,5 @@ __all__ = [
     "StateCache",
     "current",
     "handling",
+    "trusting_seen",
 ]

@@ -36,6 +36,7 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 from contracts import Command
 from services.rules import Rejection
 
+from .batch import trusting_seen
 from .documents import Document, Documents
 from .outbox import MessageLike, OutboxEntry
 from .refusals import Refusals
@@ -150,7 +151,15 @@ class Decides(Generic[H, S, M]):
     RecordTimeEntry its contract's write sends) is found only once that write is stored.
 
     `key`: the aggregate's id where it is not the record's key (a Talent Cloud membership,
-    one of many on its cloud's partition, so still written by one writer)."""
+    one of many on its cloud's partition, so still written by one writer).
+
+    `seen`: the message is a sweep's (an ExpireOffer), and may take the aggregate as the
+    sweep of this process read it instead of reading it again (StateCache.see): the batch
+    replaces it first, at the revision the sweep saw, so a change since fails the batch
+    before anything is stored; and if the rule writes nothing, what the sweep saw is
+    forgotten, so that no later record decides on it. Only for a rule that replaces the
+    aggregate or leaves it be (never deletes it), and whose "nothing to do" on a document
+    out of date is harmless: the sweep asks again while the work is due."""
 
     rule: Callable[[H, S | None, M, datetime], Outcome[S]]
     state: Callable[[H], Repository[S]]
@@ -159,13 +168,25 @@ class Decides(Generic[H, S, M]):
     remembers: Callable[[M], str] | None = id_of
     once_id: Callable[[M], str] | None = None
     key: Callable[[M], str] | None = None
+    seen: bool = False
 
     async def __call__(self, handlers: H, message: M) -> None:
-        uow = handlers.uow
         key = message.key if self.key is None else self.key(message)
+        try:
+            await self._decide(handlers, message, key)
+        finally:
+            if self.seen:
+                handlers.uow.settle_seen(self.state(handlers).documents, key)
+
+    async def _decide(self, handlers: H, message: M, key: str) -> None:
+        uow = handlers.uow
         message_id = id_of(message)
         remembered = None if self.remembers is None else self.remembers(message)
-        stored = await uow.load(self.state(handlers), key)
+        trusting = trusting_seen.set(self.seen)  # the aggregate's read only
+        try:
+            stored = await uow.load(self.state(handlers), key)
+        finally:
+            trusting_seen.reset(trusting)
         # Written after its aggregate: without one there is nothing to look up.
         if self.once_id is not None and stored is not None:
             assert self.once is not None, f"{_type(message)}'s row names no `once` collection"

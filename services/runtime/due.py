@@ -28,6 +28,8 @@ from contextlib import aclosing, suppress
 from datetime import datetime, timedelta
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -65,12 +67,17 @@ class DueBuckets:
         name: str,
         fields: tuple[str, ...] | None = None,
         ahead: timedelta = timedelta(0),
+        seen: Callable[[list[tuple[str, bytes]]], None] | None = None,
     ) -> None:
         self.collection = collection
         self.sweeps = sweeps
         self.name = name
         # What `handle` reads of each document (all of it when None): less to send and decode.
         self.projection = None if fields is None else dict.fromkeys(fields, 1)
+        # Given, the whole documents are read and handed to it as BSON, (_id, bytes), as
+        # soon as a page is read (the handlers then need not read them again); `handle`
+        # still gets `fields` of each.
+        self.seen = seen
         # How far past now a pass also reads (see sweep_pages); the pages it read.
         self.ahead = ahead
         self._seen_ahead: list[list[Document]] = []
@@ -148,6 +155,10 @@ class DueBuckets:
         return pages
 
     async def _pages(self, bucket: int) -> AsyncGenerator[list[Document]]:
+        if self.seen is not None:
+            async for whole in self._whole_pages(bucket):
+                yield whole
+            return
         cursor = self.collection.find({FIELD: bucket}, self.projection, batch_size=PAGE_SIZE)
         page: list[Document] = []
         async for document in cursor:
@@ -157,6 +168,33 @@ class DueBuckets:
                 page = []
         if page:
             yield page
+
+    async def _whole_pages(self, bucket: int) -> AsyncGenerator[list[Document]]:
+        """The bucket's whole documents, each page handed to `seen` as read; `fields` of
+        each (or all of it) to the caller."""
+        options = self.collection.codec_options
+        raw_reader = self.collection.with_options(
+            codec_options=options.with_options(document_class=RawBSONDocument)
+        )
+        cursor = raw_reader.find({FIELD: bucket}, batch_size=PAGE_SIZE)
+        raws: list[bytes] = []
+
+        def page_of(raws: list[bytes]) -> list[Document]:
+            documents = [bson.decode(raw, options) for raw in raws]
+            assert self.seen is not None
+            self.seen([(d["_id"], raw) for d, raw in zip(documents, raws, strict=True)])
+            if self.projection is None:
+                return documents
+            wanted = ("_id", *self.projection)
+            return [{k: d[k] for k in wanted if k in d} for d in documents]
+
+        async for document in cursor:
+            raws.append(bytes(document.raw))
+            if len(raws) == PAGE_SIZE:
+                yield page_of(raws)
+                raws = []
+        if raws:
+            yield page_of(raws)
 
 
 async def _prefetching(pages: AsyncGenerator[list[Document]]) -> AsyncGenerator[list[Document]]:

@@ -131,6 +131,13 @@ class UnitOfWork:
             await self.flush(repository.documents, stored.document)
         return stored
 
+    def settle_seen(self, documents: Documents, document_id: str) -> None:
+        """The row that could take what a sweep saw of the document has decided
+        (services.runtime.batch, `Batch.settle_seen`)."""
+        batch = current.get()
+        if batch is not None and isinstance(documents, Batched):
+            batch.settle_seen(documents, document_id)
+
     async def commit(
         self,
         repository: Repository[A],

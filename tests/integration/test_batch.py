@@ -7,9 +7,11 @@ conflict, not a lost write."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
+import bson
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -24,6 +26,7 @@ from services.runtime.batch import (
     StateCache,
     current,
     handling,
+    trusting_seen,
 )
 from services.runtime.documents import Document
 from services.runtime.outbox import (
@@ -40,6 +43,7 @@ from tests.kit import new_id
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
+T = TypeVar("T")
 
 
 class Counting(Batched):
@@ -525,3 +529,105 @@ async def test_a_marked_outbox_is_sent_again_only_if_its_record_is_not_committed
     # Committed: left as it was. Not committed (a crash before the commit): sent again and
     # emptied, as any outbox left behind.
     assert stored["outbox"] == ([] if sent_again else marked["outbox"])
+
+
+# --- what a sweep saw (StateCache.see, Decides.seen) -----------------------------------------
+
+
+async def sweep_saw(collection: Counting, cache: StateCache, document_id: str) -> None:
+    found = await collection.collection.find_one({"_id": document_id})
+    assert found is not None
+    cache.see(collection.name, [(document_id, bson.encode(found))])
+
+
+async def trusting(work: Awaitable[T]) -> T:
+    token = trusting_seen.set(True)
+    try:
+        return await work
+    finally:
+        trusting_seen.reset(token)
+
+
+async def test_a_document_a_sweep_saw_is_not_read_again_and_its_write_checks_it(
+    collection: Counting,
+) -> None:
+    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
+    cache, wire = StateCache(), Wire()
+    await sweep_saw(collection, cache, "x")
+    Counting.reads = 0
+
+    async def work() -> None:
+        stored = await trusting(collection.get("x"))
+        assert stored == {"_id": "x", "revision": 1, "n": 0}
+        assert await collection.replace({**stored, "n": 1, "revision": 2}, revision=1)
+        current_batch = current.get()
+        assert current_batch is not None
+        current_batch.settle_seen(collection, "x")
+
+    await in_batch(cache, wire, work())
+    assert Counting.reads == 0
+    assert await collection.collection.find_one({"_id": "x"}) == {"_id": "x", "revision": 2, "n": 1}
+    assert cache.get(("things", "x")) == (True, {"_id": "x", "revision": 2, "n": 1})
+
+
+async def test_a_document_changed_since_the_sweep_saw_it_fails_the_batch_before_any_write(
+    collection: Counting,
+) -> None:
+    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
+    cache, wire = StateCache(), Wire()
+    uow = UnitOfWork(wire.publish_all, lambda: NOW)
+    await sweep_saw(collection, cache, "x")
+    await collection.collection.replace_one({"_id": "x"}, {"revision": 2, "n": 99})
+
+    async def work() -> None:
+        stored = await trusting(collection.get("x"))
+        assert stored is not None and stored["revision"] == 1  # what the sweep saw
+        await collection.replace({**stored, "n": 1, "revision": 2}, revision=1)
+        current_batch = current.get()
+        assert current_batch is not None
+        current_batch.settle_seen(collection, "x")
+        await uow.insert_once(collection, {"_id": "beside"}, [entry("beside")])
+
+    with pytest.raises(BatchWriteConflict, match="changed after the sweep read them"):
+        await in_batch(cache, wire, work())
+    assert wire.sent == []
+    assert await collection.collection.find_one({"_id": "beside"}) is None
+    stored = await collection.collection.find_one({"_id": "x"})
+    assert stored == {"_id": "x", "revision": 2, "n": 99}
+    assert cache.get(("things", "x")) == (False, None)  # read again next time
+
+
+async def test_what_a_sweep_saw_is_forgotten_when_its_record_writes_nothing(
+    collection: Counting,
+) -> None:
+    """Out of date, it would mislead the next record of the aggregate: that one reads."""
+    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
+    cache, wire = StateCache(), Wire()
+    await sweep_saw(collection, cache, "x")
+    await collection.collection.replace_one({"_id": "x"}, {"revision": 2, "n": 99})
+    Counting.reads = 0
+
+    async def work() -> None:
+        assert await trusting(collection.get("x")) == {"_id": "x", "revision": 1, "n": 0}
+        current_batch = current.get()
+        assert current_batch is not None
+        current_batch.settle_seen(collection, "x")  # the rule wrote nothing
+        assert await collection.get("x") == {"_id": "x", "revision": 2, "n": 99}
+
+    await in_batch(cache, wire, work())
+    assert Counting.reads == 1
+    assert cache.get(("things", "x")) == (True, {"_id": "x", "revision": 2, "n": 99})
+
+
+async def test_only_a_row_that_asks_takes_what_a_sweep_saw(collection: Counting) -> None:
+    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
+    cache, wire = StateCache(), Wire()
+    await sweep_saw(collection, cache, "x")
+    await collection.collection.replace_one({"_id": "x"}, {"revision": 2, "n": 99})
+    Counting.reads = 0
+
+    async def work() -> None:
+        assert await collection.get("x") == {"_id": "x", "revision": 2, "n": 99}
+
+    await in_batch(cache, wire, work())
+    assert Counting.reads == 1

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -168,3 +169,29 @@ async def test_what_a_pass_read_ahead_is_handed_first_on_the_next_one(
     handed.clear()
     await due.sweep_pages(later, ask)  # handed once: the last pass read nothing ahead
     assert handed == []
+
+
+async def test_a_sweep_that_hands_on_what_it_read_reads_whole_documents_once(
+    database: AsyncDatabase[Document],
+) -> None:
+    """`seen` gets each whole document as the BSON read, as soon as its page is; `handle`
+    still gets only `fields` of each, as with a projection."""
+    seen: list[tuple[str, bytes]] = []
+    due = DueBuckets(
+        database["items"], database["sweeps"], "items", fields=("due_at",), seen=seen.extend
+    )
+    await due.ensure_ready(NOW - timedelta(minutes=5))
+    ids = await store(database, NOW - timedelta(minutes=2), NOW - timedelta(minutes=1))
+    await database["items"].update_many({}, {"$set": {"terms": {"title": "x" * 300}}})
+    handed: list[Document] = []
+
+    async def handle(page: list[Document]) -> int:
+        handed.extend(page)
+        return 0
+
+    await due.sweep_pages(NOW, handle)
+    assert [document_id for document_id, _ in seen] == ids
+    stored = {d["_id"]: d async for d in database["items"].find({})}
+    for document_id, raw in seen:
+        assert bson.decode(raw, database.codec_options) == stored[document_id]
+    assert handed == [{"_id": i, "due_at": stored[i]["due_at"]} for i in ids]
