@@ -30,8 +30,14 @@ At each size (default 10k, then topped up to 100k, then to 1M):
   set), keyed by offer id. Found and asked for: until that pass had published every
   ExpireOffer; all expired: from the pass's start until offers.events carried an
   OfferExpired for every due offer (published only once the offer is stored expired).
-  The expired offers are then put back as they were, and the cursor past them again, so
-  the next size again has 1 % due.
+  The expired offers are then put back as they were, and offer_service started once more
+  (sweeping every 30 s), the cursor past them; once it runs, the cursor goes back to their
+  bucket, and its next pass finds them all past due (a service catching up after a stop)
+  and asks its own consumers, which take each offer as the pass read it
+  (services.runtime.batch, StateCache.see) instead of reading it again. Timed, and its CPU
+  counted, from its first ExpireOffer on the internal topic to the last OfferExpired. Then
+  the offers are put back again, and the cursor past them, so the next size again has 1 %
+  due.
 Each size's costs are printed beside the first size's, as a ratio (goal: 1M within 1.5x of
 10k).
 
@@ -46,6 +52,7 @@ import json
 import random
 import statistics
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -108,6 +115,9 @@ GOAL = 1.5  # the largest size's cost within this many times the first size's
 ASK_GOAL_S = 1.0  # every due offer found and asked for within this
 EXPIRE_GOAL_S = 10.0  # and every one expired within this
 SWEEP_INTERVAL = timedelta(seconds=60)  # offer_service's default: how far a pass reads ahead
+# offer_service's own sweep, in the last expiry phase: often enough not to wait long for the
+# pass that catches up, seldom enough that it passes once while they expire.
+OWN_SWEEP_INTERVAL = timedelta(seconds=30)
 
 
 @dataclass
@@ -135,6 +145,14 @@ class SweepFigures:
     expire_note: str = ""
     # CPU seconds each part spent meanwhile (bench/cpu.py): what one expiry costs, and where.
     expire_cpu: dict[str, float] = field(default_factory=dict)
+    # By offer_service's own sweep, its first pass after a start (everything due is past):
+    # seconds from its first ExpireOffer on the internal topic until its last, and until
+    # the last OfferExpired; how many; the CPU each part spent from the service's start.
+    own_ask_s: float = 0.0
+    own_expire_s: float = 0.0
+    own_expired: int = 0
+    own_cpu: dict[str, float] = field(default_factory=dict)
+    own_commands: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -534,14 +552,84 @@ async def sweep(
         f"{result.expired:,}/{result.due:,} OfferExpired"
         + (f" ({result.expire_note})" if result.expire_note else "")
     )
-    if restore:  # the expired offers as they were, so that the next size has 1 % due again
-        # One replace per offer: FerretDB 1.24.2 holds a PostgreSQL connection for each
-        # statement of an update command until the command ends (handler/msg_update.go, a
-        # defer in the loop), so a bulk_write of 50 or more updates takes its whole pool (50)
-        # and stalls every client of that FerretDB.
+
+    async def put_back() -> None:
+        """The expired offers as they were, pending and due again. One replace per offer:
+        FerretDB 1.24.2 holds a PostgreSQL connection for each statement of an update
+        command until the command ends (handler/msg_update.go, a defer in the loop), so a
+        bulk_write of 50 or more updates takes its whole pool (50) and stalls every client
+        of that FerretDB."""
+        say(f"growth {size:,}: putting the {result.due:,} expired offers back as they were")
         for i in range(0, size, DUE_EVERY):
             document = copy_of(template, tag, i, base)
             await database["offers"].replace_one({"_id": document["_id"]}, document)
+
+    # By offer_service's own sweep: started with its sweep's cursor past them (its first pass
+    # finds nothing), then the cursor put back at their bucket, as after a stop: its next pass
+    # finds them all past due and asks its own consumers, which take each offer as the pass
+    # read it instead of reading it again (services.runtime.batch, StateCache.see).
+    await put_back()
+    own = Services(
+        f"{tag}o{size}",
+        ("offer_service",),
+        extra_env={"EXPIRY_SWEEP_INTERVAL_SECONDS": str(int(OWN_SWEEP_INTERVAL.total_seconds()))},
+        databases={"offer_service": database.name},
+    )
+    label = f"growth {size:,}: by offer_service's own sweep"
+    asks = Watcher(topics.internal(own.group("offer_service")), offer_id(tag, 0)[:-1], "type")
+    expiries = Watcher(topics.OFFERS_EVENTS, offer_id(tag, 0)[:-1], kind_field="type")
+    await cursor_at(due_bucket(utc_now() - CLOCK_SKEW))  # its first pass finds nothing
+    await asks.start()
+    await expiries.start()
+    try:
+        async with own as running:
+            cpu = CpuClock({p.name: p.process.pid for p in running.processes if p.process})
+            await cursor_at(first)
+            say(f"{label}: its next pass (within {OWN_SWEEP_INTERVAL.seconds} s) catches up")
+            with suppress(TimeoutError):
+                await asks.wait_for(
+                    1,
+                    kind="ExpireOffer",
+                    within=2 * OWN_SWEEP_INTERVAL.total_seconds(),
+                    label=label,
+                    since=time.perf_counter(),
+                )
+            before, commands = cpu.read(), await running.database_commands()
+            with suppress(TimeoutError):
+                await expiries.wait_for(
+                    result.due, kind=EXPIRED, within=expire_within, label=label, since=0.0
+                )
+            result.own_cpu = spent_between(before, cpu.read())
+            result.own_commands = await running.database_commands() - commands
+        result.own_expired = expiries.count(EXPIRED)
+        ask_times = [t for (_, kind), t in asks.arrived.items() if kind == "ExpireOffer"]
+        expiry_times = [t for (_, kind), t in expiries.arrived.items() if kind == EXPIRED]
+        if ask_times and expiry_times:
+            result.own_ask_s = max(ask_times) - min(ask_times)
+            result.own_expire_s = max(expiry_times) - min(ask_times)
+    finally:
+        await asks.stop()
+        await expiries.stop()
+    total = 1000 * sum(result.own_cpu.values()) / max(1, result.own_expired)
+    say(
+        f"{label}: all asked for {result.own_ask_s:.2f} s and all expired "
+        f"{result.own_expire_s:.2f} s after its first ask, "
+        f"{result.own_expired:,}/{result.due:,} OfferExpired; CPU per expiry, ms: "
+        + ", ".join(
+            f"{part} {1000 * sec / max(1, result.own_expired):.2f}"
+            for part, sec in sorted(result.own_cpu.items())
+        )
+        + f"; total {total:.2f}"
+    )
+    say(
+        f"{label}: database commands per expiry: "
+        + ", ".join(
+            f"{command} {collection} {n / max(1, result.own_expired):.3f}"
+            for (_, command, collection), n in sorted(result.own_commands.items())
+        )
+    )
+    if restore:  # so that the next size has 1 % due again
+        await put_back()
     # The cursor past them again, where the next services' start expects it.
     await cursor_at(due_bucket(utc_now() - CLOCK_SKEW))
 
@@ -764,6 +852,11 @@ def report(results: list[SizeFigures], extend_n: int, extend_within: float) -> N
                 f"  all expired through offer_service: {s.expire_s:.2f} s (goal ≤ "
                 f"{EXPIRE_GOAL_S:.0f} s), {s.expired:,}/{s.due:,} OfferExpired"
                 + (f" ({s.expire_note})" if s.expire_note else "")
+                + f"\n  by offer_service's own sweep (a pass catching up): all "
+                f"asked for {s.own_ask_s:.2f} s, all expired {s.own_expire_s:.2f} s after its "
+                f"first ask, {s.own_expired:,}/{s.due:,} OfferExpired, "
+                f"{1000 * sum(s.own_cpu.values()) / max(1, s.own_expired):.2f} ms of CPU "
+                "per expiry"
             )
     measured = [f for f in results if f.extend_rate]
     if len(measured) > 1 and measured[0].extend_rate and measured[-1].extend_rate:
