@@ -540,6 +540,23 @@ async def sweep_saw(collection: Counting, cache: StateCache, document_id: str) -
     cache.see(collection.name, [(document_id, bson.encode(found))])
 
 
+async def seen_then_changed(collection: Counting) -> tuple[StateCache, Wire]:
+    """x as a sweep saw it (revision 1), then changed behind it (revision 2, n 99)."""
+    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
+    cache, wire = StateCache(), Wire()
+    await sweep_saw(collection, cache, "x")
+    await collection.collection.replace_one({"_id": "x"}, {"revision": 2, "n": 99})
+    Counting.reads = 0
+    return cache, wire
+
+
+def settled(collection: Counting, document_id: str) -> None:
+    """The rule of the record that took what the sweep saw has decided."""
+    batch = current.get()
+    assert batch is not None
+    batch.settle_seen(collection, document_id)
+
+
 async def trusting(work: Awaitable[T]) -> T:
     token = trusting_seen.set(True)
     try:
@@ -560,9 +577,7 @@ async def test_a_document_a_sweep_saw_is_not_read_again_and_its_write_checks_it(
         stored = await trusting(collection.get("x"))
         assert stored == {"_id": "x", "revision": 1, "n": 0}
         assert await collection.replace({**stored, "n": 1, "revision": 2}, revision=1)
-        current_batch = current.get()
-        assert current_batch is not None
-        current_batch.settle_seen(collection, "x")
+        settled(collection, "x")
 
     await in_batch(cache, wire, work())
     assert Counting.reads == 0
@@ -573,19 +588,14 @@ async def test_a_document_a_sweep_saw_is_not_read_again_and_its_write_checks_it(
 async def test_a_document_changed_since_the_sweep_saw_it_fails_the_batch_before_any_write(
     collection: Counting,
 ) -> None:
-    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
-    cache, wire = StateCache(), Wire()
+    cache, wire = await seen_then_changed(collection)
     uow = UnitOfWork(wire.publish_all, lambda: NOW)
-    await sweep_saw(collection, cache, "x")
-    await collection.collection.replace_one({"_id": "x"}, {"revision": 2, "n": 99})
 
     async def work() -> None:
         stored = await trusting(collection.get("x"))
         assert stored is not None and stored["revision"] == 1  # what the sweep saw
         await collection.replace({**stored, "n": 1, "revision": 2}, revision=1)
-        current_batch = current.get()
-        assert current_batch is not None
-        current_batch.settle_seen(collection, "x")
+        settled(collection, "x")
         await uow.insert_once(collection, {"_id": "beside"}, [entry("beside")])
 
     with pytest.raises(BatchWriteConflict, match="changed after the sweep read them"):
@@ -601,17 +611,11 @@ async def test_what_a_sweep_saw_is_forgotten_when_its_record_writes_nothing(
     collection: Counting,
 ) -> None:
     """Out of date, it would mislead the next record of the aggregate: that one reads."""
-    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
-    cache, wire = StateCache(), Wire()
-    await sweep_saw(collection, cache, "x")
-    await collection.collection.replace_one({"_id": "x"}, {"revision": 2, "n": 99})
-    Counting.reads = 0
+    cache, wire = await seen_then_changed(collection)
 
     async def work() -> None:
         assert await trusting(collection.get("x")) == {"_id": "x", "revision": 1, "n": 0}
-        current_batch = current.get()
-        assert current_batch is not None
-        current_batch.settle_seen(collection, "x")  # the rule wrote nothing
+        settled(collection, "x")  # the rule wrote nothing
         assert await collection.get("x") == {"_id": "x", "revision": 2, "n": 99}
 
     await in_batch(cache, wire, work())
@@ -620,11 +624,7 @@ async def test_what_a_sweep_saw_is_forgotten_when_its_record_writes_nothing(
 
 
 async def test_only_a_row_that_asks_takes_what_a_sweep_saw(collection: Counting) -> None:
-    await collection.collection.insert_one({"_id": "x", "revision": 1, "n": 0})
-    cache, wire = StateCache(), Wire()
-    await sweep_saw(collection, cache, "x")
-    await collection.collection.replace_one({"_id": "x"}, {"revision": 2, "n": 99})
-    Counting.reads = 0
+    cache, wire = await seen_then_changed(collection)
 
     async def work() -> None:
         assert await collection.get("x") == {"_id": "x", "revision": 2, "n": 99}
