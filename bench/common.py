@@ -239,6 +239,20 @@ class Services:
                 counts[key] += sample.value
         return {key: (int(n), 1000 * sums[key] / n) for key, n in counts.items() if n}
 
+    async def batch_steps(self) -> dict[tuple[str, str], tuple[float, float]]:
+        """(service, step) -> (batches, seconds in all) so far, from each /metrics, and
+        (service, "records") -> (batches, records in all)."""
+        out: dict[tuple[str, str], tuple[float, float]] = {}
+        for prefix, label in (("offers_batch_seconds", None), ("offers_batch_records", "records")):
+            for service, sample in await self._samples(prefix):
+                key = (service, label or sample.labels.get("step", ""))
+                count, total = out.get(key, (0.0, 0.0))
+                if sample.name.endswith("_count"):
+                    out[key] = (count + sample.value, total)
+                elif sample.name.endswith("_sum"):
+                    out[key] = (count, total + sample.value)
+        return out
+
     async def database_commands(self) -> Counter[tuple[str, str, str]]:
         """(service, command, collection) -> commands sent so far, from each /metrics."""
         out: Counter[tuple[str, str, str]] = Counter()

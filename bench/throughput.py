@@ -146,6 +146,7 @@ async def measure_ours(
             async with around(running) if around else nullcontext():
                 say(f"{label}: publishing {n} ExtendOffer commands")
                 commands_before = await running.database_commands()
+                steps_before = await running.batch_steps()
                 before = clock.read()
                 started = await publish_all("offers.commands", commands)
                 published = time.perf_counter() - started
@@ -162,14 +163,50 @@ async def measure_ours(
                 cpu = spent_between(before, clock.read())
             handling = await running.handling_ms()
             sent = await running.database_commands() - commands_before
+            steps = await running.batch_steps()
         finally:
             await watcher.stop()
     for (service, type_), (count, ms) in sorted(handling.items()):
         say(f"{label}: {service} handled {count} {type_} in {ms:.1f} ms each on average")
+    for line in batch_lines(steps_before, steps):
+        say(f"{label}: {line}")
     arrivals = sorted(t for (_, kind), t in watcher.arrived.items() if kind == "offer_received")
     rate = Rate(label, n, last - started, published, started, arrivals, cpu, sent)
     say(f"{label}: {rate.per_second:.1f} offers/s ({n} in {rate.seconds:.1f}s)")
     return rate
+
+
+STEPS_IN_ORDER = ("deciding", "checking", "storing", "publishing", "finishing")
+
+
+def batch_lines(
+    before: dict[tuple[str, str], tuple[float, float]],
+    after: dict[tuple[str, str], tuple[float, float]],
+) -> list[str]:
+    """Per service: its batches in the run, their mean size and the mean milliseconds of each
+    step of a batch (services.runtime.metrics, offers_batch_seconds)."""
+
+    def spent(service: str, step: str) -> tuple[float, float]:
+        count, total = after.get((service, step), (0.0, 0.0))
+        count_before, total_before = before.get((service, step), (0.0, 0.0))
+        return count - count_before, total - total_before
+
+    lines = []
+    for service in sorted({service for service, _ in after}):
+        batches, records = spent(service, "records")
+        if not batches:
+            continue
+        means = ", ".join(
+            f"{step} {1000 * total / count:.1f}"
+            for step in STEPS_IN_ORDER
+            for count, total in [spent(service, step)]
+            if count
+        )
+        lines.append(
+            f"{service}: {batches:.0f} batches of {records / batches:.0f} records on average; "
+            f"ms per batch: {means}"
+        )
+    return lines
 
 
 # --- the plain baselines --------------------------------------------------------------------

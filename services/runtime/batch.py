@@ -68,6 +68,7 @@ documents a second where commands of 10 one at a time replaced 900.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -254,6 +255,8 @@ class Batch:
     unkept: dict[tuple[str, str], Document | None] = field(default_factory=dict)
     # The documents it took from what a sweep saw, not yet confirmed by a write (`get`).
     seen: set[tuple[str, str]] = field(default_factory=set)
+    # Seconds each step of its commit took (`commit`), for /metrics.
+    steps: dict[str, float] = field(default_factory=dict)
 
     def forget(self) -> None:
         """After a failure: what the batch read or wrote may be ahead of the database (or
@@ -425,17 +428,21 @@ class Batch:
                     change.marked = True
                 else:
                     change.now = {**change.now, OUTBOX_BATCH: self.token}
+        step = self._step()
         try:
             await self._replace_seen()
             await self._insert_new()
         except (GuessedWrong, BatchWriteConflict):
             self.forget()  # the guesses are in the cache: read next time
             raise
+        step("checking")
         await asyncio.gather(*(self._store(changes) for changes in by_collection.values()))
+        step("storing")
         crash_point("after_write")
         if self.messages:
             await self.publish_all(self.messages)
         await asyncio.gather(*(send() for send in self.dead_letters))
+        step("publishing")
         await asyncio.gather(
             *(self._empty_outboxes(name, changes) for name, changes in by_collection.items()),
             self._empty_unchanged(),
@@ -443,6 +450,19 @@ class Batch:
         for (name, document_id), change in self.changes.items():
             if change.documents.kept:
                 self.cache.put((name, document_id), change.now)
+        step("finishing")
+
+    def _step(self) -> Callable[[str], None]:
+        """Records the seconds each step of the commit took, in `steps` (for /metrics)."""
+        started = time.perf_counter()
+
+        def done(name: str) -> None:
+            nonlocal started
+            now = time.perf_counter()
+            self.steps[name] = now - started
+            started = now
+
+        return done
 
     async def _replace_seen(self) -> None:
         """Step 0, first: the documents changed from what a sweep saw, replaced at the

@@ -25,6 +25,7 @@ RELEASED = "released"  # its aggregate arrived and it was handled
 REFUSED_AFTER_WAIT = "refused_after_wait"  # its wait ran out: one CommandRejected
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 
 
 class ServiceMetrics:
@@ -94,10 +95,33 @@ class ServiceMetrics:
             ("service", "command", "collection"),
             registry=self.registry,
         )
+        self.batch_records = Histogram(
+            "offers_batch_records",
+            "Records per fetched batch this instance handled (services.runtime.batch).",
+            ("service",),
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "offers_batch_seconds",
+            "Time a fetched batch spent in each step: deciding (its records' rules, with the "
+            "reads they needed), checking (the documents written first: new, or as a sweep "
+            "saw them), storing (its other writes), publishing (its messages, acknowledged) "
+            "and finishing (emptying outboxes, deleting).",
+            ("service", "step"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.service = service
 
     def database_listener(self) -> monitoring.CommandListener:
         return _CountCommands(self)
+
+    def batch(self, records: int, steps: dict[str, float]) -> None:
+        """One fetched batch handled: its size, and the seconds of each of its steps."""
+        self.batch_records.labels(self.service).observe(records)
+        for step, seconds in steps.items():
+            self.batch_seconds.labels(self.service, step).observe(seconds)
 
     def rejected(self, command_type: str, code: str) -> None:
         self.rejections.labels(self.service, command_type, code).inc()

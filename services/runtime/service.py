@@ -325,14 +325,17 @@ class Records:
         token = current.set(batch)
         try:
             async with self.in_flight:
+                started = time.perf_counter()
                 try:
                     async with asyncio.TaskGroup() as group:
                         for run in _by_key(records):
                             group.create_task(self._handle_in_order(run))
                 except BaseExceptionGroup as failed:
                     raise failed.exceptions[0] from None
+                deciding = time.perf_counter() - started
                 await batch.commit()
             self._published(records)
+            self.metrics.batch(len(records), {"deciding": deciding, **batch.steps})
         except GuessedWrong:
             batch.forget()
             raise

@@ -634,6 +634,12 @@ async def test_metrics_count_what_became_of_each_message(
     assert (
         increase("offers_database_commands_total", command="insert", collection="rejections") >= 1
     )
+    # Each fetched batch: its size, and the time of each of its steps.
+    batches = increase("offers_batch_records_count")
+    assert batches >= 1
+    assert increase("offers_batch_records_sum") >= 4  # the four records, in one batch or more
+    for step in ("deciding", "checking", "storing", "publishing", "finishing"):
+        assert increase("offers_batch_seconds_count", step=step) == batches
 
 
 async def test_a_talent_cloud_belongs_to_the_client_that_first_named_it(
