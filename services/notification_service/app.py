@@ -126,7 +126,7 @@ TABLE = ServiceTable(
                 once=notifications,
                 remembers=None,
             ),
-            decides(SendReminder, NotificationHandlers.send_reminder, state=offers),
+            decides(SendReminder, NotificationHandlers.send_reminder, state=offers, seen=True),
             acts(CloseEmails, NotificationHandlers.close_emails, on=notifications),
         ),
     ),
@@ -157,13 +157,15 @@ def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
         EmailMetrics(kit.metrics.registry, NAME),
         owner=owner,
     )
-    # The projections with a reminder to send, by the minute their first one falls due in.
+    # The projections with a reminder to send, by the minute their first one falls due in,
+    # read whole: a SendReminder takes its projection as the sweep read it (`seen`).
     due = DueBuckets(
         kit.database["offers"],
         kit.database["sweeps"],
         "reminders",
         fields=("reminders", "version"),  # what `send` reads
         ahead=timedelta(seconds=kit.settings.expiry_sweep_interval_seconds),
+        seen=kit.seen_by_sweep("offers"),
     )
 
     def send(offer: Document, now: datetime) -> SendReminder | None:
