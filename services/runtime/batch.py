@@ -294,15 +294,12 @@ class Batch:
                 self._remember(documents, key, None)
                 return None
             seen = self.cache.take_seen(key) if trusting_seen.get() else None
-            if seen is not None:
+            if seen is not None:  # as the sweep read it: checked by its write (`settle_seen`)
                 self.seen.add(key)
-                document = bson.decode(seen, documents.collection.codec_options)
-                stored = await _unpublished_only(document, self.published)
-                self._remember(documents, key, stored)
-                self.read.add(key)
-                return self.peek(documents, document_id)
-            async with self.reads:
-                stored = await documents.read(document_id)
+                stored = bson.decode(seen, documents.collection.codec_options)
+            else:
+                async with self.reads:
+                    stored = await documents.read(document_id)
             stored = await _unpublished_only(stored, self.published)
             if key not in self.changes:  # (another aggregate's run may have written it)
                 self._remember(documents, key, stored)

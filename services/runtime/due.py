@@ -23,10 +23,10 @@ found; its own bucket reads then go on as always and still decide what is done.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from contextlib import aclosing, suppress
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import bson
 from bson.raw_bson import RawBSONDocument
@@ -34,6 +34,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 Document = dict[str, Any]
+D = TypeVar("D")
 
 BUCKET_SECONDS = 60
 # Buckets this close to now are not yet called done: the clocks of the instances that
@@ -155,46 +156,36 @@ class DueBuckets:
         return pages
 
     async def _pages(self, bucket: int) -> AsyncGenerator[list[Document]]:
-        if self.seen is not None:
-            async for whole in self._whole_pages(bucket):
-                yield whole
-            return
-        cursor = self.collection.find({FIELD: bucket}, self.projection, batch_size=PAGE_SIZE)
-        page: list[Document] = []
-        async for document in cursor:
-            page.append(document)
-            if len(page) == PAGE_SIZE:
+        if self.seen is None:
+            cursor = self.collection.find({FIELD: bucket}, self.projection, batch_size=PAGE_SIZE)
+            async for page in _paged(cursor):
                 yield page
-                page = []
-        if page:
-            yield page
-
-    async def _whole_pages(self, bucket: int) -> AsyncGenerator[list[Document]]:
-        """The bucket's whole documents, each page handed to `seen` as read; `fields` of
-        each (or all of it) to the caller."""
+            return
+        # Whole, as the BSON read: handed on to `seen`, and `fields` of each to the caller.
         options = self.collection.codec_options
-        raw_reader = self.collection.with_options(
+        raw = self.collection.with_options(
             codec_options=options.with_options(document_class=RawBSONDocument)
         )
-        cursor = raw_reader.find({FIELD: bucket}, batch_size=PAGE_SIZE)
-        raws: list[bytes] = []
-
-        def page_of(raws: list[bytes]) -> list[Document]:
-            documents = [bson.decode(raw, options) for raw in raws]
-            assert self.seen is not None
-            self.seen([(d["_id"], raw) for d, raw in zip(documents, raws, strict=True)])
+        async for raws in _paged(raw.find({FIELD: bucket}, batch_size=PAGE_SIZE)):
+            documents = [bson.decode(r.raw, options) for r in raws]
+            self.seen([(d["_id"], bytes(r.raw)) for d, r in zip(documents, raws, strict=True)])
             if self.projection is None:
-                return documents
-            wanted = ("_id", *self.projection)
-            return [{k: d[k] for k in wanted if k in d} for d in documents]
+                yield documents
+            else:
+                wanted = ("_id", *self.projection)
+                yield [{k: d[k] for k in wanted if k in d} for d in documents]
 
-        async for document in cursor:
-            raws.append(bytes(document.raw))
-            if len(raws) == PAGE_SIZE:
-                yield page_of(raws)
-                raws = []
-        if raws:
-            yield page_of(raws)
+
+async def _paged(cursor: AsyncIterable[D]) -> AsyncGenerator[list[D]]:
+    """The cursor's documents, PAGE_SIZE at a time."""
+    page: list[D] = []
+    async for document in cursor:
+        page.append(document)
+        if len(page) == PAGE_SIZE:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 async def _prefetching(pages: AsyncGenerator[list[Document]]) -> AsyncGenerator[list[Document]]:
