@@ -35,6 +35,7 @@ from services.runtime.service import (
     decides,
     each_offer_event,
     internal_on,
+    numbers,
 )
 from services.runtime.streams import Streams
 from services.runtime.uow import Repository
@@ -119,13 +120,7 @@ TABLE = ServiceTable(
         ),
         internal_on(
             NAME,
-            decides(
-                Notify,
-                NotificationHandlers.notify,
-                state=inboxes,
-                once=notifications,
-                remembers=None,
-            ),
+            numbers(Notify, NotificationHandlers.notify, state=inboxes, once=notifications),
             decides(SendReminder, NotificationHandlers.send_reminder, state=offers, seen=True),
             acts(CloseEmails, NotificationHandlers.close_emails, on=notifications),
         ),

@@ -4,7 +4,9 @@ create them (the recipient's partition), and mark them read.
 
 Every path is safe to repeat: the projection remembers the events and asks it has handled,
 and a notification's id derives from (source event or reminder, recipient), so a repeated
-Notify finds it stored and only publishes what is still unpublished of it.
+Notify finds it stored and only publishes what is still unpublished of it. A notification's
+number in its recipient's stream is its Notify's place in the internal topic, so the inbox
+is not written to count it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from contracts import (
 )
 from contracts.internal import CloseEmails, Notify, SendReminder
 from services.rules import OfferEvent, Rejection, derived_id
-from services.runtime.decide import Changed, Effect, Outcome, Sets, Unchanged, Waits, WriteOnce
+from services.runtime.decide import (
+    Changed,
+    Effect,
+    Outcome,
+    Placed,
+    Sets,
+    Unchanged,
+    Waits,
+    WriteOnce,
+)
 from services.runtime.outbox import OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
@@ -177,31 +188,33 @@ class NotificationHandlers:
 
     # --- the inbox (the recipient's partition) ----------------------------------------------
 
-    def notify(self, inbox: Inbox | None, command: Notify, now: datetime) -> Outcome[Inbox]:
-        """The next number of the recipient's inbox, and the notification under it, written
-        once (its id derives from its source): a repeated Notify leaves a gap in the
-        numbers, harmless, as ids only need to increase."""
-        created = command.notification
-        inbox = inbox or Inbox(created.recipient_id)
-        numbered = replace(inbox, last_seq=inbox.last_seq + 1)
+    def notify(self, inbox: Inbox | None, placed: Placed[Notify], now: datetime) -> Outcome[Inbox]:
+        """The notification, written once (its id derives from its source), numbered in the
+        recipient's stream by its Notify's place: the inbox is read for its email
+        preferences and written only while its counter of earlier notifications is ahead
+        (`domain.number_for`). A redelivered Notify keeps its number; a repeated one (another
+        record) finds the notification stored under the number it was given."""
+        created = placed.message.notification
+        seq = domain.number_for(inbox, placed.place)
         email = domain.email_plan(
-            inbox.preferences, created.kind, created.created_at, self.email_digest_seconds
+            None if inbox is None else inbox.preferences,
+            created.kind,
+            created.created_at,
+            self.email_digest_seconds,
         )
         document = {
             "_id": created.notification_id,
             **created.model_dump(include=set(STORED_FIELDS)),
             "read": False,
-            "seq": numbered.last_seq,  # its number in the recipient's stream
+            "seq": seq,  # its number in the recipient's stream
             # Its email, in the same write: stored, it cannot be lost; sent off this path.
             **email_fields(email),
         }
-        entry = OutboxEntry.of(created, stream_id=str(numbered.last_seq))
-        return Changed(
-            numbered,
-            once=[WriteOnce(document, [entry])],
-            said=f"notification {created.notification_id} ({created.kind}) for "
-            f"{created.recipient_id}",
-        )
+        once = [WriteOnce(document, [OutboxEntry.of(created, stream_id=str(seq))])]
+        said = f"notification {created.notification_id} ({created.kind}) for {created.recipient_id}"
+        if inbox is not None and seq > placed.place:  # numbered by the counter: it moves on
+            return Changed(replace(inbox, last_seq=seq), once=once, said=said)
+        return Unchanged(said, once=once)
 
     def close_emails(self, command: CloseEmails, now: datetime) -> Effect:
         return Sets(

@@ -7,7 +7,8 @@ function from (the handlers, the aggregate or None, the message, the clock's now
     the message's id among stored.handled?  -> done before: nothing more
     outcome = rule(handlers, stored.value, message, now)
     Changed   -> commit the new state with its messages, the id remembered
-    Unchanged -> nothing written (said in the log); what it asks of others published
+    Unchanged -> the aggregate not written (said in the log); what it asks of others
+                 published, and what it writes once beside it stored
     Waits     -> the aggregate is not there yet: the message waits for it (parked)
     Rejection -> the command refused (services.runtime.refusals)
 
@@ -17,6 +18,9 @@ whatever its rule; a document written once beside it (`WriteOnce`) has an id der
 its source, so a repeat finds it stored. Where the producer names the effect itself (a
 chat message's `message_id`, which a new command may repeat), the row's `once_id` derives
 that document's id from the message, and the runtime looks it up before asking the rule.
+A rule that numbers a stream (an inbox's notifications) is given its record's place in
+its partition (`Placed`): the record's offset, which every later record of the aggregate
+passes, so a number needs no counter written with each item.
 `Acts` is the row of a message that keeps no aggregate: an event that only asks others
 for something (what it asks has derived ids, so asking again is harmless, and nothing is
 stored), or a command that sets fields on documents written before (`Sets`).
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
@@ -71,12 +76,14 @@ class Changed(Generic[S]):
 
 @dataclass(frozen=True, slots=True)
 class Unchanged:
-    """Nothing to write: the message teaches the aggregate nothing (why, for the log).
+    """The aggregate is not written: the message teaches it nothing (why, for the log).
     `messages`: what it asks of others all the same, published, not stored, as the same
-    message asks for them again under the same ids."""
+    message asks for them again under the same ids. `once`: write-once documents stored
+    all the same, as in `Changed` (a notification, numbered without its inbox's write)."""
 
     why: str
     messages: Sequence[OutboxEntry] = ()
+    once: Sequence[WriteOnce] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,10 @@ class Waits:
 
 
 Outcome: TypeAlias = Changed[S] | Unchanged | Waits | Rejection
+
+# The place of the record being handled in its partition (its offset + 1), set by the
+# runtime around each record's handler (services.runtime.service.Records).
+record_place: ContextVar[int | None] = ContextVar("record_place", default=None)
 
 
 def id_of(message: Any) -> str:
@@ -121,6 +132,28 @@ class Keyed(Protocol):
 
 
 M = TypeVar("M", bound=Keyed)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed(Generic[M]):
+    """A message and its record's place in its partition: its offset + 1, so 1 is the
+    first record and 0 stands for none. Every aggregate's records share its partition, and
+    a later record of it has a larger place, so a rule numbers a stream of the aggregate
+    by it (a redelivered record keeps its place, and so its number)."""
+
+    message: M
+    place: int
+
+    @property
+    def key(self) -> str:
+        return self.message.key
+
+
+def placed(message: M) -> Placed[M]:
+    """The message with the place of the record the runtime is handling."""
+    place = record_place.get()
+    assert place is not None, f"{_type(message)} is decided outside a record: it has no place"
+    return Placed(message, place)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +244,8 @@ class Decides(Generic[H, S, M]):
             outcome = await self.confirm(handlers, outcome.state, now) or outcome
         if not isinstance(outcome, Changed):
             await _settle(handlers, message, outcome, key=key)
+            if isinstance(outcome, Unchanged):
+                await self._write_once(handlers, message, outcome.once)
             return
         # A repeat skipped as handled would never write them, were a crash to come between
         # the two writes: what a remembered message makes beside its aggregate goes through
@@ -225,12 +260,16 @@ class Decides(Generic[H, S, M]):
             messages=outcome.messages,
             handled=[] if remembered is None else [remembered],
         )
-        if outcome.once:
-            assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
-            for written in outcome.once:
-                await uow.insert_once(self.once(handlers), written.document, written.messages)
+        await self._write_once(handlers, message, outcome.once)
         if outcome.said:
             log.info("%s", outcome.said)
+
+    async def _write_once(self, handlers: H, message: M, once: Sequence[WriteOnce]) -> None:
+        if not once:
+            return
+        assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
+        for written in once:
+            await handlers.uow.insert_once(self.once(handlers), written.document, written.messages)
 
 
 @dataclass(frozen=True, slots=True)

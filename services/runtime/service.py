@@ -48,7 +48,18 @@ from .batch import (
     handling,
 )
 from .consumer import DeadLetter, dead_letter_record, failure_of, is_outage, pause_for_outage
-from .decide import Acts, Decides, Deciding, Effect, Keyed, Outcome, id_of
+from .decide import (
+    Acts,
+    Decides,
+    Deciding,
+    Effect,
+    Keyed,
+    Outcome,
+    Placed,
+    id_of,
+    placed,
+    record_place,
+)
 from .documents import Documents
 from .logs import message_context
 from .metrics import ServiceMetrics
@@ -123,6 +134,24 @@ def decides(
         raise TypeError(f"{type_.__name__}: a row with its own `key` cannot be `creates`")
     decide = Decides(rule, state, confirm, once, remembers, once_id, key, seen)
     return TypeHandler(type_, decide, creates)
+
+
+def numbers(
+    type_: type[M],
+    rule: Callable[[DH, S | None, Placed[M], datetime], Outcome[S]],
+    *,
+    state: Callable[[DH], Repository[S]],
+    once: Callable[[DH], Documents],
+) -> TypeHandler:
+    """A row whose rule numbers a stream of its aggregate by the record's place in its
+    partition (`Placed`), writing each item once into `once` (an inbox's notifications):
+    the aggregate need not be written to count them. Nothing is remembered: a repeat finds
+    its item stored by the item's derived id."""
+
+    def rule_with_place(handlers: DH, stored: S | None, message: M, now: datetime) -> Outcome[S]:
+        return rule(handlers, stored, placed(message), now)
+
+    return decides(type_, rule_with_place, state=state, once=once, remembers=None)
 
 
 def acts(
@@ -533,7 +562,7 @@ class Records:
         if guessed is not None:
             guessed.new_ids.add(key)
         try:
-            await on.handle(self.handlers, message)
+            await _placed_at(origin, on.handle(self.handlers, message))
         except NotYetKnown as unknown:
             await self._park(on, message, raw, origin, unknown)
             return outcomes.PARKED
@@ -585,7 +614,9 @@ class Records:
         what = f"parked {message.type} {id_of(message)} for {parked.key}"
         with message_context(message):
             try:
-                failure = await failure_of(what, lambda: on.handle(self.handlers, message))
+                failure = await failure_of(
+                    what, lambda: _placed_at(parked.origin, on.handle(self.handlers, message))
+                )
             except NotYetKnown as unknown:
                 if parked.deadline is None or parked.deadline > self.parking.clock():
                     return False
@@ -669,6 +700,15 @@ class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owned |= assigned
         if assigned:
             await self.parking.reload()
+
+
+async def _placed_at(origin: RecordOrigin, handled: Awaitable[None]) -> None:
+    """Handles the record with its place in its partition known to the rule (`Placed`)."""
+    token = record_place.set(origin.offset + 1)
+    try:
+        await handled
+    finally:
+        record_place.reset(token)
 
 
 def _by_key(

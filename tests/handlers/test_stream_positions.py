@@ -90,7 +90,7 @@ def test_a_thread_document_keeps_the_closing_number_and_cause() -> None:
     assert thread_to_document(thread)["closed_seq"] == 4
 
 
-async def test_an_inbox_numbers_its_notifications_per_recipient_once_each() -> None:
+async def test_an_inbox_numbers_its_notifications_by_their_notify_s_place_once_each() -> None:
     p, q = Parties(), Parties()
     offers, notifications = await offer_extended(p)
     # A second offer to the same freelancer, a third to another one.
@@ -102,7 +102,10 @@ async def test_an_inbox_numbers_its_notifications_per_recipient_once_each() -> N
     [ask] = [e for e in notifications.broker.published if e.type == "Notify"][:1]
     await notifications.send(ask.topic, ask.payload.encode(), key=ask.key)  # asked again
     numbered = [(e.key, e.stream_id) for e in published(notifications, "NotificationCreated")]
-    assert numbered == [(p.freelancer_id, "1"), (p.freelancer_id, "2"), (q.freelancer_id, "1")]
+    # The harness's internal topic has one partition: the Notifies are its records 1, 2, 3;
+    # the one asked again (record 4) finds its notification stored under its number.
+    assert numbered == [(p.freelancer_id, "1"), (p.freelancer_id, "2"), (q.freelancer_id, "3")]
+    assert await notifications.handlers.store.inboxes.documents.get(p.freelancer_id) is None
     stored = await notifications.handlers.store.notifications.find("recipient_id", p.freelancer_id)
     wire = {
         e.stream_id: e.payload
@@ -111,3 +114,21 @@ async def test_an_inbox_numbers_its_notifications_per_recipient_once_each() -> N
     }
     items = sorted((i.position, i.data) for i in map(notification_item, stored))
     assert items == [(1, wire["1"]), (2, wire["2"])]
+
+
+async def test_an_inbox_counted_before_numbers_on_from_its_counter_while_it_is_ahead() -> None:
+    """Inboxes written before numbering by place counted their notifications: the next
+    number is above the count, and the counter moves on while it is ahead of the places."""
+    p = Parties()
+    offers, notifications = await offer_extended(p)
+    inboxes = notifications.handlers.store.inboxes.documents
+    await inboxes.insert({"_id": p.freelancer_id, "revision": 1, "last_seq": 10})
+    for _ in range(2):
+        another = Parties(freelancer_id=p.freelancer_id)
+        await offers.send(topics.OFFERS_COMMANDS, another.extend(), key=another.offer_id)
+        await forward(offers, notifications, "OfferExtended")
+        await notifications.settle()
+    numbered = [e.stream_id for e in published(notifications, "NotificationCreated")]
+    assert numbered == ["1", "11", "12"]
+    stored = await inboxes.get(p.freelancer_id)
+    assert stored is not None and stored["last_seq"] == 12
