@@ -17,16 +17,16 @@ from contracts import (
 )
 from services.runtime.app import Built, Kit, service_app
 from services.runtime.config import Settings
-from services.runtime.decide import Outcome
+from services.runtime.decide import Outcome, Placed
 from services.runtime.documents import Documents
 from services.runtime.service import (
     Kind,
     On,
     ServiceTable,
     TypeHandler,
-    decides,
     each_offer_event,
     internal_on,
+    numbers,
 )
 from services.runtime.streams import Streams
 from services.runtime.uow import Repository
@@ -54,12 +54,12 @@ Said = TypeVar("Said", PostMessage, ProposeTerms)
 
 def spoken(
     type_: type[Said],
-    rule: Callable[[MessagingHandlers, Thread | None, Said, datetime], Outcome[Thread]],
+    rule: Callable[[MessagingHandlers, Thread | None, Placed[Said], datetime], Outcome[Thread]],
 ) -> TypeHandler:
-    """What a party says: numbered by the thread, written once beside it, and found again
-    by the producer's message_id. The thread keeps no command ids: a long thread would make
-    them a large document rewritten with every message."""
-    return decides(type_, rule, state=threads, once=messages, once_id=message_of, remembers=None)
+    """What a party says: numbered by its command's place, written once beside the thread,
+    and found again by the producer's message_id. The thread keeps no command ids: a long
+    thread would make them a large document rewritten with every message."""
+    return numbers(type_, rule, state=threads, once=messages, once_id=message_of)
 
 
 TABLE = ServiceTable(

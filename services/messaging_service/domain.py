@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Final, Literal
 
 from contracts import (
     FieldError,
@@ -46,11 +46,13 @@ class Thread:
     close_reason: CloseReason | None = None
     closed_at: datetime | None = None
     last_seq: int = 0
-    """The number of the thread's last message (gaps are harmless; order is what counts)."""
+    """The counter that numbered the thread's messages before they were numbered by their
+    command's place (`number_for`); moved on only while it is ahead."""
     answers: tuple[tuple[str, int], ...] = ()
     """(proposal message_id, first offer version that answered it), stored only here."""
     closed_seq: int | None = None
-    """The ThreadClosed's number in the thread's stream (after its last message)."""
+    """The ThreadClosed's number in the thread's stream (after its last message: STREAM_END,
+    or, closed before that, the counter's next)."""
     closed_by: str | None = None
     """The id of the offer event that closed the thread (the ThreadClosed's causation)."""
 
@@ -84,10 +86,25 @@ class Projection:
     """(TermsProposed message_id, offer version) when an OfferChanged answered a proposal."""
 
 
+# The ThreadClosed's number: the end of the thread's stream. Its messages are numbered by
+# their commands' places in negotiations.commands, while it closes on an offer event, whose
+# place in offers.events says nothing of theirs; nothing is said in a thread once it is
+# closed, so its closing takes the last number there is (the largest integer a JavaScript
+# number holds exactly: a page's EventSource hands the id back as it got it).
+STREAM_END: Final = 2**53 - 1
+
+
+def number_for(thread: Thread, place: int) -> int:
+    """A message's number in its thread's stream (which only has to increase): its
+    command's place in the partition of negotiations.commands, which every later command of
+    the thread passes, so nothing has to be written to count; but above the thread's counter,
+    which numbered the messages stored before (moved on, by the caller, while it is ahead)."""
+    return max(place, thread.last_seq + 1)
+
+
 def closing(thread: Thread, cause: OfferEvent) -> Thread:
-    """A thread that has just closed: its ThreadClosed takes the next number of its stream."""
-    number = thread.last_seq + 1
-    return replace(thread, last_seq=number, closed_seq=number, closed_by=cause.event_id)
+    """A thread that has just closed: its ThreadClosed ends the thread's stream."""
+    return replace(thread, closed_seq=STREAM_END, closed_by=cause.event_id)
 
 
 def thread_closed_event(thread: Thread, now: datetime) -> ThreadClosed:

@@ -4,8 +4,9 @@ MessagePosted / TermsProposed (or one CommandRejected).
 
 A thread, its messages and its commands share the offer's partition, so each rule here
 decides for the thread's one writer. Every path is safe to repeat: a command whose
-message_id is in the thread finds its message stored (the row's `once_id`), and a
-redelivered offer event teaches the thread nothing new.
+message_id is in the thread finds its message stored (its insert, or the row's `once_id`
+before a refusal), and a redelivered offer event teaches the thread nothing new. A message
+is numbered by its command's place, so the thread is not written to count it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 
 from contracts import MessagePosted, PostMessage, ProposeTerms, RejectionCode, TermsProposed
 from services.rules import OfferEvent, Rejection
-from services.runtime.decide import Changed, Outcome, Unchanged, Waits, WriteOnce
+from services.runtime.decide import Changed, Outcome, Placed, Unchanged, Waits, WriteOnce
 from services.runtime.outbox import MessageLike, OutboxEntry
 from services.runtime.refusals import Refusals
 from services.runtime.uow import UnitOfWork
@@ -55,16 +56,18 @@ class MessagingHandlers:
         )
 
     def post_message(
-        self, thread: domain.Thread | None, command: PostMessage, now: datetime
+        self, thread: domain.Thread | None, placed: Placed[PostMessage], now: datetime
     ) -> Outcome[domain.Thread]:
-        return _spoken(thread, command, lambda open_: domain.post_message(open_, command, now))
+        command = placed.message
+        return _spoken(thread, placed, lambda open_: domain.post_message(open_, command, now))
 
     def propose_terms(
-        self, thread: domain.Thread | None, command: ProposeTerms, now: datetime
+        self, thread: domain.Thread | None, placed: Placed[ProposeTerms], now: datetime
     ) -> Outcome[domain.Thread]:
+        command = placed.message
         return _spoken(
             thread,
-            command,
+            placed,
             lambda open_: domain.propose_terms(
                 open_, command, now, today=now.date(), max_contract_days=self.max_contract_days
             ),
@@ -79,22 +82,24 @@ def message_of(command: PostMessage | ProposeTerms) -> str:
 
 def _spoken(
     thread: domain.Thread | None,
-    command: PostMessage | ProposeTerms,
+    placed: Placed[PostMessage] | Placed[ProposeTerms],
     rule: Callable[[domain.Thread], Rejection | MessagePosted | TermsProposed],
 ) -> Outcome[domain.Thread]:
-    """A message or proposal in the offer's thread, numbered in its stream: the thread
-    takes the number, and the message is written once beside it (services.runtime.decide
-    writes the thread first, so a crash between the two leaves a gap, never a repeat)."""
+    """A message or proposal in the offer's thread, written once, numbered in the thread's
+    stream by its command's place (`domain.number_for`): the thread is read, not written,
+    unless its counter of earlier messages is still ahead."""
+    command = placed.message
     if thread is None:
         return Waits(RejectionCode.UNKNOWN_OFFER, f"there is no offer {command.offer_id!r}")
     said = rule(thread)
     if isinstance(said, Rejection):
         return said
-    numbered = replace(thread, last_seq=thread.last_seq + 1)
-    seq = numbered.last_seq
-    return Changed(
-        numbered,
-        once=[WriteOnce(message_document(command, said, seq), [stream_entry(said, seq)])],
-        said=f"thread {command.offer_id}: {said.type} {command.message_id} from "
-        f"{command.actor_id} (#{seq})",
+    seq = domain.number_for(thread, placed.place)
+    once = [WriteOnce(message_document(command, said, seq), [stream_entry(said, seq)])]
+    text = (
+        f"thread {command.offer_id}: {said.type} {command.message_id} from "
+        f"{command.actor_id} (#{seq})"
     )
+    if seq > placed.place:  # numbered by the counter: it moves on
+        return Changed(replace(thread, last_seq=seq), once=once, said=text)
+    return Unchanged(text, once=once)

@@ -192,7 +192,12 @@ class Decides(Generic[H, S, M]):
     before anything is stored; and if the rule writes nothing, what the sweep saw is
     forgotten, so that no later record decides on it. Only for a rule that replaces the
     aggregate or leaves it be (never deletes it), and whose "nothing to do" on a document
-    out of date is harmless: the sweep asks again while the work is due."""
+    out of date is harmless: the sweep asks again while the work is due.
+
+    `once_first`: whether `once_id`'s document is looked up before the rule is asked (True),
+    or only when the rule refuses (False), for a rule whose acceptance writes nothing but
+    that document (a chat message numbered by its place): a repeat accepted again is found
+    by the document's insert, so a message costs no read."""
 
     rule: Callable[[H, S | None, M, datetime], Outcome[S]]
     state: Callable[[H], Repository[S]]
@@ -202,6 +207,7 @@ class Decides(Generic[H, S, M]):
     once_id: Callable[[M], str] | None = None
     key: Callable[[M], str] | None = None
     seen: bool = False
+    once_first: bool = True
 
     async def __call__(self, handlers: H, message: M) -> None:
         key = message.key if self.key is None else self.key(message)
@@ -221,18 +227,9 @@ class Decides(Generic[H, S, M]):
         finally:
             trusting_seen.reset(trusting)
         # Written after its aggregate: without one there is nothing to look up.
-        if self.once_id is not None and stored is not None:
-            assert self.once is not None, f"{_type(message)}'s row names no `once` collection"
-            made = self.once_id(message)
-            if await uow.load_once(self.once(handlers), made) is not None:
-                log.info(
-                    "%s %s for %s: what it makes is stored already (%s); not repeated",
-                    _type(message),
-                    message_id,
-                    key,
-                    made,
-                )
-                return
+        look_up = self.once_id is not None and stored is not None
+        if look_up and self.once_first and await self._made_before(handlers, message, key):
+            return
         now = uow.clock()
         if remembered is not None and stored is not None and remembered in stored.handled:
             log.info("%s %s for %s handled before; not repeated", _type(message), message_id, key)
@@ -242,6 +239,13 @@ class Decides(Generic[H, S, M]):
         outcome = self.rule(handlers, None if stored is None else stored.value, message, now)
         if isinstance(outcome, Changed) and self.confirm is not None:
             outcome = await self.confirm(handlers, outcome.state, now) or outcome
+        if (
+            isinstance(outcome, Rejection)
+            and look_up
+            and not self.once_first
+            and await self._made_before(handlers, message, key)
+        ):
+            return  # a repeat of what it made, refused only because the aggregate moved on
         if not isinstance(outcome, Changed):
             await _settle(handlers, message, outcome, key=key)
             if isinstance(outcome, Unchanged):
@@ -263,6 +267,24 @@ class Decides(Generic[H, S, M]):
         await self._write_once(handlers, message, outcome.once)
         if outcome.said:
             log.info("%s", outcome.said)
+
+    async def _made_before(self, handlers: H, message: M, key: str) -> bool:
+        """Whether the document the message makes (`once_id`) is stored: then it is done
+        (what the document left unpublished goes out)."""
+        assert self.once is not None and self.once_id is not None, (
+            f"{_type(message)}'s row names no `once` collection"
+        )
+        made = self.once_id(message)
+        if await handlers.uow.load_once(self.once(handlers), made) is None:
+            return False
+        log.info(
+            "%s %s for %s: what it makes is stored already (%s); not repeated",
+            _type(message),
+            id_of(message),
+            key,
+            made,
+        )
+        return True
 
     async def _write_once(self, handlers: H, message: M, once: Sequence[WriteOnce]) -> None:
         if not once:

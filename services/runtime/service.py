@@ -142,16 +142,21 @@ def numbers(
     *,
     state: Callable[[DH], Repository[S]],
     once: Callable[[DH], Documents],
+    once_id: Callable[[M], str] | None = None,
 ) -> TypeHandler:
     """A row whose rule numbers a stream of its aggregate by the record's place in its
-    partition (`Placed`), writing each item once into `once` (an inbox's notifications):
-    the aggregate need not be written to count them. Nothing is remembered: a repeat finds
-    its item stored by the item's derived id."""
+    partition (`Placed`), writing each item once into `once` (an inbox's notifications, a
+    thread's messages): the aggregate need not be written to count them. Nothing is
+    remembered: a repeat finds its item stored by the item's derived id, at its insert; with
+    `once_id` (the producer names the item), before a refusal too (`Decides.once_first`)."""
 
     def rule_with_place(handlers: DH, stored: S | None, message: M, now: datetime) -> Outcome[S]:
         return rule(handlers, stored, placed(message), now)
 
-    return decides(type_, rule_with_place, state=state, once=once, remembers=None)
+    decide = Decides(
+        rule_with_place, state, once=once, remembers=None, once_id=once_id, once_first=False
+    )
+    return TypeHandler(type_, decide)
 
 
 def acts(

@@ -60,7 +60,8 @@ async def test_the_same_message_id_under_a_new_command_id_is_not_repeated() -> N
         )
     assert len(messaging.out("MessagePosted")) == 2
     thread = await thread_of(messaging, p.offer_id)
-    assert [(m["message_id"], m["seq"]) for m in thread] == [("m-1", 1), ("m-2", 2)]
+    # Numbered by their commands' places (the repeat, the second command, took none).
+    assert [(m["message_id"], m["seq"]) for m in thread] == [("m-1", 1), ("m-2", 3)]
     withdraw = command("WithdrawOffer", p.client_id, offer_id=p.offer_id)
     await offers.send(topics.OFFERS_COMMANDS, withdraw, key=p.offer_id)
     await forward(offers, messaging, "OfferWithdrawn")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts import topics
+from services.messaging_service.domain import STREAM_END
 from services.messaging_service.store import thread_from_document, thread_to_document
 from services.messaging_service.stream import closed_item, message_item
 from services.notification_service.stream import notification_item
@@ -35,6 +36,8 @@ async def negotiated_then_withdrawn(p: Parties) -> tuple[Harness, Harness]:
 
 
 async def test_a_thread_numbers_its_messages_then_its_closing_and_says_so_on_the_wire() -> None:
+    """Its messages by their commands' places in negotiations.commands (the harness's has
+    one partition), its closing as the end of the stream."""
     p = Parties()
     _, messaging = await negotiated_then_withdrawn(p)
     entries = [
@@ -45,7 +48,7 @@ async def test_a_thread_numbers_its_messages_then_its_closing_and_says_so_on_the
     assert [(e.type, e.stream_id) for e in entries] == [
         ("MessagePosted", "1"),
         ("TermsProposed", "2"),
-        ("ThreadClosed", "3"),
+        ("ThreadClosed", str(STREAM_END)),
     ]
     assert all(e.headers()[STREAM_ID_HEADER] == e.stream_id for e in entries)
 
@@ -131,4 +134,31 @@ async def test_an_inbox_counted_before_numbers_on_from_its_counter_while_it_is_a
     numbered = [e.stream_id for e in published(notifications, "NotificationCreated")]
     assert numbered == ["1", "11", "12"]
     stored = await inboxes.get(p.freelancer_id)
+    assert stored is not None and stored["last_seq"] == 12
+
+
+async def test_a_message_leaves_its_thread_unwritten() -> None:
+    p = Parties()
+    _, messaging = await extended(p)
+    threads = messaging.handlers.store.threads.documents
+    before = await threads.get(p.offer_id)
+    await messaging.send(topics.NEGOTIATIONS_COMMANDS, post(p, p.client_id, "m-1"), key=p.offer_id)
+    await messaging.send(topics.NEGOTIATIONS_COMMANDS, propose(p, "m-2"), key=p.offer_id)
+    assert len(await thread_of(messaging, p.offer_id)) == 2
+    assert await threads.get(p.offer_id) == before
+
+
+async def test_a_thread_counted_before_numbers_on_from_its_counter_while_it_is_ahead() -> None:
+    """Threads written before numbering by place counted their messages: the next number is
+    above the count, and the counter moves on while it is ahead of the places."""
+    p = Parties()
+    _, messaging = await extended(p)
+    threads = messaging.handlers.store.threads.documents
+    await threads.update(p.offer_id, {"last_seq": 10})
+    for message_id in ("m-1", "m-2"):
+        await messaging.send(
+            topics.NEGOTIATIONS_COMMANDS, post(p, p.client_id, message_id), key=p.offer_id
+        )
+    assert [m["seq"] for m in await thread_of(messaging, p.offer_id)] == [11, 12]
+    stored = await threads.get(p.offer_id)
     assert stored is not None and stored["last_seq"] == 12
