@@ -17,6 +17,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from contracts import topics
 from services.messaging_service.app import create_app as messaging_app
+from services.messaging_service.domain import STREAM_END
 from services.notification_service.app import create_app as notification_app
 from services.runtime.kafka_access import client_options
 from services.runtime.outbox import STREAM_ID_HEADER
@@ -74,10 +75,11 @@ async def test_a_thread_stream_opens_for_its_parties_once_the_offer_is_known(
         await send_command(producer, message, parties.offer_id)
         item = await thread.next()
         [published] = await probe.wait_for(of_type("MessagePosted", offer_id=parties.offer_id))
-        assert (item.id, item.event) == ("1", "MessagePosted")
+        # Numbered by its command's place in negotiations.commands: a whole number.
+        assert item.event == "MessagePosted" and item.id is not None and item.id.isdigit()
         assert item.data == published.raw.decode()  # the event exactly as published
         assert item.json()["message_id"] == message["message_id"]
-        assert published.headers[STREAM_ID_HEADER] == "1"
+        assert published.headers[STREAM_ID_HEADER] == item.id
         await thread.nothing_more(1.5)  # heartbeats only, every second here
         assert thread.heartbeats >= 1
 
@@ -93,14 +95,15 @@ async def test_a_reconnect_gets_what_it_missed_once_then_the_live_items(
         for text in texts[:2]:
             await send_command(producer, post(parties, parties.client_id, text), parties.offer_id)
         seen = await first.items(2)
-    assert [(i.id, i.json()["text"]) for i in seen] == [("1", texts[0]), ("2", texts[1])]
+    assert [i.json()["text"] for i in seen] == texts[:2]
+    ids = [int(i.id or 0) for i in seen]
 
     # Missed while disconnected: 3 and 4.
     for text in texts[2:4]:
         await send_command(producer, post(parties, parties.freelancer_id, text), parties.offer_id)
     await probe.wait_for(of_type("MessagePosted", offer_id=parties.offer_id), count=4)
 
-    resume = {"Last-Event-ID": "2", **me}
+    resume = {"Last-Event-ID": str(ids[1]), **me}
     async with stream(messaging.client, thread_path(parties), resume) as again:
         missed = await again.items(2)
         await send_command(producer, post(parties, parties.client_id, texts[4]), parties.offer_id)
@@ -109,22 +112,25 @@ async def test_a_reconnect_gets_what_it_missed_once_then_the_live_items(
         await send_event(producer, withdraw)
         closed = await again.next()
         await again.nothing_more()
-    assert [(i.id, i.json()["text"]) for i in [*missed, live]] == [
-        ("3", texts[2]),
-        ("4", texts[3]),
-        ("5", texts[4]),
-    ]
-    assert (closed.id, closed.event, closed.json()["reason"]) == ("6", "ThreadClosed", "withdrawn")
+    assert [i.json()["text"] for i in [*missed, live]] == texts[2:5]
+    ids += [int(i.id or 0) for i in [*missed, live]]
+    assert ids == sorted(set(ids)), f"the ids do not increase: {ids}"
+    # The closing ends the stream: its id is the last there is.
+    assert (closed.id, closed.event, closed.json()["reason"]) == (
+        str(STREAM_END),
+        "ThreadClosed",
+        "withdrawn",
+    )
     assert closed.json()["causation_id"] == withdraw["event_id"]
 
     # A first connect that can set no header: the query parameter, from the database only.
-    path = f"{thread_path(parties)}?last_event_id=4"
+    path = f"{thread_path(parties)}?last_event_id={ids[3]}"
     async with stream(messaging.client, path, me) as browser:
-        assert [i.id for i in await browser.items(2)] == ["5", "6"]
+        assert [i.id for i in await browser.items(2)] == [str(ids[4]), str(STREAM_END)]
         await browser.nothing_more(1)
     # No id at all: the whole thread.
     async with stream(messaging.client, thread_path(parties), me) as whole:
-        assert [i.id for i in await whole.items(6)] == ["1", "2", "3", "4", "5", "6"]
+        assert [i.id for i in await whole.items(6)] == [*map(str, ids), str(STREAM_END)]
 
 
 async def test_a_malformed_last_event_id_is_refused_with_the_reason(messaging: Served) -> None:
@@ -220,14 +226,10 @@ async def test_a_client_on_either_instance_gets_every_item(
             for parties in (chosen[0], chosen[-1]):
                 message = post(parties, parties.client_id, f"hello {parties.offer_id}")
                 await send_command(producer, message, parties.offer_id)
-            for client, parties in (
-                (a0, chosen[0]),
-                (b0, chosen[0]),
-                (a1, chosen[-1]),
-                (b1, chosen[-1]),
-            ):
-                item = await client.next()
-                assert (item.id, item.json()["offer_id"]) == ("1", parties.offer_id)
+            for (on_a, on_b), parties in (((a0, b0), chosen[0]), ((a1, b1), chosen[-1])):
+                item_a, item_b = await on_a.next(), await on_b.next()
+                assert item_a.json()["offer_id"] == item_b.json()["offer_id"] == parties.offer_id
+                assert item_a.id == item_b.id  # one number, whichever instance pushed it
 
 
 async def test_a_slow_client_is_cut_off_while_a_fast_one_gets_every_item(
@@ -360,7 +362,7 @@ async def test_a_recipient_gets_its_notifications_pushed_and_resumed(
         [published] = await probe.wait_for(
             of_type("NotificationCreated", recipient_id=parties.freelancer_id)
         )
-        assert (item.id, item.event) == ("1", "NotificationCreated")
+        assert item.event == "NotificationCreated" and item.id is not None and item.id.isdigit()
         assert item.data == published.raw.decode()
         assert item.json()["kind"] == "offer_received"
         # Withdrawn while the freelancer was away: resumed from the database.
@@ -368,7 +370,8 @@ async def test_a_recipient_gets_its_notifications_pushed_and_resumed(
         await probe.wait_for(
             of_type("NotificationCreated", recipient_id=parties.freelancer_id), count=2
         )
-        async with stream(service.client, path, {"Last-Event-ID": "1", **me}) as again:
+        async with stream(service.client, path, {"Last-Event-ID": item.id, **me}) as again:
             missed = await again.next()
             await again.nothing_more(1)
-        assert (missed.id, missed.json()["kind"]) == ("2", "offer_withdrawn")
+        assert missed.json()["kind"] == "offer_withdrawn"
+        assert int(missed.id or 0) > int(item.id)
