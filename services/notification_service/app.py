@@ -134,8 +134,12 @@ TABLE = ServiceTable(
 
 
 def build(kit: Kit, email: EmailSettings, owner: Ownership) -> Built:
+    # An inbox exists only for a recipient who chose email preferences (or was counted
+    # before numbering by place): few, so listed, and a new recipient's is not read.
     store = NotificationStore.on(
-        lambda name: kit.documents(name, kept=name not in WRITE_ONCE_COLLECTIONS)
+        lambda name: kit.documents(
+            name, kept=name not in WRITE_ONCE_COLLECTIONS, listed=name == "inboxes"
+        )
     )
     handlers = NotificationHandlers(
         store,

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from contracts.internal import InternalCommand
 
 from .background import every
-from .batch import Batched, StateCache
+from .batch import Batched, Listing, StateCache
 from .clock import utc_now
 from .config import Settings, mongo_client
 from .crash import crash_point
@@ -81,11 +81,19 @@ class Kit:
         record that asks for one may take it instead of reading it (`Decides.seen`)."""
         return lambda documents: self.cache.see(name, documents)
 
-    def documents(self, name: str, *, shared: bool = False, kept: bool = True) -> Batched:
+    def documents(
+        self, name: str, *, shared: bool = False, kept: bool = True, listed: bool = False
+    ) -> Batched:
         """A collection the handlers write: a batch at a time (services.runtime.batch).
         `shared`: other partitions write its documents too (`Batched.shared`); `kept`: its
-        documents are aggregates, kept between batches (False: write-once ones)."""
-        return Batched(self.database[name], shared=shared, kept=kept)
+        documents are aggregates, kept between batches (False: write-once ones); `listed`:
+        they are few, and the consumers keep all their ids, so that an id not listed is not
+        read (`Listing`)."""
+        listing = None
+        if listed:
+            listing = Listing(self.database[name])
+            self.cache.listings.append(listing)
+        return Batched(self.database[name], shared=shared, kept=kept, listing=listing)
 
     def asking_sweep(
         self,

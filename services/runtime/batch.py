@@ -68,6 +68,7 @@ documents a second where commands of 10 one at a time replaced 900.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -85,6 +86,8 @@ from .crash import crash_point
 from .documents import Document, MongoDocuments, matches, updated
 from .outbox import OUTBOX_BATCH, OUTBOX_FROM, PENDING, OutboxEntry, outbox_of
 
+log = logging.getLogger(__name__)
+
 READS_AT_ONCE: Final = 16
 WRITES_AT_ONCE: Final = 16
 # Documents kept between batches: a few MB, and far more than one batch touches.
@@ -92,6 +95,8 @@ CACHE_SIZE: Final = 20_000
 # Documents a sweep read, kept until the record it asks for takes them: a burst of expiries.
 SEEN_SIZE: Final = 20_000
 SEEN_BYTES: Final = 64 * 1024 * 1024
+# Ids a Listing keeps (a few MB); beyond them it is not kept, and every id is read.
+LISTED_AT_MOST: Final = 100_000
 
 _OUTBOX_FIELDS = ("outbox_since", PENDING, OUTBOX_BATCH)
 _UNSET = dict.fromkeys(_OUTBOX_FIELDS, "")
@@ -127,6 +132,60 @@ class Handling:
 handling: ContextVar[Handling | None] = ContextVar("handling", default=None)
 
 
+class Listing:
+    """All the ids of a collection whose documents are few (`Batched.listing`): once loaded,
+    an id not listed is known absent and is not read. An inbox exists only for a recipient
+    who chose email preferences (or whose notifications were counted before they were
+    numbered by place), so a notification to anyone else costs no read.
+
+    It is loaded after every assignment of partitions (`StateCache.relist`, in the
+    background: until it is complete every id is read) and forgotten with the cache on every
+    revocation; a partition's previous owner has stored its last batch by then. Every write
+    of the collection lists its id as it is decided, so one written while the list loads is
+    listed too. Beyond LISTED_AT_MOST ids it is not kept, and every id is read as before."""
+
+    def __init__(self, collection: AsyncCollection[Document], at_most: int = LISTED_AT_MOST):
+        self.collection = collection
+        self.at_most = at_most
+        self.ids: set[str] = set()
+        self.complete = False
+        self.generation = 0
+
+    def absent(self, document_id: str) -> bool:
+        return self.complete and document_id not in self.ids
+
+    def add(self, document_id: str) -> None:
+        self.ids.add(document_id)
+
+    def forget(self) -> None:
+        self.generation += 1
+        self.complete = False
+        self.ids.clear()
+
+    async def load(self) -> None:
+        generation = self.generation
+        async for document in self.collection.find({}, {"_id": 1}):
+            if generation != self.generation:
+                return  # forgotten meanwhile: the next assignment loads it again
+            self.ids.add(document["_id"])
+            if len(self.ids) > self.at_most:
+                log.info(
+                    "%s has more than %d documents: their ids are not listed, and each is "
+                    "read when it is needed",
+                    self.collection.name,
+                    self.at_most,
+                )
+                self.ids.clear()
+                return
+        if generation == self.generation:
+            self.complete = True
+            log.info(
+                "%s: %d id(s) listed; any other is known absent and is not read",
+                self.collection.name,
+                len(self.ids),
+            )
+
+
 class StateCache:
     """Documents as last stored, by collection and `_id` (None: known not to exist), least
     recently used first out.
@@ -145,6 +204,9 @@ class StateCache:
         self._documents: OrderedDict[tuple[str, str], Document | None] = OrderedDict()
         self._seen: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._seen_total = 0
+        # The collections whose ids are all listed (`Listing`), and their loads running.
+        self.listings: list[Listing] = []
+        self._loading: set[asyncio.Task[None]] = set()
 
     def get(self, key: tuple[str, str]) -> tuple[bool, Document | None]:
         if key not in self._documents:
@@ -162,6 +224,24 @@ class StateCache:
         self._documents.clear()
         self._seen.clear()
         self._seen_total = 0
+        for listing in self.listings:
+            listing.forget()
+
+    def relist(self) -> None:
+        """Loads every listing again, in the background (after an assignment)."""
+        for listing in self.listings:
+            task = asyncio.create_task(listing.load())
+            self._loading.add(task)
+            task.add_done_callback(self._loaded)
+
+    def _loaded(self, task: asyncio.Task[None]) -> None:
+        self._loading.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "a listing could not be loaded (%s): its ids are read as needed until the "
+                "next assignment",
+                task.exception(),
+            )
 
     def see(self, name: str, documents: Iterable[tuple[str, bytes]]) -> None:
         """Documents of `name` a sweep read, (`_id`, BSON), each taken once by the record
@@ -297,6 +377,8 @@ class Batch:
             if seen is not None:  # as the sweep read it: checked by its write (`settle_seen`)
                 self.seen.add(key)
                 stored = bson.decode(seen, documents.collection.codec_options)
+            elif documents.listing is not None and documents.listing.absent(document_id):
+                stored = None  # not listed: there is none
             else:
                 async with self.reads:
                     stored = await documents.read(document_id)
@@ -660,14 +742,27 @@ class Batched(MongoDocuments):
     the check. Every other document has one writer, this batch's process.
 
     `kept`: its documents are kept in the StateCache between batches (aggregates); False
-    for write-once and per-command documents, which no rule reads twice."""
+    for write-once and per-command documents, which no rule reads twice.
+
+    `listing`: all its ids, kept by the StateCache (`Listing`), for a collection whose
+    documents are few: an id not listed is not read. Every write here lists its id."""
 
     def __init__(
-        self, collection: AsyncCollection[Document], *, shared: bool = False, kept: bool = True
+        self,
+        collection: AsyncCollection[Document],
+        *,
+        shared: bool = False,
+        kept: bool = True,
+        listing: Listing | None = None,
     ) -> None:
         super().__init__(collection)
         self.shared = shared
         self.kept = kept
+        self.listing = listing
+
+    def _listed(self, document_id: str) -> None:
+        if self.listing is not None:
+            self.listing.add(document_id)
 
     async def get(self, document_id: str) -> Document | None:
         batch = current.get()
@@ -684,6 +779,7 @@ class Batched(MongoDocuments):
         return await batch.find(self, field, value)
 
     async def insert(self, document: Document) -> bool:
+        self._listed(document["_id"])
         batch = current.get()
         if batch is None:
             return await super().insert(document)
@@ -694,12 +790,14 @@ class Batched(MongoDocuments):
         return True
 
     async def insert_write_once(self, document: Document) -> bool:
+        self._listed(document["_id"])
         batch = current.get()
         if batch is not None and batch.insert_blind(self, document):
             return True
         return await self.insert(document)
 
     async def replace(self, document: Document, *, revision: int) -> bool:
+        self._listed(document["_id"])
         batch = current.get()
         if batch is None:
             return await super().replace(document, revision=revision)
@@ -718,6 +816,7 @@ class Batched(MongoDocuments):
         unset: Sequence[str] = (),
         where: Mapping[str, Any] | None = None,
     ) -> bool:
+        self._listed(document_id)
         batch = current.get()
         if batch is None:
             return await super().update(document_id, set_fields, unset=unset, where=where)
@@ -729,6 +828,7 @@ class Batched(MongoDocuments):
         return True
 
     async def increment(self, document_id: str, field: str) -> int:
+        self._listed(document_id)
         batch = current.get()
         if batch is None:
             return await super().increment(document_id, field)
@@ -798,6 +898,7 @@ __all__ = [
     "Batched",
     "GuessedWrong",
     "Handling",
+    "Listing",
     "Published",
     "StateCache",
     "current",

@@ -705,6 +705,7 @@ class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owned |= assigned
         if assigned:
             await self.parking.reload()
+            self.cache.relist()  # written by their previous owner up to its last batch
 
 
 async def _placed_at(origin: RecordOrigin, handled: Awaitable[None]) -> None:

@@ -22,6 +22,7 @@ from services.runtime.batch import (
     BatchWriteConflict,
     GuessedWrong,
     Handling,
+    Listing,
     Published,
     StateCache,
     current,
@@ -631,3 +632,44 @@ async def test_only_a_row_that_asks_takes_what_a_sweep_saw(collection: Counting)
 
     await in_batch(cache, wire, work())
     assert Counting.reads == 1
+
+
+async def test_a_listed_collection_reads_no_id_it_does_not_list(collection: Counting) -> None:
+    """Once its ids are loaded, an id not listed is known absent and not read; one listed,
+    or written since (in a batch or not), is read; once the cache is dropped (a revocation)
+    none is known absent until the next load."""
+    await collection.collection.insert_one({"_id": "there", "revision": 1})
+    listing = Listing(collection.collection)
+    listed = Counting(collection.collection, listing=listing)
+    cache, wire = StateCache(), Wire()
+    cache.listings.append(listing)
+
+    async def reads_of(*ids: str, present: bool) -> int:
+        Counting.reads = 0
+
+        async def work() -> None:
+            for document_id in ids:
+                assert (await listed.get(document_id) is not None) is present, document_id
+
+        await in_batch(StateCache(), wire, work())
+        return Counting.reads
+
+    assert await reads_of("nobody", present=False) == 1  # not loaded yet
+    await listing.load()
+    assert listing.complete and listing.ids == {"there"}
+    assert await reads_of("another", "a-third", present=False) == 0
+    assert await reads_of("there", present=True) == 1
+    await in_batch(cache, wire, listed.insert({"_id": "new", "revision": 1}))
+    assert await listed.insert({"_id": "alone", "revision": 1})  # no batch: one at a time
+    assert await reads_of("new", "alone", present=True) == 2
+    cache.clear()
+    assert not listing.complete
+    assert await reads_of("yet-another", present=False) == 1
+
+
+async def test_a_listing_of_more_ids_than_it_keeps_is_not_kept(collection: Counting) -> None:
+    await collection.collection.insert_many([{"_id": "a"}, {"_id": "b"}, {"_id": "c"}])
+    listing = Listing(collection.collection, at_most=2)
+    await listing.load()
+    assert not listing.complete and not listing.ids
+    assert not listing.absent("d")
