@@ -190,14 +190,20 @@ def service_app(
     database = mongo[settings.database_name]
     publishers = Publishers(broker, table.publishes)
     uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)
-    refusals = Refusals(Batched(database["rejections"], kept=False), uow, metrics)
+    cache = StateCache(settings.state_cache_size)
+    # Refused commands are few beside the ones handled: listed, so that a command is not
+    # looked up among them unless it was refused (`Listing`).
+    listed_refusals = Listing(database["rejections"])
+    cache.listings.append(listed_refusals)
+    refusals = Refusals(
+        Batched(database["rejections"], kept=False, listing=listed_refusals), uow, metrics
+    )
     parking = Parking(Batched(database["parked"]), utc_now)
     requests = Requests(
         publishers.publish_together,
         table.internal_topic,
         quiet=quiet_for(settings.expiry_sweep_interval_seconds),
     )
-    cache = StateCache(settings.state_cache_size)
     kit = Kit(settings, database, uow, refusals, requests, metrics, cache)
     built = build(kit)
     partitions = ConsumedPartitions()

@@ -136,7 +136,8 @@ class Listing:
     """All the ids of a collection whose documents are few (`Batched.listing`): once loaded,
     an id not listed is known absent and is not read. An inbox exists only for a recipient
     who chose email preferences (or whose notifications were counted before they were
-    numbered by place), so a notification to anyone else costs no read.
+    numbered by place), so a notification to anyone else costs no read; a refusal only for
+    a command refused, so a command is not looked up among them unless it was.
 
     It is loaded after every assignment of partitions (`StateCache.relist`, in the
     background: until it is complete every id is read) and forgotten with the cache on every
@@ -164,17 +165,19 @@ class Listing:
 
     async def load(self) -> None:
         generation = self.generation
+        if await self.collection.estimated_document_count() > self.at_most:
+            log.info(
+                "%s has more than %d documents: their ids are not listed, and each is read "
+                "when it is needed",
+                self.collection.name,
+                self.at_most,
+            )
+            return
         async for document in self.collection.find({}, {"_id": 1}):
             if generation != self.generation:
                 return  # forgotten meanwhile: the next assignment loads it again
             self.ids.add(document["_id"])
-            if len(self.ids) > self.at_most:
-                log.info(
-                    "%s has more than %d documents: their ids are not listed, and each is "
-                    "read when it is needed",
-                    self.collection.name,
-                    self.at_most,
-                )
+            if len(self.ids) > self.at_most:  # (grown since it was counted)
                 self.ids.clear()
                 return
         if generation == self.generation:
