@@ -376,12 +376,14 @@ class Batch:
                 self.guessed[key] = documents  # checked when the batch is stored
                 self._remember(documents, key, None)
                 return None
+            if documents.listing is not None and documents.listing.absent(document_id):
+                # Not listed: there is none. Not kept either: a new recipient's inbox would
+                # push aggregates out of the cache, and the listing answers again.
+                return None
             seen = self.cache.take_seen(key) if trusting_seen.get() else None
             if seen is not None:  # as the sweep read it: checked by its write (`settle_seen`)
                 self.seen.add(key)
                 stored = bson.decode(seen, documents.collection.codec_options)
-            elif documents.listing is not None and documents.listing.absent(document_id):
-                stored = None  # not listed: there is none
             else:
                 async with self.reads:
                     stored = await documents.read(document_id)

@@ -658,6 +658,9 @@ async def test_a_listed_collection_reads_no_id_it_does_not_list(collection: Coun
     await listing.load()
     assert listing.complete and listing.ids == {"there"}
     assert await reads_of("another", "a-third", present=False) == 0
+    unkept = StateCache()
+    await in_batch(unkept, wire, listed.get("a-fourth"))
+    assert len(unkept) == 0  # known absent, and not kept: the listing answers again
     assert await reads_of("there", present=True) == 1
     await in_batch(cache, wire, listed.insert({"_id": "new", "revision": 1}))
     assert await listed.insert({"_id": "alone", "revision": 1})  # no batch: one at a time
