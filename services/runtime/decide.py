@@ -17,7 +17,8 @@ it (services.runtime.uow, MAX_HANDLED), so a redelivered message has no second e
 whatever its rule; a document written once beside it (`WriteOnce`) has an id derived from
 its source, so a repeat finds it stored. Where the producer names the effect itself (a
 chat message's `message_id`, which a new command may repeat), the row's `once_id` derives
-that document's id from the message, and the runtime looks it up before asking the rule.
+that document's id from the message, and the runtime looks it up before asking the rule
+(or, where the rule's acceptance writes nothing else, only before a refusal: `once_first`).
 A rule that numbers a stream (an inbox's notifications) is given its record's place in
 its partition (`Placed`): the record's offset, which every later record of the aggregate
 passes, so a number needs no counter written with each item.
