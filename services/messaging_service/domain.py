@@ -47,7 +47,7 @@ class Thread:
     closed_at: datetime | None = None
     last_seq: int = 0
     """The counter that numbered the thread's messages before they were numbered by their
-    command's place (`number_for`); moved on only while it is ahead."""
+    command's place (`Placed.number`); moved on only while it is ahead."""
     answers: tuple[tuple[str, int], ...] = ()
     """(proposal message_id, first offer version that answered it), stored only here."""
     closed_seq: int | None = None
@@ -92,14 +92,6 @@ class Projection:
 # closed, so its closing takes the last number there is (the largest integer a JavaScript
 # number holds exactly: a page's EventSource hands the id back as it got it).
 STREAM_END: Final = 2**53 - 1
-
-
-def number_for(thread: Thread, place: int) -> int:
-    """A message's number in its thread's stream (which only has to increase): its
-    command's place in the partition of negotiations.commands, which every later command of
-    the thread passes, so nothing has to be written to count; but above the thread's counter,
-    which numbered the messages stored before (moved on, by the caller, while it is ahead)."""
-    return max(place, thread.last_seq + 1)
 
 
 def closing(thread: Thread, cause: OfferEvent) -> Thread:

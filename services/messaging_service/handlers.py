@@ -86,7 +86,7 @@ def _spoken(
     rule: Callable[[domain.Thread], Rejection | MessagePosted | TermsProposed],
 ) -> Outcome[domain.Thread]:
     """A message or proposal in the offer's thread, written once, numbered in the thread's
-    stream by its command's place (`domain.number_for`): the thread is read, not written,
+    stream by its command's place (`Placed.number`): the thread is read, not written,
     unless its counter of earlier messages is still ahead."""
     command = placed.message
     if thread is None:
@@ -94,7 +94,7 @@ def _spoken(
     said = rule(thread)
     if isinstance(said, Rejection):
         return said
-    seq = domain.number_for(thread, placed.place)
+    seq = placed.number(thread.last_seq)
     once = [WriteOnce(message_document(command, said, seq), [stream_entry(said, seq)])]
     text = (
         f"thread {command.offer_id}: {said.type} {command.message_id} from "

@@ -490,7 +490,7 @@ class Preferences:
 class Inbox:
     """A recipient's inbox: the email preferences chosen for it (None: none, no email), and
     the counter that numbered its notifications before they were numbered by their Notify's
-    place (`number_for`). One document, so that a notification costs one read of it, and
+    place (`Placed.number`). One document, so that a notification costs one read of it, and
     none once it is in the cache; it exists once preferences are chosen (or was counted
     before)."""
 
@@ -500,15 +500,6 @@ class Inbox:
 
 
 ALL: Final = "all"
-
-
-def number_for(inbox: Inbox | None, place: int) -> int:
-    """A notification's number in its recipient's stream (its id there, which only has to
-    increase): the place of its Notify in the internal topic's partition, which every later
-    Notify of the recipient passes, so nothing has to be written to count; but above the
-    inbox's counter, which numbered the notifications stored before (and is moved on, by the
-    caller, while it is ahead)."""
-    return max(place, (0 if inbox is None else inbox.last_seq) + 1)
 
 
 @dataclass(frozen=True, slots=True)

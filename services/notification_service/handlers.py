@@ -192,10 +192,10 @@ class NotificationHandlers:
         """The notification, written once (its id derives from its source), numbered in the
         recipient's stream by its Notify's place: the inbox is read for its email
         preferences and written only while its counter of earlier notifications is ahead
-        (`domain.number_for`). A redelivered Notify keeps its number; a repeated one (another
+        (`Placed.number`). A redelivered Notify keeps its number; a repeated one (another
         record) finds the notification stored under the number it was given."""
         created = placed.message.notification
-        seq = domain.number_for(inbox, placed.place)
+        seq = placed.number(0 if inbox is None else inbox.last_seq)
         email = domain.email_plan(
             None if inbox is None else inbox.preferences,
             created.kind,

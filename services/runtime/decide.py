@@ -149,6 +149,14 @@ class Placed(Generic[M]):
     def key(self) -> str:
         return self.message.key
 
+    def number(self, counted: int) -> int:
+        """The number of the item the message makes in its aggregate's stream (which only
+        has to increase): its place, which every later record of the aggregate passes, so
+        nothing has to be written to count; but above `counted`, the counter that numbered
+        the aggregate's items before they were numbered by place (the rule moves it on while
+        it is ahead, that is while the number is not the place)."""
+        return max(self.place, counted + 1)
+
 
 def placed(message: M) -> Placed[M]:
     """The message with the place of the record the runtime is handling."""
