@@ -188,7 +188,7 @@ def service_app(
     broker = new_broker(settings, log, metrics)
     mongo = mongo_client(settings, [metrics.database_listener()])
     database = mongo[settings.database_name]
-    publishers = Publishers(broker, table.publishes)
+    publishers = Publishers(broker, table.publishes, metrics)
     uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)
     cache = StateCache(settings.state_cache_size)
     # Refused commands are few beside the ones handled: listed, so that a command is not

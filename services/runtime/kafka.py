@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Sequence
 from itertools import chain
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from faststream import AckPolicy
@@ -188,8 +189,12 @@ def subscribe_all(
 class Publishers:
     """The topics a service writes, declared up front."""
 
-    def __init__(self, broker: KafkaBroker, names: Sequence[str]) -> None:
+    def __init__(
+        self, broker: KafkaBroker, names: Sequence[str], metrics: ServiceMetrics | None = None
+    ) -> None:
         self.topics = tuple(names)
+        self._broker = broker
+        self._metrics = metrics
         self._by_topic: dict[str, DefaultPublisher] = {
             name: broker.publisher(
                 name, title=f"{name}:publish", description=topics.description(name)
@@ -212,16 +217,25 @@ class Publishers:
         them all to the producer first and then waits for the acknowledgements together: a
         batch costs about one round trip instead of one each. Each entry is in the
         producer's queue before the next is handed over, and the idempotent producer keeps
-        a partition's records in that order, so messages of one key keep their order."""
+        a partition's records in that order, so messages of one key keep their order.
+
+        They go to the broker's own aiokafka producer, not through each topic's FastStream
+        publisher (still declared, for AsyncAPI): the publisher's per-message machinery
+        (middlewares, a correlation id) cost 50 µs a message against the producer's 20
+        (500 messages of 1.5 kB handed over: 25 ms against 10). So they are counted here."""
+        by_topic = Counter(entry.topic for entry in entries)
+        if undeclared := by_topic.keys() - self._by_topic.keys():
+            raise ValueError(f"not a topic this service declares: {', '.join(sorted(undeclared))}")
+        producer = _producer_of(self._broker)
         sent: list[Awaitable[object]] = []
         try:
             for entry in entries:
                 sent.append(
-                    await self._by_topic[entry.topic].publish(
+                    await producer.send(
+                        entry.topic,
                         entry.payload.encode(),
                         key=entry.key.encode(),
-                        headers=entry.headers(),
-                        no_confirm=True,
+                        headers=[(name, value.encode()) for name, value in entry.headers().items()],
                     )
                 )
         finally:
@@ -231,8 +245,18 @@ class Publishers:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        if self._metrics is not None:
+            self._metrics.published(by_topic)
 
     async def dead_letter(self, raw: bytes, origin: RecordOrigin, error: str) -> None:
         await self._by_topic[topics.COMMANDS_DEAD_LETTER].publish(
             raw, key=origin.key, headers=origin.dead_letter_headers(error)
         )
+
+
+def _producer_of(broker: KafkaBroker) -> AIOKafkaProducer:
+    """The connected broker's aiokafka producer (FastStream 0.7 keeps it there; a started
+    broker always has one, and tests/integration/test_publish_together.py sends through
+    it, so a FastStream that moved it fails there)."""
+    producer: AIOKafkaProducer = broker.config.producer._producer.producer  # type: ignore[attr-defined]
+    return producer

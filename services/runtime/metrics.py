@@ -7,6 +7,7 @@ its own, so the tests can run several services in one process."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -112,7 +113,17 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.messages_published = Counter(
+            "offers_published",
+            "Messages a batch published (acknowledged by the broker), by topic.",
+            ("service", "topic"),
+            registry=self.registry,
+        )
         self.service = service
+
+    def published(self, by_topic: Mapping[str, int]) -> None:
+        for topic, count in by_topic.items():
+            self.messages_published.labels(self.service, topic).inc(count)
 
     def database_listener(self) -> monitoring.CommandListener:
         return _CountCommands(self)
