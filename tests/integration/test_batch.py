@@ -16,6 +16,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.runtime.batch import (
+    INSERTED_TOGETHER,
     WRITES_AT_ONCE,
     Batch,
     Batched,
@@ -419,6 +420,22 @@ async def test_a_new_document_written_by_another_meanwhile_leaves_nothing_of_the
     assert wire.sent == []
     assert await collection.collection.find({}).to_list() == []
     assert await clouds.collection.find({}).to_list() == [{"_id": "cloud", "owner": "b"}]
+
+
+async def test_many_new_documents_go_in_several_commands_and_each_one_there_is_named(
+    collection: Counting,
+) -> None:
+    count = INSERTED_TOGETHER * 3 + 7  # four commands, the last a short one
+    there = [3, INSERTED_TOGETHER + 1, INSERTED_TOGETHER * 3 + 6]  # in the first, second, last
+    await collection.collection.insert_many([{"_id": f"d{n}", "old": True} for n in there])
+    documents = [{"_id": f"d{n}", "n": n} for n in range(count)]
+
+    found = await collection.insert_all(documents, asyncio.Semaphore(2))
+
+    assert sorted(found) == there
+    stored = {d["_id"]: d for d in await collection.collection.find({}).to_list()}
+    assert len(stored) == count
+    assert all(stored[f"d{n}"] == {"_id": f"d{n}", "old": True} for n in there)
 
 
 async def test_a_new_document_of_one_writer_is_stored_with_the_rest_in_one_step(
