@@ -29,6 +29,7 @@ from services.runtime.secrets import redact
         ("http://127.0.0.1:8001 is not answering", "http://127.0.0.1:8001 is not answering"),
         ("mongodb://127.0.0.1:27017", "mongodb://127.0.0.1:27017"),
         ("https://u:pw@x/?token=abc", "https://u:***@x/?token=***"),
+        ("asked with ?secret=abc&page=2", "asked with ?secret=***&page=2"),  # no URL
     ],
 )
 def test_a_password_is_hidden_and_the_rest_kept(text: str, shown: str) -> None:
