@@ -94,7 +94,7 @@ class Settings:
     # hold a fetch that finds no records; it answers as soon as one arrives, so a short wait
     # buys no latency, only idle polling, which costs every service, the broker and the
     # cores they share: 50 ms (and KAFKA_BATCH_WAIT_MS 10) cost a third more CPU per
-    # command at 20/s than 500 (measured, bench/latency.py, README "Benchmarks").
+    # command at 20/s than 500 (measured, bench/latency.py, docs/benchmarks.md).
     kafka_fetch_max_wait_ms: int = 500
     # How long the producer waits to fill a batch; every publish is awaited (the outbox is
     # cleared only once the broker has the events), so this adds to each hop's latency.
@@ -102,8 +102,9 @@ class Settings:
     # Consumers in one instance, each a member of the service's group with its own share of
     # the partitions (the same partition numbers of every topic), a fetched batch at a time.
     # One: a batch already handles its aggregates side by side, and more consumers split the
-    # records into smaller batches that each pay their own round trips (README, "Latency":
-    # at 220/s one consumer was 2-6 times faster and cheaper; at 60/s three were faster).
+    # records into smaller batches that each pay their own round trips (docs/benchmarks.md,
+    # "Latency": at 220/s one consumer was 2-6 times faster and cheaper; at 60/s three were
+    # faster).
     # More than the topics' partitions leaves the extra ones idle.
     kafka_consumers: int = 1
     # A consumer's batch (services.runtime.batch): at most this many records, what the
