@@ -29,7 +29,7 @@ from starlette.routing import Route
 from contracts.internal import InternalCommand
 
 from .background import every
-from .batch import Batched, Listing, StateCache
+from .batch import Batched, StateCache
 from .clock import utc_now
 from .config import Settings, mongo_client
 from .crash import crash_point
@@ -89,11 +89,9 @@ class Kit:
         documents are aggregates, kept between batches (False: write-once ones); `listed`:
         they are few, and the consumers keep all their ids, so that an id not listed is not
         read (`Listing`)."""
-        listing = None
-        if listed:
-            listing = Listing(self.database[name])
-            self.cache.listings.append(listing)
-        return Batched(self.database[name], shared=shared, kept=kept, listing=listing)
+        collection = self.database[name]
+        listing = self.cache.listing(collection) if listed else None
+        return Batched(collection, shared=shared, kept=kept, listing=listing)
 
     def asking_sweep(
         self,
@@ -193,10 +191,9 @@ def service_app(
     cache = StateCache(settings.state_cache_size)
     # Refused commands are few beside the ones handled: listed, so that a command is not
     # looked up among them unless it was refused (`Listing`).
-    listed_refusals = Listing(database["rejections"])
-    cache.listings.append(listed_refusals)
+    rejections = database["rejections"]
     refusals = Refusals(
-        Batched(database["rejections"], kept=False, listing=listed_refusals), uow, metrics
+        Batched(rejections, kept=False, listing=cache.listing(rejections)), uow, metrics
     )
     parking = Parking(Batched(database["parked"]), utc_now)
     requests = Requests(

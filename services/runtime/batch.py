@@ -235,6 +235,12 @@ class StateCache:
         for listing in self.listings:
             listing.forget()
 
+    def listing(self, collection: AsyncCollection[Document]) -> Listing:
+        """A new listing of `collection`, loaded with the others after every assignment."""
+        listing = Listing(collection)
+        self.listings.append(listing)
+        return listing
+
     def relist(self) -> None:
         """Loads every listing again, in the background (after an assignment)."""
         for listing in self.listings:

@@ -656,10 +656,9 @@ async def test_a_listed_collection_reads_no_id_it_does_not_list(collection: Coun
     or written since (in a batch or not), is read; once the cache is dropped (a revocation)
     none is known absent until the next load."""
     await collection.collection.insert_one({"_id": "there", "revision": 1})
-    listing = Listing(collection.collection)
-    listed = Counting(collection.collection, listing=listing)
     cache, wire = StateCache(), Wire()
-    cache.listings.append(listing)
+    listing = cache.listing(collection.collection)
+    listed = Counting(collection.collection, listing=listing)
 
     async def reads_of(*ids: str, present: bool) -> int:
         Counting.reads = 0
