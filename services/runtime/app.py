@@ -37,6 +37,7 @@ from .documents import Document, Documents
 from .due import DueBuckets
 from .http import BadRequest, Refused, StartupError, bad_request, http_error, refused
 from .kafka import (
+    Commits,
     Publishers,
     TopicLayoutError,
     check_copartitioned,
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 
 BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
 T = TypeVar("T")
+# How long a stopping service waits to commit what it handled.
+STOP_COMMIT_SECONDS = 5
 
 
 @dataclass
@@ -165,8 +168,9 @@ class ConsumedPartitions:
 def give_back(message: KafkaMessage, records: Sequence[Any]) -> None:
     """Records fetched before a rebalance took their partitions away: not ours to handle.
     If the consumer still holds a partition (the rebalance is under way), it rewinds to the
-    earliest of them, so the commit after this batch cannot pass them; if it no longer does,
-    their new owner reads them from the last committed offset."""
+    earliest of them, so that they are fetched again should it keep the partition; if it no
+    longer does, their new owner reads them from the last committed offset (their offsets
+    are never noted for a commit here)."""
     consumer: Any = getattr(message, "consumer", None)  # aiokafka's, set by FastStream
     earliest: dict[TopicPartition, int] = {}
     for record in records:
@@ -217,7 +221,8 @@ def service_app(
         publish_all=publishers.publish_together,
         cache=cache,
     )
-    subscribers = subscribe_all(broker, table.consumed_topics, settings, records.in_flight)
+    commits = Commits(settings.kafka_commit_interval_ms / 1000, records.in_flight)
+    subscribers = subscribe_all(broker, table.consumed_topics, settings, commits)
     partitions.subscribers = subscribers
     for subscriber in subscribers:
 
@@ -231,8 +236,15 @@ def service_app(
                 (owned if ours else not_owned).append(record)
             give_back(message, not_owned)
             if owned:
-                await records.handle_batch([(r.value or b"", RecordOrigin.of(r)) for r in owned])
+                try:
+                    await records.handle_batch(
+                        [(r.value or b"", RecordOrigin.of(r)) for r in owned]
+                    )
+                except Exception:
+                    await message.nack()  # each partition back to the batch's first record
+                    raise
             crash_point("before_commit")
+            commits.handled(message.consumer, owned)
 
     async def ask_release_of_due() -> None:
         now = utc_now()
@@ -319,7 +331,7 @@ def service_app(
         )
         tasks = [
             asyncio.create_task(task(), name=f"{table.name}-background")
-            for task in (sweep_parked, *built.background)
+            for task in (sweep_parked, commits.run, *built.background)
         ]
         starting.done = True
         log.info(
@@ -347,6 +359,10 @@ def service_app(
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            # What was handled, committed before the consumers leave (not waited for long:
+            # on a broker that does not answer, their records are only handled again).
+            with suppress(TimeoutError):
+                await asyncio.wait_for(commits.commit(), timeout=STOP_COMMIT_SECONDS)
             await broker.stop()
             await mongo.close()
             log.info("%s stopped", table.name)

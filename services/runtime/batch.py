@@ -16,14 +16,14 @@ broker until the batch is over; then `Batch.commit` does, in this order:
      published that no record of it marks (left by a crash, or written outside a record)
      emptied;
 
-and Records then lets FastStream commit the batch's offsets once. The outboxes are not
-emptied by a second write: each was stored marked by the record that wrote it
-(OUTBOX_FROM), and once that record's offset is committed (or this process has published
-its batch) a reader takes the outbox as published (services.runtime.outbox). A crash
-anywhere in between loses and doubles nothing, as with one record: the batch is delivered
-again, each redelivered command finds its aggregate already changed (its command id
-remembered), and what an outbox holds under an offset not committed is published (again,
-with its ids) when its document is next read.
+and the batch's offsets are then noted for the next commit (services.runtime.kafka.Commits,
+on an interval). The outboxes are not emptied by a second write: each was stored marked
+by the record that wrote it (OUTBOX_FROM), and once that record's offset is committed (or
+this process has published its batch) a reader takes the outbox as published
+(services.runtime.outbox). A crash anywhere in between loses and doubles nothing, as with
+one record: the batch is delivered again, each redelivered command finds its aggregate
+already changed (its command id remembered), and what an outbox holds under an offset not
+committed is published (again, with its ids) when its document is next read.
 
 Reads: a document is read from the database once, then kept in the `StateCache` while its
 partition is owned by this process (the cache is dropped on a rebalance, on any failure of a

@@ -3,7 +3,7 @@
 The outcome of a record is exactly one of: handled; refused (readable but invalid: one
 CommandRejected); parked (services.runtime.parking); dead-lettered (unreadable, or a bug in
 our handling). Only a failure of our own infrastructure (database or broker unreachable)
-escapes, so that FastStream's NACK_ON_ERROR rewinds the partition and the record is handled
+escapes, so that the subscriber's `nack` rewinds the partition and the record is handled
 again once it is back.
 """
 

@@ -9,8 +9,8 @@ lets the first n-1 passes through and kills on the n-th.
 The points:
   after_write    right after a batch's changes are stored (each aggregate with its outbox),
                  before anything of them is published
-  before_commit  right before the batch's offsets are committed (its outboxes published
-                 and cleared)
+  before_commit  right before the batch's offsets are noted for the next commit (its
+                 messages published, its outboxes marked by the records that wrote them)
 
 Without FAULT_CRASH_AT (production) a call costs one comparison, cheaper than a dict
 lookup: the environment is read once, at import.
