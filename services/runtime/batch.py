@@ -351,6 +351,9 @@ class Batch:
     seen: set[tuple[str, str]] = field(default_factory=set)
     # Seconds each step of its commit took (`commit`), for /metrics.
     steps: dict[str, float] = field(default_factory=dict)
+    # What changes in memory only once the batch is stored and published (a released
+    # parked record's key let go): a batch that fails changes nothing.
+    stored: list[Callable[[], None]] = field(default_factory=list)
 
     def forget(self) -> None:
         """After a failure: what the batch read or wrote may be ahead of the database (or
@@ -545,6 +548,8 @@ class Batch:
         for (name, document_id), change in self.changes.items():
             if change.documents.kept:
                 self.cache.put((name, document_id), change.now)
+        for done in self.stored:
+            done()
         step("finishing")
 
     def _step(self) -> Callable[[str], None]:

@@ -229,7 +229,8 @@ class Commits(ConsumerRebalanceListener):  # type: ignore[misc]
         whose offsets are then forgotten whether or not the commit succeeds). One that fails
         stays noted for the next tick, while its partition is still this consumer's."""
         async with self._committing:
-            for consumer, offsets in self._handled.items():
+            # (A copy: a consumer's first batch may add it while a commit is awaited.)
+            for consumer, offsets in list(self._handled.items()):
                 held = consumer.assignment()
                 for partition in [p for p in offsets if p not in held]:
                     del offsets[partition]  # given away already: not this consumer's to commit

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from .batch import current
 from .documents import Document, Documents
 from .wire import RecordOrigin
 
@@ -68,6 +70,8 @@ class Parking:
         # record never overtakes one parked before it. Only grows on a reload (a stale key
         # costs one lookup), so a reload racing a release cannot lose a key.
         self.keys: set[str] = set()
+        # Records parked per key since the key was last let go (`forget`).
+        self._parks: Counter[str] = Counter()
         # When each parked command's wait runs out, soonest first: kept in memory by the
         # instance that holds its partition (and learnt again by `reload`), so no sweep has
         # to read the parked documents over and over to find the ones due.
@@ -119,6 +123,7 @@ class Parking:
         now = self.clock()
         deadline = None if wait is None else now + wait
         self.keys.add(key)
+        self._parks[key] += 1
         if deadline is not None:
             self.remind(key, deadline)
         return await self.documents.insert(
@@ -143,8 +148,26 @@ class Parking:
         found = await self.documents.find("key", key)
         parked = sorted((Parked.from_document(d) for d in found), key=lambda p: p.origin.offset)
         if not parked:
-            self.keys.discard(key)
+            self.forget(key)
         return parked
+
+    def forget(self, key: str) -> None:
+        """No record of `key` is parked any more. In a batch, only once the batch is stored:
+        a batch that fails (or is handled again, reading first) stored none of its deletions,
+        so the records it released are parked still, and their key must stay held, or
+        nothing would release them again. (A key held with nothing parked costs a lookup.)"""
+        parks = self._parks[key]
+
+        def let_go() -> None:
+            if self._parks[key] == parks:  # not parked again meanwhile
+                self.keys.discard(key)
+                del self._parks[key]
+
+        batch = current.get()
+        if batch is None:
+            let_go()
+        else:
+            batch.stored.append(let_go)
 
     async def remove(self, parked: Parked) -> None:
         await self.documents.delete(parked.parked_id)

@@ -611,7 +611,7 @@ class Records:
                 continue
             if not await self._release_one(on, message, parked):
                 return
-        self.parking.keys.discard(key)
+        self.parking.forget(key)
 
     async def _release_one(self, on: On, message: Any, parked: Parked) -> bool:
         """Whether the record is out of the parking (handled, refused or dead-lettered)."""

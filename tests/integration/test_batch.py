@@ -38,7 +38,9 @@ from services.runtime.outbox import (
     ensure_outbox_indexes,
     outbox_fields,
 )
+from services.runtime.parking import Parking
 from services.runtime.uow import UnitOfWork
+from services.runtime.wire import RecordOrigin
 from tests.infrastructure import Endpoints
 from tests.kit import new_id
 
@@ -692,3 +694,31 @@ async def test_a_listing_of_more_ids_than_it_keeps_is_not_kept(collection: Count
     await listing.load()
     assert not listing.complete and not listing.ids
     assert not listing.absent("d")
+
+
+async def test_a_release_in_a_batch_that_fails_leaves_its_records_parked_and_held(
+    collection: Counting,
+) -> None:
+    """Found by the three-instance fault (faults/cluster.py): records released in a batch
+    that then had to be handled again, reading first, were never released again."""
+    parking = Parking(Batched(collection.collection.database["parked"]), lambda: NOW)
+    await parking.park("offer-1", RecordOrigin("t", 0, 7, b"offer-1"), b"{}", wait=None)
+
+    async def release() -> None:
+        for parked in await parking.waiting("offer-1"):
+            await parking.remove(parked)
+        parking.forget("offer-1")
+
+    batch = Batch(StateCache(), Wire().publish_all, asyncio.Semaphore())
+    token = current.set(batch)
+    try:
+        await release()
+    finally:
+        current.reset(token)
+    batch.forget()  # it failed: nothing of it stored
+    assert parking.holds("offer-1")
+    assert [p.origin.offset for p in await parking.waiting("offer-1")] == [7]
+
+    await in_batch(StateCache(), Wire(), release())
+    assert not parking.holds("offer-1")
+    assert await parking.waiting("offer-1") == []

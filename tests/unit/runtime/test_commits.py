@@ -113,3 +113,16 @@ async def test_partitions_no_longer_held_are_dropped_and_the_others_committed() 
     consumer.held = {P1}
     await commits.commit()
     assert consumer.committed == [{P1: 8}]
+
+
+async def test_a_consumer_first_heard_of_while_a_commit_is_in_flight_is_committed_next() -> None:
+    first, second = Consumer(gate=asyncio.Event()), Consumer()
+    commits = Commits(1.0, Inner())
+    commits.handled(first, records(0, 4))
+    committing = asyncio.create_task(commits.commit())
+    await asyncio.sleep(0)
+    commits.handled(second, records(1, 7))  # another consumer's first batch
+    first.gate.set()  # type: ignore[union-attr]
+    await committing
+    await commits.commit()
+    assert (first.committed, second.committed) == ([{P0: 5}], [{P1: 8}])
