@@ -702,6 +702,7 @@ async def test_a_release_in_a_batch_that_fails_leaves_its_records_parked_and_hel
     """Found by the three-instance fault (faults/cluster.py): records released in a batch
     that then had to be handled again, reading first, were never released again."""
     parking = Parking(Batched(collection.collection.database["parked"]), lambda: NOW)
+    await parking.ensure_indexes()  # as the services declare them (test_zz_query_plans.py)
     await parking.park("offer-1", RecordOrigin("t", 0, 7, b"offer-1"), b"{}", wait=None)
 
     async def release() -> None:
