@@ -13,6 +13,10 @@ from pymongo import AsyncMongoClient, monitoring
 from .kafka_access import KafkaAccessError, KafkaSecurity
 from .topics import DAY_MS, TopicLayout
 
+# A crash makes a service handle again what it handled since its last commit: beyond an
+# hour, a mistyped interval would make that a backlog, not a repeat of a moment's work.
+MAX_COMMIT_INTERVAL_MS = 3_600_000
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value the service cannot use."""
@@ -117,7 +121,7 @@ class Settings:
     # batch waited for (6 ms on Kafka 4.1, whose group coordinator lingers 5 ms before it
     # writes) and 1.6 ms of the broker's CPU. A crash redoes at most this much handled work,
     # which every handler takes as a repeat (services.runtime.kafka.Commits).
-    kafka_commit_interval_ms: int = 1000
+    kafka_commit_interval_ms: int = 1000  # at most MAX_COMMIT_INTERVAL_MS
     # Documents kept in memory between batches, per instance (their partitions' only writer).
     state_cache_size: int = 20_000
     # Static group membership (KIP-345): the name this instance's consumers keep across
@@ -165,7 +169,9 @@ class Settings:
             kafka_consumers=env_int("KAFKA_CONSUMERS", 1, minimum=1),
             kafka_batch_max_records=env_int("KAFKA_BATCH_MAX_RECORDS", 500, minimum=1),
             kafka_batch_wait_ms=env_int("KAFKA_BATCH_WAIT_MS", 500, minimum=1),
-            kafka_commit_interval_ms=env_int("KAFKA_COMMIT_INTERVAL_MS", 1000, minimum=1),
+            kafka_commit_interval_ms=env_int(
+                "KAFKA_COMMIT_INTERVAL_MS", 1000, minimum=1, maximum=MAX_COMMIT_INTERVAL_MS
+            ),
             state_cache_size=env_int("STATE_CACHE_SIZE", 20_000, minimum=0),
             kafka_instance_id=instance_id(service_name, env_int("HTTP_PORT", default_http_port)),
             kafka_session_timeout_ms=env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=6000),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError
 
+from services.runtime.config import MAX_COMMIT_INTERVAL_MS, ConfigError, Settings
 from services.runtime.kafka import Commits
 
 P0 = TopicPartition("offers.commands", 0)
@@ -126,3 +129,27 @@ async def test_a_consumer_first_heard_of_while_a_commit_is_in_flight_is_committe
     await committing
     await commits.commit()
     assert (first.committed, second.committed) == ([{P0: 5}], [{P1: 8}])
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("0", "KAFKA_COMMIT_INTERVAL_MS=0 must be at least 1"),
+        ("-5", "KAFKA_COMMIT_INTERVAL_MS=-5 must be at least 1"),
+        ("1.5", "KAFKA_COMMIT_INTERVAL_MS='1.5' is not a whole number"),
+        ("9" * 30, f"must be at most {MAX_COMMIT_INTERVAL_MS}"),
+    ],
+)
+def test_a_commit_interval_the_service_cannot_use_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, raw: str, says: str
+) -> None:
+    monkeypatch.setenv("KAFKA_COMMIT_INTERVAL_MS", raw)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        Settings.from_env("offer_service", 8001)
+
+
+def test_the_commit_interval_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_COMMIT_INTERVAL_MS", "250")
+    assert Settings.from_env("offer_service", 8001).kafka_commit_interval_ms == 250
+    monkeypatch.delenv("KAFKA_COMMIT_INTERVAL_MS")
+    assert Settings.from_env("offer_service", 8001).kafka_commit_interval_ms == 1000
