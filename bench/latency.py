@@ -8,7 +8,12 @@ each latency is the time from handing the command to the producer until the watc
 reading notifications.events with a 5 ms fetch wait, sees the notification. The goals,
 printed beside the figures: p50 ≤ 20 ms, p99 ≤ 100 ms.
 
-    python -m bench.latency --rate 5 [--rate 40 ...] [--seconds 40]
+Beside ours, at each rate, the plain limit: both plain pipelines of bench.throughput (two
+hops, each doing the least its hop needs, per record or a fetched batch at a time; run in
+this process) sent the same ExtendOffer commands at the same rate and watched the same
+way, so that a goal missed can be told apart from a machine that cannot meet it.
+
+    python -m bench.latency --rate 5 [--rate 40 ...] [--seconds 40] [--no-plain]
 
 The services run with their default settings (an earlier before/after pair of Kafka
 settings measured no difference and was dropped).
@@ -45,6 +50,7 @@ from .common import (
 )
 from .cpu import BENCH, SERVERS, CpuClock, spent_between
 from .hops import hop_rows
+from .throughput import STEPS, Plain, plain_databases
 from .watch import Watcher
 
 NAMES = ("offer_service", "messaging_service", "notification_service")
@@ -225,10 +231,55 @@ async def measure(
     return results, hops
 
 
+async def measure_plain(tag: str, label: str, rate: float, seconds: float) -> Latencies:
+    """The plain limit at the same rate: a plain pipeline of bench.throughput, two hops
+    that do the least the job needs (in this process), sent the same commands the same way
+    and watched the same way."""
+    count = max(10, int(rate * seconds))
+    terms = hourly_terms()
+    extends = [extend_offer(tag, i, terms) for i in range(count)]
+    plain = Plain(tag, STEPS[label])
+    producer = AIOKafkaProducer(**client_options(INFRA.kafka), linger_ms=0)
+    await producer.start()
+    try:
+        async with plain.running(count) as watcher:
+            say(f"latency {label}: {count} commands at {rate:.1f}/s")
+            clock = CpuClock()
+            before = clock.read()
+            sent = await steady(
+                producer,
+                plain.topics[0],
+                [(c["offer_id"], json.dumps(c).encode()) for c in extends],
+                rate,
+                f"latency {label}",
+            )
+            since = time.perf_counter()
+            try:
+                await watcher.wait_for(
+                    count, kind="offer_received", within=120, label=label, since=since
+                )
+            except TimeoutError as error:
+                say(f"latency {label}: {error}")
+            return Latencies(
+                f"ExtendOffer → offer_received, {label}",
+                rate,
+                count,
+                latencies(sent, watcher, "offer_received"),
+                spent_between(before, clock.read()),
+            )
+    finally:
+        await producer.stop()
+
+
 async def run(
-    rates: float | list[float], seconds: float, keep: bool, tag: str | None = None
+    rates: float | list[float],
+    seconds: float,
+    keep: bool,
+    tag: str | None = None,
+    plain: tuple[str, ...] = tuple(STEPS),
 ) -> list[Latencies]:
-    """Each rate in turn, on services of its own; one table for all of them."""
+    """Each rate in turn, on services of its own, and each plain pipeline of `plain` at
+    the same rate; one table for all of them."""
     tag = tag or run_id()
     results: list[Latencies] = []
     hops: list[tuple[str, ...]] = []
@@ -241,6 +292,13 @@ async def run(
             if not keep:
                 await drop_databases([f"bench_{name}_{each}" for name in NAMES])
         results += measured
+        for number, label in enumerate(plain):
+            plain_tag = f"{each}p{number}"
+            try:
+                results.append(await measure_plain(plain_tag, label, rate, seconds))
+            finally:
+                if not keep:
+                    await drop_databases(plain_databases(plain_tag))
         hops += [(f"{rate:.1f}", *row) for row in measured_hops]
     print(
         table(
@@ -294,9 +352,13 @@ def main() -> None:
         help="commands per second (repeat it for several rates, each on services of its own)",
     )
     parser.add_argument("--seconds", type=float, default=40, help="seconds of sending per path")
+    parser.add_argument(
+        "--no-plain", action="store_true", help="without the plain pipelines at the same rates"
+    )
     add_infra_options(parser)
     args = parser.parse_args()
-    run_with_infra(args, run(args.rate, args.seconds, args.keep))
+    plain = () if args.no_plain else tuple(STEPS)
+    run_with_infra(args, run(args.rate, args.seconds, args.keep, plain=plain))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -342,6 +342,28 @@ class Plain:
     async def close(self) -> None:
         await self.client.close()
 
+    @asynccontextmanager
+    async def running(self, n: int) -> AsyncIterator[Watcher]:
+        """Both stages running until each has handled n records, and a watcher on the
+        last topic; yields once both groups have their first assignment, so that no clock
+        includes it."""
+        await ensure_topics(INFRA.kafka, self.topics)
+        watcher = Watcher(self.topics[2], f"bench-free-{self.tag}-")
+        await watcher.start()
+        stages = [
+            asyncio.create_task(self.stage(0, n, offer_output)),
+            asyncio.create_task(self.stage(1, n, notification_output)),
+        ]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self.ready)), timeout=60)
+            yield watcher
+        finally:
+            for stage in stages:
+                stage.cancel()
+            await asyncio.gather(*stages, return_exceptions=True)
+            await watcher.stop()
+            await self.close()
+
 
 def plain_databases(tag: str) -> list[str]:
     return [f"bench_plain_offers_{tag}", f"bench_plain_notifications_{tag}"]
@@ -349,17 +371,8 @@ def plain_databases(tag: str) -> list[str]:
 
 async def measure_plain(label: str, tag: str, n: int) -> Rate:
     plain = Plain(tag, STEPS[label])
-    await ensure_topics(INFRA.kafka, plain.topics)
     commands = encoded_commands(tag, n)
-    watcher = Watcher(plain.topics[2], f"bench-free-{tag}-")
-    await watcher.start()
-    stages = [
-        asyncio.create_task(plain.stage(0, n, offer_output)),
-        asyncio.create_task(plain.stage(1, n, notification_output)),
-    ]
-    try:
-        # Both groups' first assignment, so that the clock does not include it.
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in plain.ready)), timeout=60)
+    async with plain.running(n) as watcher:
         say(f"{label}: publishing {n} commands to {plain.topics[0]}")
         clock = CpuClock()
         before = clock.read()
@@ -369,13 +382,6 @@ async def measure_plain(label: str, tag: str, n: int) -> Rate:
             n, kind="offer_received", within=300 + n, label=label, since=started
         )
         cpu = spent_between(before, clock.read())
-        await asyncio.gather(*stages)
-    finally:
-        for stage in stages:
-            stage.cancel()
-        await asyncio.gather(*stages, return_exceptions=True)
-        await watcher.stop()
-        await plain.close()
     arrivals = sorted(t for (_, kind), t in watcher.arrived.items() if kind == "offer_received")
     rate = Rate(label, n, last - started, published, started, arrivals, cpu)
     say(f"{label}: {rate.per_second:.1f} offers/s ({n} in {rate.seconds:.1f}s)")
