@@ -43,6 +43,7 @@ from .kafka import (
     check_copartitioned,
     ensure_topics,
     new_broker,
+    on_each_batch,
     subscribe_all,
 )
 from .kafka_access import KafkaRefused
@@ -224,27 +225,26 @@ def service_app(
     commits = Commits(settings.kafka_commit_interval_ms / 1000, records.in_flight)
     subscribers = subscribe_all(broker, table.consumed_topics, settings, commits)
     partitions.subscribers = subscribers
-    for subscriber in subscribers:
 
-        @subscriber
-        async def on_batch(body: list[bytes], message: KafkaMessage) -> None:
-            fetched: tuple[Any, ...] = message.raw_message
-            owned: list[Any] = []
-            not_owned: list[Any] = []
-            for record in fetched:
-                ours = records.in_flight.owns(record.topic, record.partition)
-                (owned if ours else not_owned).append(record)
-            give_back(message, not_owned)
-            if owned:
-                try:
-                    await records.handle_batch(
-                        [(r.value or b"", RecordOrigin.of(r)) for r in owned]
-                    )
-                except Exception:
-                    await message.nack()  # each partition back to the batch's first record
-                    raise
-            crash_point("before_commit")
-            commits.handled(message.consumer, owned)
+    async def on_batch(message: KafkaMessage) -> None:
+        fetched: tuple[Any, ...] = message.raw_message
+        owned: list[Any] = []
+        not_owned: list[Any] = []
+        for record in fetched:
+            ours = records.in_flight.owns(record.topic, record.partition)
+            (owned if ours else not_owned).append(record)
+        give_back(message, not_owned)
+        if owned:
+            try:
+                await records.handle_batch([(r.value or b"", RecordOrigin.of(r)) for r in owned])
+            except Exception:
+                await message.nack()  # each partition back to the batch's first record
+                raise
+        crash_point("before_commit")
+        commits.handled(message.consumer, owned)
+
+    for subscriber in subscribers:
+        on_each_batch(broker, subscriber, on_batch)
 
     async def ask_release_of_due() -> None:
         now = utc_now()
