@@ -297,11 +297,13 @@ STEPS: dict[str, Step] = {"plain per-record": per_record, "plain batched": batch
 class Plain:
     """Two plain stages, each doing the least its hop needs, with `step` per fetched batch:
     commands → offer document + event; events → notification document + NotificationCreated.
-    After the step, one offset commit for the batch."""
+    After the step, one offset commit for the batch; or, with `commit_every` seconds, the
+    offsets committed at most that often (Kafka Streams' commit.interval.ms, as ours)."""
 
-    def __init__(self, tag: str, step: Step) -> None:
+    def __init__(self, tag: str, step: Step, commit_every: float = 0.0) -> None:
         self.tag = tag
         self.step = step
+        self.commit_every = commit_every
         self.topics = [f"bench.{tag}.{name}" for name in ("commands", "events", "notifications")]
         self.client = mongo()
         offers, notifications = (self.client[name] for name in plain_databases(tag))
@@ -323,6 +325,7 @@ class Plain:
         await producer.start()
         try:
             handled = 0
+            committed = time.monotonic()
             while handled < n:
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
                 if consumer.assignment():
@@ -333,8 +336,10 @@ class Plain:
                 now = datetime.now(UTC)
                 outputs = [make(record.value, now) for record in records]
                 await self.step(self.collections[index], producer, target, outputs)
-                await consumer.commit()
                 handled += len(records)
+                if time.monotonic() - committed >= self.commit_every or handled >= n:
+                    await consumer.commit()
+                    committed = time.monotonic()
         finally:
             await producer.stop()
             await consumer.stop()
