@@ -211,7 +211,8 @@ def batch_lines(
 
 # --- the plain baselines --------------------------------------------------------------------
 
-Output = tuple[Document, bytes, bytes]  # the document to insert, the record's key and value
+# The document to insert (none for a stage that only re-keys), the record's key and value.
+Output = tuple[Document | None, bytes, bytes]
 
 
 def offer_output(raw: bytes, now: datetime) -> Output:
@@ -242,6 +243,11 @@ def offer_output(raw: bytes, now: datetime) -> Output:
     return document, command["offer_id"].encode(), json.dumps(event).encode()
 
 
+def repartition_output(raw: bytes, now: datetime) -> Output:
+    """OfferExtended → the same event keyed by its freelancer, nothing stored."""
+    return None, json.loads(raw)["freelancer_id"].encode(), raw
+
+
 def notification_output(raw: bytes, now: datetime) -> Output:
     """OfferExtended → the freelancer's notification document and a NotificationCreated-shaped
     record keyed by the freelancer."""
@@ -263,30 +269,36 @@ def notification_output(raw: bytes, now: datetime) -> Output:
     return document, freelancer.encode(), json.dumps(notification).encode()
 
 
-Step = Callable[[AsyncCollection[Document], AIOKafkaProducer, str, list[Output]], Awaitable[None]]
+Make = Callable[[bytes, datetime], Output]
+Step = Callable[
+    [AsyncCollection[Document] | None, AIOKafkaProducer, str, list[Output]], Awaitable[None]
+]
 
 
 async def per_record(
-    collection: AsyncCollection[Document],
+    collection: AsyncCollection[Document] | None,
     producer: AIOKafkaProducer,
     target: str,
     outputs: list[Output],
 ) -> None:
     """(a) One record at a time: its insert_one awaited, then its publish (send_and_wait)."""
     for document, key, value in outputs:
-        await collection.insert_one(document)
+        if collection is not None and document is not None:
+            await collection.insert_one(document)
         await producer.send_and_wait(target, value, key=key)
 
 
 async def batched(
-    collection: AsyncCollection[Document],
+    collection: AsyncCollection[Document] | None,
     producer: AIOKafkaProducer,
     target: str,
     outputs: list[Output],
 ) -> None:
     """(b) The fetched batch at once: one insert_many, then every send issued and the
     acknowledgements awaited together."""
-    await collection.insert_many([document for document, _, _ in outputs])
+    documents = [document for document, _, _ in outputs if document is not None]
+    if collection is not None and documents:
+        await collection.insert_many(documents)
     sent = [await producer.send(target, value, key=key) for _, key, value in outputs]
     await asyncio.gather(*sent)
 
@@ -295,22 +307,37 @@ STEPS: dict[str, Step] = {"plain per-record": per_record, "plain batched": batch
 
 
 class Plain:
-    """Two plain stages, each doing the least its hop needs, with `step` per fetched batch:
+    """Plain stages, each doing the least its hop needs, with `step` per fetched batch:
     commands → offer document + event; events → notification document + NotificationCreated.
-    After the step, one offset commit for the batch; or, with `commit_every` seconds, the
-    offsets committed at most that often (Kafka Streams' commit.interval.ms, as ours)."""
+    With `repartition`, a stage between them only re-keys each event by its freelancer (no
+    write), as a per-recipient order needs (ours: notification_service's Notify). After the
+    step, one offset commit for the batch; or, with `commit_every` seconds, the offsets
+    committed at most that often (Kafka Streams' commit.interval.ms, as ours)."""
 
-    def __init__(self, tag: str, step: Step, commit_every: float = 0.0) -> None:
+    def __init__(
+        self, tag: str, step: Step, commit_every: float = 0.0, repartition: bool = False
+    ) -> None:
         self.tag = tag
         self.step = step
         self.commit_every = commit_every
-        self.topics = [f"bench.{tag}.{name}" for name in ("commands", "events", "notifications")]
         self.client = mongo()
         offers, notifications = (self.client[name] for name in plain_databases(tag))
-        self.collections = (offers["offers"], notifications["notifications"])
-        self.ready = (asyncio.Event(), asyncio.Event())
+        stages: list[tuple[str, Make, AsyncCollection[Document] | None]] = [
+            ("commands", offer_output, offers["offers"]),
+            *([("events", repartition_output, None)] if repartition else []),
+            (
+                "notify" if repartition else "events",
+                notification_output,
+                notifications["notifications"],
+            ),
+        ]
+        self.stages = stages
+        self.topics = [f"bench.{tag}.{name}" for name, _, _ in stages]
+        self.topics.append(f"bench.{tag}.notifications")
+        self.ready = [asyncio.Event() for _ in stages]
 
-    async def stage(self, index: int, n: int, make: Callable[[bytes, datetime], Output]) -> None:
+    async def stage(self, index: int, n: int) -> None:
+        _, make, collection = self.stages[index]
         source, target = self.topics[index], self.topics[index + 1]
         consumer = AIOKafkaConsumer(
             source,
@@ -335,7 +362,7 @@ class Plain:
                     continue
                 now = datetime.now(UTC)
                 outputs = [make(record.value, now) for record in records]
-                await self.step(self.collections[index], producer, target, outputs)
+                await self.step(collection, producer, target, outputs)
                 handled += len(records)
                 if time.monotonic() - committed >= self.commit_every or handled >= n:
                     await consumer.commit()
@@ -349,16 +376,13 @@ class Plain:
 
     @asynccontextmanager
     async def running(self, n: int) -> AsyncIterator[Watcher]:
-        """Both stages running until each has handled n records, and a watcher on the
-        last topic; yields once both groups have their first assignment, so that no clock
-        includes it."""
+        """Every stage running until each has handled n records, and a watcher on the last
+        topic; yields once every group has its first assignment, so that no clock includes
+        it."""
         await ensure_topics(INFRA.kafka, self.topics)
-        watcher = Watcher(self.topics[2], f"bench-free-{self.tag}-")
+        watcher = Watcher(self.topics[-1], f"bench-free-{self.tag}-")
         await watcher.start()
-        stages = [
-            asyncio.create_task(self.stage(0, n, offer_output)),
-            asyncio.create_task(self.stage(1, n, notification_output)),
-        ]
+        stages = [asyncio.create_task(self.stage(i, n)) for i in range(len(self.stages))]
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self.ready)), timeout=60)
             yield watcher
