@@ -134,6 +134,26 @@ async def steady(
     return sent
 
 
+async def sent_and_seen(
+    producer: AIOKafkaProducer,
+    topic: str,
+    messages: list[tuple[str, bytes]],
+    rate: float,
+    label: str,
+    watcher: Watcher,
+    kind: str,
+) -> dict[str, float]:
+    """Sends at `rate`, then waits (up to 120 s) until the watcher has seen a `kind` for
+    each; returns each key's send time."""
+    sent = await steady(producer, topic, messages, rate, label)
+    since = time.perf_counter()
+    try:
+        await watcher.wait_for(len(messages), kind=kind, within=120, label=label, since=since)
+    except TimeoutError as error:
+        say(f"{label}: {error}")
+    return sent
+
+
 def latencies(sent: dict[str, float], watcher: Watcher, kind: str) -> list[float]:
     """Latency per command, matched by the freelancer id the command's offer belongs to."""
     out = []
@@ -164,20 +184,15 @@ async def measure(
             say(f"{label}: {count} commands at {rate:.1f}/s")
             started_ms = int(time.time() * 1000) - 1000
             before, commands = clock.read(), await services.database_commands()
-            sent = await steady(
+            sent = await sent_and_seen(
                 producer,
                 "offers.commands",
                 [(c["offer_id"], json.dumps(c).encode()) for c in extends],
                 rate,
                 label,
+                watcher,
+                "offer_received",
             )
-            since = time.perf_counter()
-            try:
-                await watcher.wait_for(
-                    count, kind="offer_received", within=120, label=label, since=since
-                )
-            except TimeoutError as error:
-                say(f"{label}: {error}")
             results.append(
                 Latencies(
                     "ExtendOffer → offer_received",
@@ -205,20 +220,15 @@ async def measure(
             ]
             say(f"{label}: {count} commands at {rate:.1f}/s")
             before, commands = clock.read(), await services.database_commands()
-            sent = await steady(
+            sent = await sent_and_seen(
                 producer,
                 "negotiations.commands",
                 [(p["offer_id"], json.dumps(p).encode()) for p in posts],
                 rate,
                 label,
+                watcher,
+                "new_message",
             )
-            since = time.perf_counter()
-            try:
-                await watcher.wait_for(
-                    count, kind="new_message", within=120, label=label, since=since
-                )
-            except TimeoutError as error:
-                say(f"{label}: {error}")
             results.append(
                 Latencies(
                     "PostMessage → new_message",
@@ -248,9 +258,9 @@ PLAIN_LIMITS = {
 
 
 async def measure_plain(tag: str, label: str, rate: float, seconds: float) -> Latencies:
-    """The plain limit at the same rate: a plain pipeline of bench.throughput, two hops
-    that do the least the job needs (in this process), sent the same commands the same way
-    and watched the same way."""
+    """The plain limit at the same rate: a plain pipeline of bench.throughput, whose hops
+    do the least the job needs (in this process), sent the same commands the same way and
+    watched the same way."""
     count = max(10, int(rate * seconds))
     terms = hourly_terms()
     extends = [extend_offer(tag, i, terms) for i in range(count)]
@@ -263,20 +273,15 @@ async def measure_plain(tag: str, label: str, rate: float, seconds: float) -> La
             say(f"latency {label}: {count} commands at {rate:.1f}/s")
             clock = CpuClock()
             before = clock.read()
-            sent = await steady(
+            sent = await sent_and_seen(
                 producer,
                 plain.topics[0],
                 [(c["offer_id"], json.dumps(c).encode()) for c in extends],
                 rate,
                 f"latency {label}",
+                watcher,
+                "offer_received",
             )
-            since = time.perf_counter()
-            try:
-                await watcher.wait_for(
-                    count, kind="offer_received", within=120, label=label, since=since
-                )
-            except TimeoutError as error:
-                say(f"latency {label}: {error}")
             return Latencies(
                 f"ExtendOffer → offer_received, {label}",
                 rate,
