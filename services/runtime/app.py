@@ -192,7 +192,7 @@ def service_app(
     mongo = mongo_client(settings, [metrics.database_listener()])
     database = mongo[settings.database_name]
     publishers = Publishers(broker, table.publishes, metrics)
-    uow = UnitOfWork(publishers.publish, utc_now, table.internal_topic)
+    uow = UnitOfWork(publishers.publish_together, utc_now, table.internal_topic)
     cache = StateCache(settings.state_cache_size)
     # Refused commands are few beside the ones handled: listed, so that a command is not
     # looked up among them unless it was refused (`Listing`).

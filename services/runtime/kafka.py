@@ -301,22 +301,14 @@ class Publishers:
             for name in names
         }
 
-    async def publish(self, entries: Sequence[OutboxEntry]) -> None:
-        """Returns once the broker has acknowledged every entry (only then may the outbox be
-        cleared), one after another, so that messages reach the topic in their order."""
-        for entry in entries:
-            await self._by_topic[entry.topic].publish(
-                entry.payload.encode(),
-                key=entry.key.encode(),
-                headers=entry.headers(),
-            )
-
     async def publish_together(self, entries: Sequence[OutboxEntry]) -> None:
-        """Returns once the broker has acknowledged every entry, like `publish`, but hands
-        them all to the producer first and then waits for the acknowledgements together: a
-        batch costs about one round trip instead of one each. Each entry is in the
-        producer's queue before the next is handed over, and the idempotent producer keeps
-        a partition's records in that order, so messages of one key keep their order.
+        """Returns once the broker has acknowledged every entry (only then may their outbox
+        count as published). It hands them all to the producer first and then waits for the
+        acknowledgements together: a batch costs about one round trip instead of one each.
+        Each entry is in the producer's queue before the next is handed over, and the
+        idempotent producer keeps a partition's records in that order, so messages of one key
+        keep their order. The one way the services publish what they stored: a batch's
+        messages, the per-record path's, and the sweeps' requests.
 
         They go to the broker's own aiokafka producer, not through each topic's FastStream
         publisher (still declared, for AsyncAPI): the publisher's per-message machinery
