@@ -269,6 +269,20 @@ def notification_output(raw: bytes, now: datetime) -> Output:
     return document, freelancer.encode(), json.dumps(notification).encode()
 
 
+def thread_output(raw: bytes, now: datetime) -> Output:
+    """OfferExtended → the offer's chat thread, as messaging_service projects it (the parties,
+    the terms, the status), nothing sent on."""
+    event = json.loads(raw)
+    thread = {
+        "_id": event["offer_id"],
+        **{k: event[k] for k in ("offer_id", "client_id", "freelancer_id", "version", "terms")},
+        "status": "pending",
+        "created_at": now,
+        "updated_at": now,
+    }
+    return thread, event["offer_id"].encode(), raw
+
+
 Make = Callable[[bytes, datetime], Output]
 Step = Callable[
     [AsyncCollection[Document] | None, AIOKafkaProducer, str, list[Output]], Awaitable[None]
@@ -312,10 +326,18 @@ class Plain:
     With `repartition`, a stage between them only re-keys each event by its freelancer (no
     write), as a per-recipient order needs (ours: notification_service's Notify). After the
     step, one offset commit for the batch; or, with `commit_every` seconds, the offsets
-    committed at most that often (Kafka Streams' commit.interval.ms, as ours)."""
+    committed at most that often (Kafka Streams' commit.interval.ms, as ours). With `beside`,
+    one more stage, in a consumer group of its own, reads the events and stores each offer's
+    thread, sending nothing on: what messaging_service adds to an ExtendOffer, off its path
+    to the notification but on the same cores."""
 
     def __init__(
-        self, tag: str, step: Step, commit_every: float = 0.0, repartition: bool = False
+        self,
+        tag: str,
+        step: Step,
+        commit_every: float = 0.0,
+        repartition: bool = False,
+        beside: bool = False,
     ) -> None:
         self.tag = tag
         self.step = step
@@ -334,11 +356,16 @@ class Plain:
         self.stages = stages
         self.topics = [f"bench.{tag}.{name}" for name, _, _ in stages]
         self.topics.append(f"bench.{tag}.notifications")
-        self.ready = [asyncio.Event() for _ in stages]
+        self.beside = offers["threads"] if beside else None
+        self.ready = [asyncio.Event() for _ in range(len(stages) + beside)]
 
     async def stage(self, index: int, n: int) -> None:
-        _, make, collection = self.stages[index]
-        source, target = self.topics[index], self.topics[index + 1]
+        target: str | None
+        if index < len(self.stages):
+            _, make, collection = self.stages[index]
+            source, target = self.topics[index], self.topics[index + 1]
+        else:  # beside the path: the events in, a thread stored, nothing sent on
+            make, collection, source, target = thread_output, self.beside, self.topics[1], None
         consumer = AIOKafkaConsumer(
             source,
             **client_options(INFRA.kafka),
@@ -362,7 +389,11 @@ class Plain:
                     continue
                 now = datetime.now(UTC)
                 outputs = [make(record.value, now) for record in records]
-                await self.step(collection, producer, target, outputs)
+                if target is None:
+                    assert collection is not None
+                    await collection.insert_many([d for d, _, _ in outputs if d is not None])
+                else:
+                    await self.step(collection, producer, target, outputs)
                 handled += len(records)
                 if time.monotonic() - committed >= self.commit_every or handled >= n:
                     await consumer.commit()
@@ -382,7 +413,7 @@ class Plain:
         await ensure_topics(INFRA.kafka, self.topics)
         watcher = Watcher(self.topics[-1], f"bench-free-{self.tag}-")
         await watcher.start()
-        stages = [asyncio.create_task(self.stage(i, n)) for i in range(len(self.stages))]
+        stages = [asyncio.create_task(self.stage(i, n)) for i in range(len(self.ready))]
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self.ready)), timeout=60)
             yield watcher
