@@ -249,11 +249,11 @@ async def measure(
 
 # The plain limit at a steady rate: bench.throughput's plain batched pipeline (b) as the
 # issue defines it, an offset commit after each batch; the same with its offsets committed
-# every second, as ours are, which is the least a batched hop must do; and that with the
-# hop a per-recipient order adds (the events re-keyed by freelancer, as ours re-key them
-# through notification_service's Notify): (step, seconds between commits, re-keyed).
-# (step, offsets committed every so many seconds (0: after each batch), re-keyed, a thread
-# stored beside): see bench.throughput.Plain.
+# every second, as ours are, which is the least a batched hop must do; that with the hop a
+# per-recipient order adds (the events re-keyed by freelancer, as ours re-key them through
+# notification_service's Notify); and that with each offer's thread stored beside the path
+# (messaging_service's share). (step, seconds between commits (0: after each batch),
+# re-keyed, a thread stored beside): see bench.throughput.Plain.
 PLAIN_LIMITS = {
     "plain batched": (batched, 0.0, False, False),
     "plain batched, offsets every 1 s": (batched, 1.0, False, False),

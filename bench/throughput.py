@@ -302,6 +302,13 @@ async def per_record(
         await producer.send_and_wait(target, value, key=key)
 
 
+async def store_all(collection: AsyncCollection[Document] | None, outputs: list[Output]) -> None:
+    """The outputs' documents in one insert_many (none for a stage that stores nothing)."""
+    documents = [document for document, _, _ in outputs if document is not None]
+    if collection is not None and documents:
+        await collection.insert_many(documents)
+
+
 async def batched(
     collection: AsyncCollection[Document] | None,
     producer: AIOKafkaProducer,
@@ -310,14 +317,23 @@ async def batched(
 ) -> None:
     """(b) The fetched batch at once: one insert_many, then every send issued and the
     acknowledgements awaited together."""
-    documents = [document for document, _, _ in outputs if document is not None]
-    if collection is not None and documents:
-        await collection.insert_many(documents)
+    await store_all(collection, outputs)
     sent = [await producer.send(target, value, key=key) for _, key, value in outputs]
     await asyncio.gather(*sent)
 
 
 STEPS: dict[str, Step] = {"plain per-record": per_record, "plain batched": batched}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A plain stage: it reads `source`, makes each record's output, stores the documents in
+    `collection` (if any) and sends the records on to `target` (if any)."""
+
+    source: str
+    target: str | None
+    make: Make
+    collection: AsyncCollection[Document] | None
 
 
 class Plain:
@@ -344,7 +360,7 @@ class Plain:
         self.commit_every = commit_every
         self.client = mongo()
         offers, notifications = (self.client[name] for name in plain_databases(tag))
-        stages: list[tuple[str, Make, AsyncCollection[Document] | None]] = [
+        path: list[tuple[str, Make, AsyncCollection[Document] | None]] = [
             ("commands", offer_output, offers["offers"]),
             *([("events", repartition_output, None)] if repartition else []),
             (
@@ -353,30 +369,34 @@ class Plain:
                 notifications["notifications"],
             ),
         ]
-        self.stages = stages
-        self.topics = [f"bench.{tag}.{name}" for name, _, _ in stages]
-        self.topics.append(f"bench.{tag}.notifications")
-        self.beside = offers["threads"] if beside else None
-        self.ready = [asyncio.Event() for _ in range(len(stages) + beside)]
+        names = [name for name, _, _ in path] + ["notifications"]
+        self.topics = [f"bench.{tag}.{name}" for name in names]
+        self.stages = [
+            Stage(self.topics[i], self.topics[i + 1], make, collection)
+            for i, (_, make, collection) in enumerate(path)
+        ]
+        if beside:  # off the path: the events in, a thread stored, nothing sent on
+            self.stages.append(Stage(self.topics[1], None, thread_output, offers["threads"]))
+        self.ready = [asyncio.Event() for _ in self.stages]
 
     async def stage(self, index: int, n: int) -> None:
-        target: str | None
-        if index < len(self.stages):
-            _, make, collection = self.stages[index]
-            source, target = self.topics[index], self.topics[index + 1]
-        else:  # beside the path: the events in, a thread stored, nothing sent on
-            make, collection, source, target = thread_output, self.beside, self.topics[1], None
+        stage = self.stages[index]
         consumer = AIOKafkaConsumer(
-            source,
+            stage.source,
             **client_options(INFRA.kafka),
             group_id=f"bench-plain-{self.tag}-{index}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
-        producer = AIOKafkaProducer(**client_options(INFRA.kafka), enable_idempotence=True)
+        producer = (
+            None
+            if stage.target is None
+            else AIOKafkaProducer(**client_options(INFRA.kafka), enable_idempotence=True)
+        )
         await consumer.start()
-        await producer.start()
+        if producer is not None:
+            await producer.start()
         try:
             handled = 0
             committed = time.monotonic()
@@ -388,18 +408,18 @@ class Plain:
                 if not records:
                     continue
                 now = datetime.now(UTC)
-                outputs = [make(record.value, now) for record in records]
-                if target is None:
-                    assert collection is not None
-                    await collection.insert_many([d for d, _, _ in outputs if d is not None])
+                outputs = [stage.make(record.value, now) for record in records]
+                if producer is None or stage.target is None:
+                    await store_all(stage.collection, outputs)
                 else:
-                    await self.step(collection, producer, target, outputs)
+                    await self.step(stage.collection, producer, stage.target, outputs)
                 handled += len(records)
                 if time.monotonic() - committed >= self.commit_every or handled >= n:
                     await consumer.commit()
                     committed = time.monotonic()
         finally:
-            await producer.stop()
+            if producer is not None:
+                await producer.stop()
             await consumer.stop()
 
     async def close(self) -> None:
@@ -413,7 +433,7 @@ class Plain:
         await ensure_topics(INFRA.kafka, self.topics)
         watcher = Watcher(self.topics[-1], f"bench-free-{self.tag}-")
         await watcher.start()
-        stages = [asyncio.create_task(self.stage(i, n)) for i in range(len(self.ready))]
+        stages = [asyncio.create_task(self.stage(i, n)) for i in range(len(self.stages))]
         try:
             await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self.ready)), timeout=60)
             yield watcher
