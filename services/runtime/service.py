@@ -327,10 +327,6 @@ class Records:
         self.partitions = partitions
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.read_until: dict[tuple[str, int], float] = {}
-        # Per partition, the offset below which every record's batch has published what it
-        # stored (this process's batches, or the group's committed offset): the outboxes
-        # those records wrote are published (services.runtime.outbox, OUTBOX_FROM).
-        self.published_below: dict[tuple[str, int], int] = {}
         self.sources = tuple(on.topic for on in table.consumes if on.releases is not None)
 
     async def handle_batch(self, records: Sequence[tuple[bytes, RecordOrigin]]) -> None:
@@ -368,7 +364,7 @@ class Records:
                     raise failed.exceptions[0] from None
                 deciding = time.perf_counter() - started
                 await batch.commit()
-            self._published(records)
+                self._published(records)
             self.metrics.batch(len(records), {"deciding": deciding, **batch.steps})
         except GuessedWrong:
             batch.forget()
@@ -395,9 +391,10 @@ class Records:
             await self.handle(raw, origin)
 
     def _published(self, records: Sequence[tuple[bytes, RecordOrigin]]) -> None:
+        below = self.in_flight.published_below
         for _, origin in records:
             where = (origin.topic, origin.partition)
-            self.published_below[where] = max(self.published_below.get(where, 0), origin.offset + 1)
+            below[where] = max(below.get(where, 0), origin.offset + 1)
 
     async def published(self, source: Sequence[Any]) -> bool:
         """Whether the batch of the record at `source` (topic, partition, offset) published
@@ -406,10 +403,11 @@ class Records:
         again, with its ids."""
         topic, partition, offset = source
         where = (str(topic), int(partition))
-        if int(offset) < self.published_below.get(where, 0):
+        below = self.in_flight.published_below
+        if int(offset) < below.get(where, 0):
             return True
         committed = await self.partitions.committed(*where) or 0
-        self.published_below[where] = max(self.published_below.get(where, 0), committed)
+        below[where] = max(below.get(where, 0), committed)
         return int(offset) < committed
 
     async def handle(self, raw: bytes, origin: RecordOrigin) -> None:
@@ -680,6 +678,12 @@ class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
         self.cache = cache
         self.count = 0
         self.owned: set[TopicPartition] = set()
+        # Per partition owned, the offset below which every record's batch has published
+        # what it stored (this process's batches, or the group's committed offset): the
+        # outboxes those records wrote are published (services.runtime.outbox, OUTBOX_FROM).
+        # Known only while the partition is owned: a later owner may handle those offsets
+        # again (its commit lost) and crash with what it stored unpublished.
+        self.published_below: dict[tuple[str, int], int] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -700,6 +704,8 @@ class InFlight(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._idle.wait()
         if revoked:
             self.cache.clear()  # their next owner may write them
+            for partition in revoked:
+                self.published_below.pop((partition.topic, partition.partition), None)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.owned |= assigned

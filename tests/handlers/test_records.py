@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 from pydantic import PlainValidator, TypeAdapter
 
@@ -241,3 +242,22 @@ def test_a_table_row_names_one_handler_for_each_type_its_topic_carries() -> None
 
 async def _expire(handlers: Any, command: ExpireOffer) -> None:
     raise AssertionError("never called")
+
+
+async def test_what_this_process_published_is_forgotten_when_its_partition_is_given_away() -> None:
+    """Outboxes marked by a record below what this process published are taken as
+    published, without asking the group, only while it owns the partition: a later owner
+    may handle those offsets again (its commit lost) and crash with what it stored
+    unpublished, and the partition may then come back here."""
+    service = await offer_service()
+    records, where = service.records, (topics.OFFERS_COMMANDS, 0)
+    records.in_flight.published_below[where] = 10  # as a batch up to offset 9 leaves it
+    asked = service.partitions.committed_asked
+    assert await records.published((*where, 9))
+    assert service.partitions.committed_asked == asked  # known here: not asked
+
+    await records.in_flight.on_partitions_revoked({TopicPartition(*where)})
+    service.committed[where] = 4  # what the group has committed since
+    assert not await records.published((*where, 9))  # published again, with its ids
+    assert await records.published((*where, 3))
+    assert service.partitions.committed_asked == asked + 1
