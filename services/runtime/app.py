@@ -51,7 +51,7 @@ from .metrics import ServiceMetrics
 from .openapi import Json, openapi_document
 from .outbox import PENDING, ensure_outbox_indexes
 from .parking import Parking
-from .refusals import Refusals
+from .refusals import FORGET_EVERY_SECONDS, Refusals, forget_rejections, rejections_kept_ms
 from .requests import Requests, quiet_for
 from .secrets import redact
 from .service import Records, ServiceTable, release_request
@@ -253,6 +253,17 @@ def service_app(
     async def sweep_parked() -> None:
         await every(settings.parked_sweep_interval_seconds, ask_release_of_due, "parked sweep")
 
+    rejections_kept = rejections_kept_ms(settings.topic_layout)
+
+    async def forget_old_rejections() -> None:
+        if rejections_kept is None:
+            return  # kept as long as the topics keep their records: forever
+
+        async def forget() -> None:
+            await forget_rejections(rejections, utc_now() - timedelta(milliseconds=rejections_kept))
+
+        await every(FORGET_EVERY_SECONDS, forget, "forgetting old rejections")
+
     async def prepare() -> None:
         await built.prepare()
         await ensure_outbox_indexes(refusals.documents)
@@ -331,7 +342,7 @@ def service_app(
         )
         tasks = [
             asyncio.create_task(task(), name=f"{table.name}-background")
-            for task in (sweep_parked, commits.run, *built.background)
+            for task in (sweep_parked, forget_old_rejections, commits.run, *built.background)
         ]
         starting.done = True
         log.info(

@@ -5,6 +5,10 @@ rejection is written by the handler of the command's partition, like everything 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Final
+
+from pymongo.asynchronous.collection import AsyncCollection
 
 from contracts import (
     Command,
@@ -18,13 +22,41 @@ from contracts import (
 from contracts.parsing import valid_id
 from services.rules import Rejection, derived_id
 
-from .documents import Documents
+from .documents import Document, Documents
 from .metrics import ServiceMetrics
 from .outbox import OutboxEntry
+from .topics import TopicLayout
 from .uow import UnitOfWork
 from .wire import RecordOrigin
 
 log = logging.getLogger(__name__)
+
+# How often a service forgets the rejections it no longer needs (services.runtime.app).
+FORGET_EVERY_SECONDS: Final = 3600
+
+
+def rejections_kept_ms(layout: TopicLayout) -> int | None:
+    """How long a rejection is remembered: while the command it refused can still be read
+    again from its topic (a rewound group) and while its CommandRejected is still on
+    commands.rejected; None (forever) when either topic keeps its records forever."""
+    kept = (layout.commands_retention_ms, layout.rejections_retention_ms)
+    return None if -1 in kept else max(kept)
+
+
+async def forget_rejections(collection: AsyncCollection[Document], before: datetime) -> int:
+    """Deletes the rejections stored before `before` (FerretDB 1.24 has no TTL index), so
+    that the collection, and the listing of its ids, stay as small as the refusals of one
+    retention period. Nothing else writes a rejection once it is stored and published: its
+    command's partition only inserts it, and only while the command can come again."""
+    deleted = (await collection.delete_many({"created_at": {"$lt": before}})).deleted_count
+    if deleted:
+        log.info(
+            "forgot %d rejection(s) stored before %s: their commands and CommandRejected "
+            "events are past the topics' retention",
+            deleted,
+            before.isoformat(),
+        )
+    return deleted
 
 
 class Refusals:

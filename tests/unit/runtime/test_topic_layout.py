@@ -6,6 +6,7 @@ import pytest
 
 from contracts import topics
 from services.runtime.config import ConfigError, topic_layout_from_env
+from services.runtime.refusals import rejections_kept_ms
 from services.runtime.topics import DAY_MS, TopicLayout
 
 
@@ -30,3 +31,11 @@ def test_the_layout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS", "0")
     with pytest.raises(ConfigError, match="KAFKA_TOPIC_PARTITIONS=0 must be at least 1"):
         topic_layout_from_env()
+
+
+def test_a_rejection_is_remembered_while_its_command_or_its_answer_can_be_read() -> None:
+    assert rejections_kept_ms(TopicLayout()) == 30 * DAY_MS  # commands.rejected's 30 days
+    longer_commands = TopicLayout(commands_retention_ms=60 * DAY_MS, rejections_retention_ms=DAY_MS)
+    assert rejections_kept_ms(longer_commands) == 60 * DAY_MS
+    assert rejections_kept_ms(TopicLayout(commands_retention_ms=-1)) is None  # forever
+    assert rejections_kept_ms(TopicLayout(rejections_retention_ms=-1)) is None
