@@ -46,13 +46,18 @@ EXPECTED = {"offers", "contracts", "threads", "messages", "notifications"}
 # Queries that read a collection whole on purpose: the upgrades at notification_service's
 # start-up (services.notification_service.store.adopt_legacy_*), once per deployment, move
 # what a former version kept in `reminders` and `preferences` into the documents that keep
-# it now, then drop those collections; and the listing of a collection whose documents are
+# it now, then drop those collections; the listing of a collection whose documents are
 # few (services.runtime.batch.Listing: the inboxes), once per assignment of partitions, its
-# ids only, given up beyond LISTED_AT_MOST of them.
+# ids only, given up beyond LISTED_AT_MOST of them; and the hourly forgetting of old
+# rejections (services.runtime.refusals.forget_rejections), a range FerretDB 1.x cannot push
+# down, over a collection that same forgetting keeps to one retention period's refusals.
 def reads_whole_on_purpose(query: Query) -> bool:
     caller = query.caller
     listing = caller.startswith("services/runtime/batch.py:") and caller.endswith(" in load")
-    return listing or " in adopt_legacy_" in caller
+    forgetting = caller.startswith("services/runtime/refusals.py:") and caller.endswith(
+        " in forget_rejections"
+    )
+    return listing or forgetting or " in adopt_legacy_" in caller
 
 
 Document = dict[str, Any]
