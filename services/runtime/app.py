@@ -51,7 +51,7 @@ from .metrics import ServiceMetrics
 from .openapi import Json, openapi_document
 from .outbox import PENDING, ensure_outbox_indexes
 from .parking import Parking
-from .refusals import FORGET_EVERY_SECONDS, Refusals, forget_rejections, rejections_kept_ms
+from .refusals import FORGET_EVERY_SECONDS, Refusals, forget_rejections, rejections_kept_for
 from .requests import Requests, quiet_for
 from .secrets import redact
 from .service import Records, ServiceTable, release_request
@@ -253,16 +253,12 @@ def service_app(
     async def sweep_parked() -> None:
         await every(settings.parked_sweep_interval_seconds, ask_release_of_due, "parked sweep")
 
-    rejections_kept = rejections_kept_ms(settings.topic_layout)
+    rejections_kept = rejections_kept_for(settings.topic_layout)
 
     async def forget_old_rejections() -> None:
-        if rejections_kept is None:
-            return  # kept as long as the topics keep their records: forever
-
-        async def forget() -> None:
-            await forget_rejections(rejections, utc_now() - timedelta(milliseconds=rejections_kept))
-
-        await every(FORGET_EVERY_SECONDS, forget, "forgetting old rejections")
+        if rejections_kept is not None:  # else kept as long as the topics keep theirs: forever
+            forget = partial(forget_rejections, rejections, rejections_kept)
+            await every(FORGET_EVERY_SECONDS, forget, "forgetting old rejections")
 
     async def prepare() -> None:
         await built.prepare()

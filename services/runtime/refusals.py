@@ -5,7 +5,7 @@ rejection is written by the handler of the command's partition, like everything 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import timedelta
 from typing import Final
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -22,6 +22,7 @@ from contracts import (
 from contracts.parsing import valid_id
 from services.rules import Rejection, derived_id
 
+from .clock import utc_now
 from .documents import Document, Documents
 from .metrics import ServiceMetrics
 from .outbox import OutboxEntry
@@ -35,19 +36,21 @@ log = logging.getLogger(__name__)
 FORGET_EVERY_SECONDS: Final = 3600
 
 
-def rejections_kept_ms(layout: TopicLayout) -> int | None:
+def rejections_kept_for(layout: TopicLayout) -> timedelta | None:
     """How long a rejection is remembered: while the command it refused can still be read
     again from its topic (a rewound group) and while its CommandRejected is still on
     commands.rejected; None (forever) when either topic keeps its records forever."""
     kept = (layout.commands_retention_ms, layout.rejections_retention_ms)
-    return None if -1 in kept else max(kept)
+    return None if -1 in kept else timedelta(milliseconds=max(kept))
 
 
-async def forget_rejections(collection: AsyncCollection[Document], before: datetime) -> int:
-    """Deletes the rejections stored before `before` (FerretDB 1.24 has no TTL index), so
-    that the collection, and the listing of its ids, stay as small as the refusals of one
-    retention period. Nothing else writes a rejection once it is stored and published: its
-    command's partition only inserts it, and only while the command can come again."""
+async def forget_rejections(collection: AsyncCollection[Document], kept: timedelta) -> int:
+    """Deletes the rejections stored longer than `kept` ago (FerretDB 1.24 has no TTL
+    index), so that the collection, and the listing of its ids, stay as small as the
+    refusals of one retention period. Nothing else writes a rejection once it is stored and
+    published: its command's partition only inserts it, and only while the command can come
+    again."""
+    before = utc_now() - kept
     deleted = (await collection.delete_many({"created_at": {"$lt": before}})).deleted_count
     if deleted:
         log.info(

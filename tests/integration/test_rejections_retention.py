@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from services.messaging_service.app import create_app as messaging_app
 from services.runtime.clock import utc_now
 from services.runtime.documents import Document
+from services.runtime.refusals import refusal_id
 from services.runtime.topics import DAY_MS
 from tests.conftest import fresh_settings
 from tests.infrastructure import Endpoints
@@ -25,7 +26,7 @@ def rejection(key: str, age: timedelta) -> Document:
     """A rejection as Refusals stores it, stored `age` ago."""
     command_id = new_id("cmd")
     return {
-        "_id": f"{key}/{command_id}",
+        "_id": refusal_id(key, command_id),
         "key": key,
         "command_id": command_id,
         "revision": 1,

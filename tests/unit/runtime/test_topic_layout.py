@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from contracts import topics
 from services.runtime.config import ConfigError, topic_layout_from_env
-from services.runtime.refusals import rejections_kept_ms
+from services.runtime.refusals import rejections_kept_for
 from services.runtime.topics import DAY_MS, TopicLayout
 
 
@@ -34,8 +36,8 @@ def test_the_layout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_rejection_is_remembered_while_its_command_or_its_answer_can_be_read() -> None:
-    assert rejections_kept_ms(TopicLayout()) == 30 * DAY_MS  # commands.rejected's 30 days
+    assert rejections_kept_for(TopicLayout()) == timedelta(milliseconds=30 * DAY_MS)
     longer_commands = TopicLayout(commands_retention_ms=60 * DAY_MS, rejections_retention_ms=DAY_MS)
-    assert rejections_kept_ms(longer_commands) == 60 * DAY_MS
-    assert rejections_kept_ms(TopicLayout(commands_retention_ms=-1)) is None  # forever
-    assert rejections_kept_ms(TopicLayout(rejections_retention_ms=-1)) is None
+    assert rejections_kept_for(longer_commands) == timedelta(milliseconds=60 * DAY_MS)
+    assert rejections_kept_for(TopicLayout(commands_retention_ms=-1)) is None  # forever
+    assert rejections_kept_for(TopicLayout(rejections_retention_ms=-1)) is None
